@@ -1,0 +1,1 @@
+"""Command line: a thin click layer; one module per command group, loaded only when invoked."""

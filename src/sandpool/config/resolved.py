@@ -1,0 +1,134 @@
+"""Resolved configuration: every fallback applied, plain dataclasses with no validation library.
+
+The worker and runtime layers read only these types, so the run path can load them from a
+JSON cache without importing pydantic (see ``config.cache``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sandpool.config.models import PoolConfig, SandpoolConfig
+from sandpool.errors import UnknownPool
+
+__all__ = ["ResolvedConfig", "ResolvedPool", "resolve"]
+
+
+@dataclass(frozen=True)
+class ResolvedPool:
+    """One pool with its effective pod runtime and container runtime."""
+
+    name: str
+    mode: str
+    gpu_type: str
+    runtime: str | None
+    container_runtime: str
+    gvisor_platform: str | None
+    gvisor_root: str
+    gvisor_extra_args: tuple[str, ...]
+    container_start_concurrency: int | None
+    memory: str
+    pids: int
+    cpu: float | None
+    timeout: float | None
+
+    @property
+    def is_gvisor(self) -> bool:
+        """Whether user containers of this pool run under runsc."""
+        return self.container_runtime == "gvisor"
+
+    def public_dict(self) -> dict[str, Any]:
+        """The camelCase view printed by ``config show`` (SPEC §4)."""
+        return {
+            "mode": self.mode,
+            "gpuType": self.gpu_type,
+            "runtime": self.runtime,
+            "containerRuntime": self.container_runtime,
+            "containerRuntimeConfig": {
+                "gvisorPlatform": self.gvisor_platform,
+                "gvisorRoot": self.gvisor_root,
+                "gvisorExtraArgs": list(self.gvisor_extra_args),
+            },
+            "containerStartConcurrency": self.container_start_concurrency,
+            "containerDefaults": {
+                "memory": self.memory,
+                "pids": self.pids,
+                "cpu": self.cpu,
+                "timeout": self.timeout,
+                "network": "none",
+            },
+        }
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """The worker settings and every pool, resolved."""
+
+    runc_path: str
+    runsc_path: str
+    state_dir: str
+    default_image: str
+    pools: dict[str, ResolvedPool] = field(default_factory=dict)
+
+    def pool(self, name: str) -> ResolvedPool:
+        """The pool called ``name``, or UnknownPool naming the pools that exist."""
+        try:
+            return self.pools[name]
+        except KeyError:
+            raise unknown_pool(name, list(self.pools)) from None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict that ``from_json`` turns back into an equal object."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ResolvedConfig:
+        """Inverse of ``to_json``."""
+        pools = {
+            name: ResolvedPool(**{**p, "gvisor_extra_args": tuple(p["gvisor_extra_args"])})
+            for name, p in data["pools"].items()
+        }
+        return cls(**{**data, "pools": pools})
+
+
+def unknown_pool(name: str, known: list[str]) -> UnknownPool:
+    """The error for a pool name that is not configured, with a did-you-mean."""
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    listed = ", ".join(sorted(known)) or "none"
+    return UnknownPool(f"unknown pool '{name}'", hint=f"{hint}configured pools: {listed}")
+
+
+def _resolve_pool(name: str, pool: PoolConfig, config: SandpoolConfig) -> ResolvedPool:
+    crt = pool.container_runtime or config.worker.container_runtime
+    rc = pool.container_runtime_config
+    defaults = pool.container_defaults
+    return ResolvedPool(
+        name=name,
+        mode=pool.mode,
+        gpu_type=pool.gpu_type,
+        runtime=pool.runtime or None,
+        container_runtime=crt.value if crt else "runc",
+        gvisor_platform=rc.gvisor_platform.value if rc.gvisor_platform else None,
+        gvisor_root=rc.gvisor_root,
+        gvisor_extra_args=tuple(rc.gvisor_extra_args),
+        container_start_concurrency=pool.container_start_concurrency,
+        memory=defaults.memory,
+        pids=defaults.pids,
+        cpu=defaults.cpu,
+        timeout=defaults.timeout,
+    )
+
+
+def resolve(config: SandpoolConfig) -> ResolvedConfig:
+    """Apply the fallbacks of SPEC §1: pool value, else worker value, else the default."""
+    worker = config.worker
+    return ResolvedConfig(
+        runc_path=worker.runc_path,
+        runsc_path=worker.runsc_path,
+        state_dir=worker.state_dir,
+        default_image=worker.default_image,
+        pools={name: _resolve_pool(name, p, config) for name, p in worker.pools.items()},
+    )

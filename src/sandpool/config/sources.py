@@ -1,0 +1,191 @@
+"""Where configuration comes from: the embedded default, YAML files and environment variables.
+
+Each source yields a raw document (nested dicts) plus ``Origins``: for each key path, where its
+value came from ("file.yaml line 7", "environment variable SANDPOOL_..."), so that validation
+errors can name the place to fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+
+from sandpool.config.models import PoolConfig, SandpoolConfig, WorkerConfig, model_in
+from sandpool.errors import ConfigFileError, ConfigValidationError
+
+__all__ = [
+    "ENV_PREFIX",
+    "Origins",
+    "apply_env",
+    "embedded_default",
+    "merge",
+    "read_file",
+]
+
+ENV_PREFIX = "SANDPOOL_"
+KeyPath = tuple[str, ...]
+Origins = dict[KeyPath, str]
+
+
+def _plain(node: Any, where: str, path: KeyPath, origins: Origins) -> Any:
+    """Copy a ruamel tree into plain dicts/lists, noting the line each key sits on."""
+    if isinstance(node, CommentedMap):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            line = node.lc.key(key)[0] + 1
+            sub = (*path, str(key))
+            origins[sub] = f"{where} line {line}"
+            out[str(key)] = _plain(value, where, sub, origins)
+        return out
+    if isinstance(node, CommentedSeq):
+        return [_plain(v, where, path, origins) for v in node]
+    return node
+
+
+def parse_yaml(text: str, where: str) -> tuple[dict[str, Any], Origins]:
+    """Parse one YAML document; malformed YAML becomes ConfigFileError with the line number."""
+    try:
+        tree = YAML(typ="rt").load(text)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigFileError(f"{where}{line}: malformed YAML: {problem}") from exc
+    if tree is None:
+        return {}, {}
+    if not isinstance(tree, CommentedMap):
+        raise ConfigFileError(f"{where}: expected a mapping at the top, got {type(tree).__name__}")
+    origins: Origins = {}
+    return _plain(tree, where, (), origins), origins
+
+
+def read_file(path: str | Path) -> tuple[dict[str, Any], Origins]:
+    """Read a configuration file; a missing or unreadable one is named in the error."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        hint = "check the path given with -c or $SANDPOOL_CONFIG"
+        raise ConfigFileError(f"configuration file not found: {p}", hint=hint) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigFileError(f"cannot read configuration file {p}: {exc}") from exc
+    return parse_yaml(text, str(p))
+
+
+def embedded_default() -> tuple[dict[str, Any], Origins]:
+    """The built-in configuration: a gVisor pool ``default`` and a runc pool ``performance``."""
+    text = resources.files("sandpool.config").joinpath("default.yaml").read_text(encoding="utf-8")
+    return parse_yaml(text, "<embedded default config>")
+
+
+def merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``top`` over ``base``: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# ---- environment -------------------------------------------------------------------------
+
+
+def _is_pool_map(model: type[BaseModel], field_name: str) -> bool:
+    return model is WorkerConfig and field_name == "pools"
+
+
+def _fields_by_env_name(model: type[BaseModel]) -> dict[str, tuple[str, str]]:
+    """ENVNAME -> (python field name, YAML key) for every field of a model."""
+    out = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        out[key.upper()] = (name, key)
+    return out
+
+
+def _walk(model: type[BaseModel], parts: list[str], doc: Mapping[str, Any]) -> KeyPath | None:
+    """Turn upper-case env name parts into a YAML key path under ``model``, or None."""
+    if not parts:
+        return None
+    fields = _fields_by_env_name(model)
+    for width in range(len(parts), 0, -1):
+        hit = fields.get("_".join(parts[:width]))
+        if hit is None:
+            continue
+        name, key = hit
+        rest = parts[width:]
+        if not rest:
+            return (key,)
+        sub_doc = doc.get(key) if isinstance(doc.get(key), Mapping) else {}
+        if _is_pool_map(model, name):
+            tail = _walk_pools(rest, sub_doc or {})
+        else:
+            sub = model_in(model.model_fields[name].annotation)
+            tail = _walk(sub, rest, sub_doc or {}) if sub else None
+        if tail is not None:
+            return (key, *tail)
+    return None
+
+
+def _walk_pools(parts: list[str], pools: Mapping[str, Any]) -> KeyPath | None:
+    """Split ``parts`` into a pool name and a key path inside PoolConfig."""
+    existing = {name.upper().replace("-", "_"): name for name in pools}
+    for cut in range(1, len(parts)):
+        env_name = "_".join(parts[:cut])
+        name = existing.get(env_name, env_name.lower())
+        pool_doc = pools.get(name) if isinstance(pools.get(name), Mapping) else {}
+        tail = _walk(PoolConfig, parts[cut:], pool_doc or {})
+        if tail is not None:
+            return (name, *tail)
+    return None
+
+
+def _parse_env_value(raw: str, var: str) -> Any:
+    """An env value is read as a YAML scalar or flow collection (``[a, b]``, ``4``, ``true``)."""
+    try:
+        value = YAML(typ="safe").load(raw)
+    except YAMLError as exc:
+        raise ConfigValidationError([f"{var}: cannot parse value {raw!r}: {exc}"]) from exc
+    return raw if value is None and raw != "" else value
+
+
+def _set_path(doc: dict[str, Any], path: KeyPath, value: Any) -> None:
+    node = doc
+    for key in path[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[path[-1]] = value
+
+
+def apply_env(
+    doc: dict[str, Any], origins: Origins, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Overlay ``SANDPOOL_WORKER_…`` variables on ``doc``; unknown names are errors."""
+    environ = os.environ if environ is None else environ
+    problems = []
+    out = merge({}, doc)
+    for var in sorted(environ):
+        if not var.startswith(ENV_PREFIX + "WORKER_"):
+            continue
+        path = _walk(SandpoolConfig, var[len(ENV_PREFIX) :].split("_"), out)
+        if path is None:
+            problems.append(f"{var}: no configuration key has this name")
+            continue
+        _set_path(out, path, _parse_env_value(environ[var], var))
+        origins[path] = f"environment variable {var}"
+    if problems:
+        raise ConfigValidationError(problems)
+    return out

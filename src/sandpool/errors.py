@@ -1,0 +1,166 @@
+"""Every exception sandpool raises, in one tree.
+
+    SandpoolError                       root; the CLI catches it once and prints ``Type: message``
+    ├── ConfigError                     the configuration cannot be used          (exit 2 / 125)
+    │   ├── ConfigFileError             missing file, unreadable file, malformed YAML
+    │   ├── ConfigValidationError       one or more bad keys or values (``.problems``)
+    │   └── UnknownPool                 a pool name that the configuration lacks
+    ├── ContainerRuntimeError           the OCI runtime layer failed
+    │   ├── RuntimeNotAvailable         the binary is missing or does not run
+    │   ├── PlatformNotSupported        gVisor platform the installed runsc lacks, or no /dev/kvm
+    │   ├── RuntimeCommandFailed        a runtime CLI call exited non-zero (argv, status, stderr)
+    │   ├── RuntimeTimeout              a runtime CLI call or a start did not finish in time
+    │   └── OperationNotSupported       e.g. checkpoint on gVisor
+    ├── ContainerError                  one container's lifecycle
+    │   ├── ContainerStartFailed        the container never ran its command
+    │   └── ContainerNotFound           no such container id
+    ├── ImageError                      image references, pulls and unpacking
+    │   ├── ImageNotFound               the reference names nothing
+    │   └── InvalidImage                it names something that is not a usable image
+    └── KubernetesError                 the cluster half
+        ├── ClusterUnreachable          no kubeconfig / API server did not answer
+        └── RuntimeClassNotFound        a pool names a RuntimeClass the cluster lacks
+
+Foreign exceptions (pydantic, ruamel.yaml, subprocess, httpx) are translated into these at
+the module that calls the foreign code, always ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "ClusterUnreachable",
+    "ConfigError",
+    "ConfigFileError",
+    "ConfigValidationError",
+    "ContainerError",
+    "ContainerNotFound",
+    "ContainerRuntimeError",
+    "ContainerStartFailed",
+    "ImageError",
+    "ImageNotFound",
+    "InvalidImage",
+    "KubernetesError",
+    "OperationNotSupported",
+    "PlatformNotSupported",
+    "RuntimeClassNotFound",
+    "RuntimeCommandFailed",
+    "RuntimeNotAvailable",
+    "RuntimeTimeout",
+    "SandpoolError",
+    "UnknownPool",
+]
+
+# Exit statuses of `sandpool run` (SPEC §4): 125 means "the container could not be started".
+EXIT_CANNOT_START = 125
+EXIT_CONFIG = 2
+
+
+class SandpoolError(Exception):
+    """Root of every error sandpool raises on purpose."""
+
+    exit_code: int = EXIT_CANNOT_START
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class ConfigError(SandpoolError):
+    """The configuration cannot be used."""
+
+    exit_code = EXIT_CONFIG
+
+
+class ConfigFileError(ConfigError):
+    """A configuration file is missing, unreadable or not valid YAML."""
+
+
+class ConfigValidationError(ConfigError):
+    """One or more keys or values are wrong; ``problems`` holds one line for each."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        head = "invalid configuration"
+        if count > 1:
+            head += f" ({count} problems)"
+        super().__init__(head + ":\n  " + "\n  ".join(self.problems))
+
+
+class UnknownPool(ConfigError):
+    """A pool name that the configuration does not define."""
+
+
+class ContainerRuntimeError(SandpoolError):
+    """The OCI runtime layer failed."""
+
+
+class RuntimeNotAvailable(ContainerRuntimeError):
+    """The runtime binary is missing or does not run."""
+
+
+class PlatformNotSupported(ContainerRuntimeError):
+    """The gVisor platform asked for cannot be used with the installed runsc on this host."""
+
+
+class RuntimeCommandFailed(ContainerRuntimeError):
+    """A runtime CLI invocation exited non-zero."""
+
+    def __init__(self, argv: Sequence[str], status: int, stderr: str) -> None:
+        self.argv = list(argv)
+        self.status = status
+        self.stderr = stderr
+        tail = stderr.strip().splitlines()[-3:] if stderr.strip() else ["(no stderr)"]
+        super().__init__(f"{' '.join(self.argv[:3])}… exited {status}: {' / '.join(tail)}")
+
+
+class RuntimeTimeout(ContainerRuntimeError):
+    """A runtime CLI invocation or a container start did not finish in time."""
+
+
+class OperationNotSupported(ContainerRuntimeError):
+    """The runtime does not offer this operation (e.g. checkpoint under gVisor)."""
+
+
+class ContainerError(SandpoolError):
+    """One container's lifecycle went wrong."""
+
+
+class ContainerStartFailed(ContainerError):
+    """The container never got to run its command."""
+
+
+class ContainerNotFound(ContainerError):
+    """No container with that id is known."""
+
+
+class ImageError(SandpoolError):
+    """An image reference could not be turned into a rootfs."""
+
+
+class ImageNotFound(ImageError):
+    """The image reference names nothing that exists."""
+
+
+class InvalidImage(ImageError):
+    """The reference names something that is not a usable image."""
+
+
+class KubernetesError(SandpoolError):
+    """The Kubernetes half failed."""
+
+
+class ClusterUnreachable(KubernetesError):
+    """No cluster configuration, or the API server did not answer."""
+
+
+class RuntimeClassNotFound(KubernetesError):
+    """A pool names a RuntimeClass that the cluster does not have."""
