@@ -115,7 +115,8 @@ def test_unknown_env_key_is_an_error() -> None:
             ["worker.pools.a.containerRuntime", "'kata'", "allowed values: runc, gvisor"],
         ),
         (
-            "worker:\n  pools:\n    a:\n      containerRuntimeConfig:\n        gvisorPlatform: sys\n",
+            "worker:\n  pools:\n    a:\n      containerRuntimeConfig:\n"
+            "        gvisorPlatform: sys\n",
             ["gvisorPlatform", "allowed values: systrap, kvm, ptrace"],
         ),
         (
