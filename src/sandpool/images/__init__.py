@@ -1,0 +1,1 @@
+"""Images: references turned into read-only root filesystems shared by every container."""
