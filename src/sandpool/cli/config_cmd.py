@@ -10,6 +10,7 @@ import click
 
 from sandpool.cli.options import config_option, load, pool_option
 from sandpool.config import LoadedConfig
+from sandpool.errors import ConfigValidationError
 
 __all__ = ["config"]
 
@@ -58,3 +59,45 @@ def show(config_files: tuple[str, ...], pool: str | None, as_json: bool) -> None
     yaml = YAML(typ="safe")
     yaml.default_flow_style = False
     yaml.dump(data, sys.stdout)
+
+
+def _check_migrated(text: str, where: str) -> list[str]:
+    """Validate the migrated text on its own (no env); returns the warnings it still draws."""
+    from sandpool.config.sources import parse_yaml
+
+    doc, origins = parse_yaml(text, where)
+    try:
+        return LoadedConfig.from_document(doc, origins, [where]).warnings
+    except ConfigValidationError as error:
+        error.hint = "found after migration; nothing was written: fix these, then migrate again"
+        raise
+
+
+def _summary(file: str, changes: list[str], written: bool) -> list[str]:
+    if not changes:
+        return [f"{file}: no change needed (it already uses the new field names)"]
+    head = f"{file}: {len(changes)} change(s)" + (", written in place" if written else "")
+    return [head, *(f"  {change}" for change in changes)]
+
+
+@config.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--write", is_flag=True, help="Rewrite FILE in place instead of printing it.")
+def migrate(file: str, write: bool) -> None:
+    """Rewrite old field names (runtimeConfig; runtime: runc|gvisor) to the new ones.
+
+    Without --write the migrated YAML goes to stdout and the summary to stderr.
+    """
+    from sandpool.config.migration import migrate as migrate_text
+    from sandpool.config.migration import read_config_text, write_atomically
+
+    result = migrate_text(read_config_text(file), file)
+    warnings = _check_migrated(result.text, file)
+    if write and result.changed:
+        write_atomically(file, result.text)
+    elif not write:
+        click.echo(result.text, nl=False)
+    for line in _summary(file, result.changes, write):
+        click.echo(line, err=not write)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
