@@ -1,0 +1,88 @@
+"""gVisor: user containers under ``runsc``, a userspace kernel."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from sandpool.errors import OperationNotSupported
+from sandpool.runtime.base import Capability, ContainerRuntime
+from sandpool.runtime.probe import RunscInfo
+
+__all__ = ["GvisorRuntime", "spec_requests_gpu"]
+
+GPU_ENV = "NVIDIA_VISIBLE_DEVICES"
+
+
+def spec_requests_gpu(spec: dict[str, Any]) -> bool:
+    """Whether an OCI spec asks for NVIDIA GPUs (the env var the NVIDIA hooks read)."""
+    for entry in spec.get("process", {}).get("env", []):
+        key, _, value = str(entry).partition("=")
+        if key == GPU_ENV and value not in ("", "void", "none"):
+            return True
+    return False
+
+
+class GvisorRuntime(ContainerRuntime):
+    """``runsc --root ROOT --platform P --network=none [extra] <verb>`` on every subcommand.
+
+    Never ``--ignore-cgroups``: limits would vanish and PID 1 might never exit.
+    """
+
+    name = "gvisor"
+
+    def __init__(
+        self,
+        info: RunscInfo,
+        root: Path,
+        platform: str,
+        *,
+        extra_args: tuple[str, ...] = (),
+        timeout: float = 30.0,
+    ) -> None:
+        super().__init__(info.binary, root, timeout=timeout)
+        self.info = info
+        self._platform = platform
+        self.extra_args = tuple(extra_args)
+        caps = {Capability.OOM_EVENTS, Capability.EXEC, Capability.USERSPACE_KERNEL}
+        if info.has_nvproxy:
+            caps.add(Capability.GPU_NVPROXY)
+        self.capabilities = frozenset(caps)
+
+    @property
+    def platform(self) -> str:
+        """The gVisor platform every subcommand gets."""
+        return self._platform
+
+    def global_args(self) -> list[str]:
+        """The same root, platform, network and extra flags for every subcommand."""
+        return [
+            "--root",
+            str(self.root),
+            "--platform",
+            self._platform,
+            "--network=none",
+            *self.extra_args,
+        ]
+
+    def prepare(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Drop what gVisor enforces itself or cannot honour: seccomp and device rules."""
+        out = copy.deepcopy(spec)
+        linux = out.setdefault("linux", {})
+        linux.pop("seccomp", None)
+        linux.pop("devices", None)
+        linux.get("resources", {}).pop("devices", None)
+        return out
+
+    def run_args(self, spec: dict[str, Any]) -> list[str]:
+        """``--nvproxy=true`` for this container only, when its spec requests GPUs."""
+        if not spec_requests_gpu(spec):
+            return []
+        if not self.info.has_nvproxy:
+            raise OperationNotSupported(
+                f"GPU containers need nvproxy, which {self.binary} (version "
+                f"{self.info.version}) does not offer",
+                hint="install a runsc release with --nvproxy, or use containerRuntime: runc",
+            )
+        return ["--nvproxy=true"]
