@@ -5,7 +5,8 @@ Nothing is written before every check has passed; a dry run only reads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from lightkube.resources.batch_v1 import Job
@@ -15,7 +16,7 @@ from sandpool.controller.jobs import render_worker_job
 from sandpool.controller.manifests import local_pools
 from sandpool.controller.preflight import check_runtime_classes, gpu_warnings
 
-__all__ = ["Applied", "ApplyReport", "JobStore", "apply_pools"]
+__all__ = ["Applied", "JobStore", "apply_pools"]
 
 
 class JobStore(Protocol):
@@ -44,20 +45,19 @@ class Applied:
         return f"{self.kind}/{self.name} {self.action} (namespace {namespace})"
 
 
-@dataclass(frozen=True)
-class ApplyReport:
-    """The warnings drawn and the objects touched by one apply."""
-
-    warnings: list[str] = field(default_factory=list)
-    applied: list[Applied] = field(default_factory=list)
-
-
 def apply_pools(
-    loaded: LoadedConfig, cluster: JobStore, only: str | None = None, *, dry_run: bool = False
-) -> ApplyReport:
+    loaded: LoadedConfig,
+    cluster: JobStore,
+    only: str | None = None,
+    *,
+    dry_run: bool = False,
+    warn: Callable[[str], None] = lambda _: None,
+) -> list[Applied]:
     """Render every local pool's Job, run the preflight, then apply (or, dry, only look)."""
     pools = local_pools(loaded, only)
     jobs = [render_worker_job(loaded, pool.name) for pool in pools]  # config errors first
+    for warning in gpu_warnings(pools):
+        warn(warning)
     check_runtime_classes(pools, cluster.runtime_class_exists)
     applied = []
     for job in jobs:
@@ -68,4 +68,4 @@ def apply_pools(
         else:
             action = cluster.apply_job(job)
         applied.append(Applied("job.batch", name, action))
-    return ApplyReport(gpu_warnings(pools), applied)
+    return applied

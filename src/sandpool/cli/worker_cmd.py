@@ -1,0 +1,164 @@
+"""``sandpool worker --pool P``: the process a worker Job runs.
+
+For now it loads its pool's configuration (from the env its Job sets, else ``-c`` / the
+embedded default), checks the pool's container runtime, logs the result, and serves
+``/healthz`` (liveness: the process answers) and ``/readyz`` (readiness: the runtime check
+passed) on ``--health-port`` until SIGTERM or SIGINT, then exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+from typing import Any
+
+import click
+
+from sandpool.cli.options import config_option
+from sandpool.config.resolved import ResolvedConfig, ResolvedPool
+from sandpool.controller.worker_env import (
+    HEALTH_PATH,
+    HEALTH_PORT,
+    POOL_ENV,
+    READY_PATH,
+    decode_resolved_config,
+)
+from sandpool.errors import SandpoolError
+
+__all__ = ["RuntimeCheck", "check_pool_runtime", "worker", "worker_config"]
+
+log = logging.getLogger("sandpool.worker")
+_VERSION_TIMEOUT_S = 10.0
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@dataclass(frozen=True)
+class RuntimeCheck:
+    """The outcome of checking one pool's container runtime on this host."""
+
+    pool: str
+    container_runtime: str
+    binary: str
+    path: str | None
+    ok: bool
+    version: str | None = None
+    error: str | None = None
+
+    def summary(self) -> str:
+        """One log line."""
+        head = f"pool={self.pool} containerRuntime={self.container_runtime}"
+        if self.ok:
+            return f"{head} ok: {self.path}: {self.version}"
+        return f"{head} FAILED: {self.error}"
+
+
+def check_pool_runtime(pool: ResolvedPool, config: ResolvedConfig) -> RuntimeCheck:
+    """Whether the pool's runtime binary is found and ``--version`` runs (doctor will go deeper)."""
+    binary = config.runsc_path if pool.is_gvisor else config.runc_path
+    name = "runsc" if pool.is_gvisor else "runc"
+    base = {"pool": pool.name, "container_runtime": pool.container_runtime, "binary": binary}
+    path = shutil.which(binary)
+    if path is None:
+        error = f"failed to create {pool.container_runtime} runtime: {name} not found ({binary!r})"
+        return RuntimeCheck(**base, path=None, ok=False, error=error)
+    try:
+        proc = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=_VERSION_TIMEOUT_S
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return RuntimeCheck(**base, path=path, ok=False, error=f"{path} --version: {exc}")
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["(no stderr)"]
+        error = f"{path} --version exited {proc.returncode}: {tail[0]}"
+        return RuntimeCheck(**base, path=path, ok=False, error=error)
+    version = (proc.stdout.strip().splitlines() or ["(no version output)"])[0]
+    return RuntimeCheck(**base, path=path, ok=True, version=version)
+
+
+def worker_config(
+    config_files: tuple[str, ...], environ: Mapping[str, str] | None = None
+) -> tuple[ResolvedConfig, str]:
+    """The configuration a Job passed in env, else the one ``-c`` / the defaults name."""
+    environ = os.environ if environ is None else environ
+    from_env = decode_resolved_config(environ)
+    if from_env is not None:
+        return from_env, "the worker Job's environment"
+    from sandpool.config import LoadedConfig
+
+    loaded = LoadedConfig.load(config_files, environ)
+    for warning in loaded.warnings:
+        log.warning("%s", warning)
+    return loaded.resolved, " + ".join(loaded.sources)
+
+
+def _handler(check: RuntimeCheck) -> type[BaseHTTPRequestHandler]:
+    """Request handler answering the two probes with the runtime check as JSON."""
+    routes = {
+        HEALTH_PATH: (200, {"status": "ok", "pool": check.pool}),
+        READY_PATH: (200 if check.ok else 503, {"ready": check.ok, "runtime": asdict(check)}),
+    }
+
+    class ProbeHandler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = routes.get(self.path, (404, {"error": "not found"}))
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Silence per-request lines: kubelet probes every few seconds."""
+
+    return ProbeHandler
+
+
+def serve_until_signal(check: RuntimeCheck, host: str, port: int) -> None:
+    """Answer the probes on ``host:port`` until SIGTERM or SIGINT arrives."""
+    try:
+        server = ThreadingHTTPServer((host, port), _handler(check))
+    except OSError as exc:
+        raise SandpoolError(f"cannot serve health probes on {host}:{port}: {exc}") from exc
+    stop = threading.Event()
+    received: list[str] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    thread = threading.Thread(target=server.serve_forever, name="probes", daemon=True)
+    thread.start()
+    log.info("serving %s and %s on %s:%d", HEALTH_PATH, READY_PATH, host, server.server_port)
+    while not stop.wait(0.5):
+        pass
+    log.info("%s received: stopping", received[0] if received else "signal")
+    server.shutdown()
+    server.server_close()
+
+
+@click.command()
+@click.option("--pool", required=True, envvar=POOL_ENV, help="The pool this worker serves.")
+@config_option
+@click.option("--health-host", default="0.0.0.0", show_default=True, help="Probe address.")
+@click.option("--health-port", default=HEALTH_PORT, show_default=True, help="Probe port.")
+def worker(pool: str, config_files: tuple[str, ...], health_host: str, health_port: int) -> None:
+    """Run the worker of POOL: check its container runtime, answer probes until SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
+    config, source = worker_config(config_files)
+    resolved = config.pool(pool)
+    log.info("pool %s: configuration from %s", pool, source)
+    check = check_pool_runtime(resolved, config)
+    (log.info if check.ok else log.error)("runtime check: %s", check.summary())
+    serve_until_signal(check, health_host, health_port)
