@@ -16,6 +16,8 @@ __all__ = ["cli", "main"]
 COMMANDS = {
     "config": "sandpool.cli.config_cmd:config",
     "explain": "sandpool.cli.explain_cmd:explain",
+    "k8s": "sandpool.cli.k8s_cmd:k8s",
+    "worker": "sandpool.cli.worker_cmd:worker",
 }
 
 
