@@ -16,6 +16,7 @@ __all__ = ["cli", "main"]
 COMMANDS = {
     "config": "sandpool.cli.config_cmd:config",
     "explain": "sandpool.cli.explain_cmd:explain",
+    "images": "sandpool.cli.images_cmd:images",
     "k8s": "sandpool.cli.k8s_cmd:k8s",
     "worker": "sandpool.cli.worker_cmd:worker",
 }
