@@ -58,5 +58,9 @@ def render(gpu: bool | None, isolation: bool | None) -> str:
 @click.option("--gpu/--no-gpu", default=None, help="Does the pool need GPU access?")
 @click.option("--isolation/--no-isolation", default=None, help="Do user containers need isolation?")
 def explain(gpu: bool | None, isolation: bool | None) -> None:
-    """Walk the seed's decision tree and print the pool configuration it leads to."""
+    """Walk the seed's decision tree and print the pool configuration it leads to.
+
+    An omitted flag keeps both branches of its question. The output is valid YAML (the
+    explanation is in comments): redirect it to a file and use it with -c.
+    """
     click.echo(render(gpu, isolation), nl=False)
