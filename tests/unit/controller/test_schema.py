@@ -1,0 +1,66 @@
+"""Every rendered object passes the official Kubernetes schemas, strictly (no unknown fields).
+
+Uses the schemas that ship inside the ``kubernetes-validate`` package: no network, no cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from sandpool.controller.manifests import Manifest, render_manifests
+from tests.unit.controller.conftest import Loader
+from tests.unit.controller.seed_examples import SEED_EXAMPLES
+
+KUBERNETES_VERSION = "1.30"
+
+EVERYTHING = """
+worker:
+  imageRegistry: ghcr.io/acme
+  pools:
+    kvm-gpu:
+      gpuType: H100
+      runtime: nvidia
+      containerRuntime: gvisor
+      containerRuntimeConfig: {gvisorPlatform: kvm, gvisorRoot: /run/gv}
+      tmpSizeLimit: 100Gi
+      poolSizing: {defaultWorkerCPU: "8", defaultWorkerMemory: 64Gi, defaultWorkerGpuCount: 8}
+      jobSpec:
+        nodeSelector: {nvidia.com/gpu.product: H100}
+        env: [{name: A, value: b}, {name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}]
+        volumes: [{name: cache, persistentVolumeClaim: {claimName: cache}}]
+        volumeMounts: [{name: cache, mountPath: /cache}]
+    kata-runc:
+      runtime: kata
+      containerRuntime: runc
+"""
+
+
+def validate(obj: Manifest | dict[str, Any]) -> None:
+    kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("example", sorted(SEED_EXAMPLES))
+def test_seed_examples_pass_the_schemas(load_yaml: Loader, example: str) -> None:
+    objects = render_manifests(load_yaml(SEED_EXAMPLES[example][0]), runtime_classes=True)
+    assert objects
+    for obj in objects:
+        validate(obj)
+
+
+def test_every_feature_at_once_passes_the_schemas(load_yaml: Loader) -> None:
+    objects = render_manifests(load_yaml(EVERYTHING), runtime_classes=True)
+    assert sorted(o.kind or "" for o in objects) == ["Job", "Job", "RuntimeClass", "RuntimeClass"]
+    for obj in objects:
+        validate(obj)
+
+
+def test_the_validator_is_strict(load_yaml: Loader) -> None:
+    """Guards the tests above: an unknown field in a pod spec must be rejected."""
+    (job,) = render_manifests(load_yaml("worker:\n  pools:\n    p: {}\n"))
+    data = job.to_dict()
+    data["spec"]["template"]["spec"]["runtimeClass"] = "nvidia"  # the misspelling users make
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(data)
