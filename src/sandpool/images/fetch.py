@@ -7,6 +7,7 @@ InvalidImage, each naming the reference the user wrote.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sandpool.errors import ImageError, ImageNotFound, InvalidImage
@@ -77,6 +78,8 @@ def unpack_rootfs(
 ) -> None:
     """Unpack ``layout:tag`` into the directory ``dest`` (created) with umoci."""
     argv = ["umoci", "--log=error", "raw", "unpack", "--image", f"{layout}:{tag}", str(dest)]
+    if os.geteuid() != 0:  # keep what we can of ownership without root
+        argv.insert(4, "--rootless")
     try:
         run_tool(argv, timeout=timeout)
     except ToolFailed as exc:
