@@ -119,6 +119,7 @@ class WorkerConfig(_Model):
     runc_path: StrictStr = "runc"
     runsc_path: StrictStr = "runsc"
     state_dir: StrictStr = DEFAULT_STATE_DIR
+    cgroup_parent: StrictStr = Field(default="sandpool", pattern=r"^[A-Za-z0-9_.-]+$")
     default_image: StrictStr = ""
     image_registry: StrictStr = "docker.io"
     image_name: StrictStr = "sandpool/worker"

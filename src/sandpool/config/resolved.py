@@ -70,6 +70,7 @@ class ResolvedConfig:
     runsc_path: str
     state_dir: str
     default_image: str
+    cgroup_parent: str = "sandpool"
     pools: dict[str, ResolvedPool] = field(default_factory=dict)
 
     def pool(self, name: str) -> ResolvedPool:
@@ -130,5 +131,6 @@ def resolve(config: SandpoolConfig) -> ResolvedConfig:
         runsc_path=worker.runsc_path,
         state_dir=worker.state_dir,
         default_image=worker.default_image,
+        cgroup_parent=worker.cgroup_parent,
         pools={name: _resolve_pool(name, p, config) for name, p in worker.pools.items()},
     )

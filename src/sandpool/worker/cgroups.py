@@ -1,0 +1,237 @@
+"""The sandpool-owned parent cgroup of one container: limits, OOM detection, removal.
+
+The runtime gets ``cgroupsPath = /<parent>/<id>/ctr`` and creates (and removes) ``ctr`` itself;
+sandpool owns ``/<parent>/<id>``, puts the memory and pids limits there and watches it, so an
+OOM is still visible after the runtime has deleted its cgroup. cgroup v1 (per-controller
+hierarchies) signals OOM through an eventfd registered in ``cgroup.event_control``; cgroup v2
+counts ``oom_kill`` in ``memory.events``, which is readable (and pollable) at any time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+__all__ = ["CGROUP_ROOT", "ContainerCgroup", "detect_cgroup_version", "open_cgroup", "parse_size"]
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+V1_CONTROLLERS = (
+    "memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices", "freezer", "net_cls",
+    "net_prio", "perf_event", "hugetlb", "rdma", "misc", "systemd", "unified",
+)  # fmt: skip
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``512Mi``, ``1G``, ``300m`` (mebibytes), ``1048576`` -> bytes."""
+    raw = text.strip().lower().removesuffix("b").removesuffix("i")
+    unit = raw[-1] if raw and raw[-1] in _UNITS else ""
+    number = raw[: len(raw) - len(unit)] if unit else raw
+    try:
+        value = int(float(number) * _UNITS[unit])
+    except ValueError:
+        raise ValueError(
+            f"not a size: {text!r} (use e.g. 512Mi, 2G or a number of bytes)"
+        ) from None
+    if value <= 0:
+        raise ValueError(f"size must be positive: {text!r}")
+    return value
+
+
+def detect_cgroup_version(root: Path = CGROUP_ROOT) -> int:
+    """2 on a unified hierarchy, 1 on v1 or hybrid hosts."""
+    return 2 if (root / "cgroup.controllers").exists() else 1
+
+
+class ContainerCgroup(ABC):
+    """The parent cgroup of one container. Create it, start the container, poll ``oom_killed``
+    (or block on ``wait_oom``), then ``remove`` it after the runtime deleted the container."""
+
+    def __init__(self, root: Path, parent: str, container_id: str) -> None:
+        self.root = root
+        self.rel = f"{parent}/{container_id}"
+        self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+
+    @property
+    def runtime_path(self) -> str:
+        """The ``cgroupsPath`` to give the runtime (a child of this cgroup)."""
+        return f"/{self.rel}/ctr"
+
+    def interrupt(self) -> None:
+        """Make a pending or later ``wait_oom`` return at once (the container has exited)."""
+        with contextlib.suppress(OSError):
+            os.eventfd_write(self._wake, 1)
+
+    def _wait_readable(self, fds: list[int], timeout: float) -> bool:
+        """Sleep until one of ``fds`` is readable, an interrupt, or ``timeout``; True if
+        interrupted (the wake fd is never consumed, so later waits return at once too)."""
+        if self._wake < 0:
+            return True
+        ready, _, _ = select.select([*fds, self._wake], [], [], max(0.0, timeout))
+        return self._wake in ready
+
+    @abstractmethod
+    def create(self, memory_bytes: int, pids: int) -> None:
+        """Make the cgroup with its limits and arm OOM detection."""
+
+    @abstractmethod
+    def oom_killed(self) -> bool:
+        """Whether the kernel OOM-killed anything in this cgroup so far (non-blocking)."""
+
+    @abstractmethod
+    def wait_oom(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds (or until ``interrupt``) for an OOM kill."""
+
+    @abstractmethod
+    def peak_memory(self) -> int:
+        """Highest memory usage seen, in bytes (0 if unknown)."""
+
+    @abstractmethod
+    def dirs(self) -> list[Path]:
+        """Every directory this cgroup may have on the host (for removal and leak checks)."""
+
+    def kill_all(self) -> None:
+        """SIGKILL every process left in the cgroup (last resort of clean-up)."""
+        for d in self.dirs():
+            for procs in (d / "ctr" / "cgroup.procs", d / "cgroup.procs"):
+                with contextlib.suppress(OSError, ValueError):
+                    for pid in procs.read_text().split():
+                        os.kill(int(pid), 9)
+
+    def remove(self) -> None:
+        """Remove the cgroup directories (the runtime's ``ctr`` child first)."""
+        self.close()
+        for d in self.dirs():
+            _rmdir(d / "ctr")
+            _rmdir(d)
+
+    def close(self) -> None:
+        """Release file descriptors held for OOM detection."""
+        if self._wake >= 0:
+            os.close(self._wake)
+            self._wake = -1
+
+
+def _rmdir(path: Path, attempts: int = 50) -> None:
+    for _ in range(attempts):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)
+    path.rmdir()
+
+
+class CgroupV1(ContainerCgroup):
+    """cgroup v1: memory and pids hierarchies; OOM via eventfd on ``memory.oom_control``."""
+
+    def __init__(self, root: Path, parent: str, container_id: str) -> None:
+        super().__init__(root, parent, container_id)
+        self._efd: int | None = None
+        self._oom = False
+
+    def dirs(self) -> list[Path]:
+        return [self.root / c / self.rel for c in V1_CONTROLLERS if (self.root / c).is_dir()]
+
+    def create(self, memory_bytes: int, pids: int) -> None:
+        memory = self.root / "memory" / self.rel
+        pids_dir = self.root / "pids" / self.rel
+        memory.mkdir(parents=True)
+        (memory / "memory.limit_in_bytes").write_text(str(memory_bytes))
+        with contextlib.suppress(OSError):  # absent without swap accounting
+            (memory / "memory.memsw.limit_in_bytes").write_text(str(memory_bytes))
+        pids_dir.mkdir(parents=True)
+        (pids_dir / "pids.max").write_text(str(pids))
+        self._efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        ofd = os.open(memory / "memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            (memory / "cgroup.event_control").write_text(f"{self._efd} {ofd}")
+        finally:
+            os.close(ofd)
+
+    def _drain(self) -> bool:
+        if self._efd is None:
+            return self._oom
+        with contextlib.suppress(BlockingIOError):
+            if os.eventfd_read(self._efd) > 0:
+                self._oom = True
+        return self._oom
+
+    def oom_killed(self) -> bool:
+        return self._drain()
+
+    def wait_oom(self, timeout: float) -> bool:
+        if self._oom or self._efd is None:
+            return self._oom
+        self._wait_readable([self._efd], timeout)
+        return self._drain()
+
+    def peak_memory(self) -> int:
+        path = self.root / "memory" / self.rel / "memory.max_usage_in_bytes"
+        with contextlib.suppress(OSError, ValueError):
+            return int(path.read_text())
+        return 0
+
+    def close(self) -> None:
+        if self._efd is not None:
+            self._drain()
+            os.close(self._efd)
+            self._efd = None
+        super().close()
+
+
+class CgroupV2(ContainerCgroup):
+    """cgroup v2: ``memory.max``, ``pids.max``; OOM from ``memory.events`` (hierarchical)."""
+
+    def dirs(self) -> list[Path]:
+        return [self.root / self.rel]
+
+    def create(self, memory_bytes: int, pids: int) -> None:
+        parent = self.root / self.rel.split("/")[0]
+        parent.mkdir(exist_ok=True)
+        with contextlib.suppress(OSError):
+            (parent / "cgroup.subtree_control").write_text("+memory +pids +cpu")
+        cg = self.root / self.rel
+        cg.mkdir()
+        with contextlib.suppress(OSError):
+            (cg / "cgroup.subtree_control").write_text("+memory +pids +cpu")
+        (cg / "memory.max").write_text(str(memory_bytes))
+        with contextlib.suppress(OSError):
+            (cg / "memory.swap.max").write_text("0")
+        (cg / "pids.max").write_text(str(pids))
+
+    def _events(self) -> dict[str, int]:
+        out = {}
+        with contextlib.suppress(OSError):
+            for line in (self.root / self.rel / "memory.events").read_text().splitlines():
+                key, _, value = line.partition(" ")
+                out[key] = int(value or 0)
+        return out
+
+    def oom_killed(self) -> bool:
+        return self._events().get("oom_kill", 0) > 0
+
+    def wait_oom(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.oom_killed():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._wait_readable([], min(0.05, left)):
+                return self.oom_killed()
+        return True
+
+    def peak_memory(self) -> int:
+        with contextlib.suppress(OSError, ValueError):
+            return int((self.root / self.rel / "memory.peak").read_text())
+        return 0
+
+
+def open_cgroup(parent: str, container_id: str, root: Path = CGROUP_ROOT) -> ContainerCgroup:
+    """The right implementation for this host's cgroup version."""
+    cls = CgroupV2 if detect_cgroup_version(root) == 2 else CgroupV1
+    return cls(root, parent, container_id)

@@ -1,0 +1,265 @@
+"""One container's lifecycle: prepare (dir, overlay, cgroup, spec, record), run, watch, clean up.
+
+``ContainerRun`` is used by one thread at a time; each instance runs one container once.
+Its ``run()`` always cleans up (runtime state, overlay mount, cgroup, directory), whatever
+happened, and never reports a failed start or an unexplained kill as exit 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from sandpool.config.resolved import ResolvedPool
+from sandpool.errors import ContainerStartFailed, RuntimeTimeout, SandpoolError
+from sandpool.runtime.base import ContainerRuntime, RunFiles
+from sandpool.runtime.runner import FileArg, kill_group
+from sandpool.runtime.spec import ContainerSpec, build_spec
+from sandpool.worker.cgroups import ContainerCgroup, open_cgroup, parse_size
+from sandpool.worker.overlay import mount_overlay, unmount
+from sandpool.worker.records import ContainerRecord, containers_dir, process_start_time
+from sandpool.worker.request import (
+    EXIT_NOT_EXECUTABLE,
+    EXIT_NOT_FOUND,
+    EXIT_OOM,
+    EXIT_TIMEOUT,
+    ImageLike,
+    RunRequest,
+    RunResult,
+)
+from sandpool.worker.users import resolve_user
+
+__all__ = ["ContainerRun", "Stdio", "new_container_id"]
+
+log = logging.getLogger(__name__)
+START_TIMEOUT = 60.0
+_NOT_FOUND_MARKERS = ("executable file not found", "error finding executable", "no such file")
+
+
+def new_container_id() -> str:
+    """A fresh container id: short, unique, and recognisable as sandpool's."""
+    return "sp-" + uuid.uuid4().hex[:16]
+
+
+class Stdio:
+    """Where the container's stdin/stdout/stderr go: fds of the caller, or captured pipes."""
+
+    def __init__(self, stdin: FileArg = None, stdout: FileArg = None, stderr: FileArg = None,
+                 *, capture: bool = False) -> None:  # fmt: skip
+        self.stdin = subprocess.DEVNULL if stdin is None else stdin
+        self.stdout = subprocess.PIPE if capture else stdout
+        self.stderr = subprocess.PIPE if capture else stderr
+        self.capture = capture
+
+
+class ContainerRun:
+    """Run one container of ``pool`` with ``runtime`` from ``image``."""
+
+    def __init__(self, pool: ResolvedPool, runtime: ContainerRuntime, image: ImageLike,
+                 request: RunRequest, *, state_dir: Path, cgroup_parent: str,
+                 start_timeout: float = START_TIMEOUT) -> None:  # fmt: skip
+        self.pool, self.runtime, self.image, self.request = pool, runtime, image, request
+        self.id = new_container_id()
+        self.dir = containers_dir(state_dir) / self.id
+        self.files = RunFiles(self.dir / "pid", self.dir / "runtime.log")
+        self.cgroup: ContainerCgroup = open_cgroup(cgroup_parent, self.id)
+        self.start_timeout = start_timeout
+        self.result = RunResult(self.id, pool.name, runtime.name, runtime.platform,
+                                image.reference)  # fmt: skip
+        self._exited = threading.Event()
+        self._started = threading.Event()
+
+    # ---- preparation ----------------------------------------------------------------------
+
+    def _command(self) -> tuple[str, ...]:
+        command = self.request.command or self.image.cmd
+        return (*self.image.entrypoint, *command)
+
+    def _spec(self, rootfs: Path) -> dict[str, Any]:
+        req, image = self.request, self.image
+        uid, gid = resolve_user(Path(image.rootfs), image.user)
+        spec = ContainerSpec(
+            args=self._command(),
+            rootfs=rootfs,
+            cgroups_path=self.cgroup.runtime_path,
+            env=(*image.env, *req.env),
+            cwd=req.workdir or image.working_dir or "/",
+            uid=uid,
+            gid=gid,
+            cpu=req.cpu or self.pool.cpu,
+            gpus=req.gpus,
+            gpu_hook=shutil.which("nvidia-container-runtime-hook") if req.gpus else None,
+            mounts=req.mounts,
+            annotations={"sandpool.pool": self.pool.name, "sandpool.id": self.id},
+        )
+        return self.runtime.prepare(build_spec(spec))
+
+    def _record(self) -> ContainerRecord:
+        me = os.getpid()
+        return ContainerRecord(
+            id=self.id, pool=self.pool.name, runtime=self.runtime.name,
+            runtime_binary=self.runtime.binary, runtime_root=str(self.runtime.root),
+            runtime_args=tuple(self.runtime.global_args()), cgroup_parent=self.cgroup.rel,
+            owner_pid=me, owner_start=process_start_time(me) or 0, created=time.time(),
+            command=self._command(), image=self.image.reference,
+        )  # fmt: skip
+
+    def prepare(self) -> dict[str, Any]:
+        """Create the container's directory, record, overlay, cgroup and bundle."""
+        if not self._command():
+            raise ContainerStartFailed("no command given and the image has no Entrypoint/Cmd",
+                                       hint="pass a command after --")  # fmt: skip
+        self.dir.mkdir(parents=True)
+        self._record().save(self.dir)
+        rootfs = mount_overlay(Path(self.image.rootfs), self.dir)
+        memory = parse_size(self.request.memory or self.pool.memory)
+        self.cgroup.create(memory, self.request.pids or self.pool.pids)
+        spec = self._spec(rootfs)
+        (self.dir / "config.json").write_text(json.dumps(spec))
+        return spec
+
+    # ---- running ----------------------------------------------------------------------------
+
+    def _watch(self, proc: subprocess.Popen[bytes], on_started: Callable[[], None]) -> None:
+        """Note the start (pid file), then kill the container on OOM (gVisor may not die)."""
+        deadline = time.monotonic() + self.start_timeout
+        while not self._exited.is_set() and not self.files.pid_file.exists():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.001)
+        if self.files.pid_file.exists():
+            self.result.start_latency_ms = round((time.time() - self.result.started_at) * 1000, 3)
+            self._started.set()
+        on_started()
+        while not self._exited.is_set():
+            if self.cgroup.wait_oom(0.1):
+                log.info("container %s: OOM in its cgroup, killing it", self.id)
+                self._force_stop(proc)
+                return
+
+    def _force_stop(self, proc: subprocess.Popen[bytes]) -> None:
+        with contextlib.suppress(SandpoolError):
+            self.runtime.kill(self.id, signal.SIGKILL)
+        self.cgroup.kill_all()
+        if proc.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=2)
+        kill_group(proc)
+
+    def _wait(self, proc: subprocess.Popen[bytes]) -> int:
+        timeout = self.request.timeout or self.pool.timeout
+        deadline = time.monotonic() + self.start_timeout
+        while not self._started.wait(0.005) and proc.poll() is None:
+            if time.monotonic() > deadline:
+                break
+        if not self._started.is_set() and proc.poll() is None:
+            self._force_stop(proc)
+            proc.wait()
+            raise RuntimeTimeout(
+                f"container {self.id} did not start within {self.start_timeout:g}s "
+                f"({self.runtime.name}, platform {self.runtime.platform or 'n/a'})",
+                hint="runsc --platform=kvm hangs on some hosts; use systrap or ptrace",
+            )
+        remaining = None if timeout is None else max(0.0, timeout - self._elapsed())
+        try:
+            return proc.wait(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            self.result.timed_out = True
+            self._force_stop(proc)
+            return proc.wait()
+
+    def _elapsed(self) -> float:
+        return time.time() - self.result.started_at
+
+    def _runtime_error(self) -> str | None:
+        """The runtime's own error (from its JSON log), if it logged one."""
+        with contextlib.suppress(OSError):
+            for line in reversed(self.files.log_file.read_text().splitlines()):
+                with contextlib.suppress(ValueError):
+                    entry = json.loads(line)
+                    if entry.get("level") in ("error", "fatal"):
+                        return str(entry.get("msg", "")).strip()
+        return None
+
+    def _classify(self, status: int) -> None:
+        result = self.result
+        result.exit_code = 128 - status if status < 0 else status
+        if self.cgroup.oom_killed():
+            result.oom_killed, result.exit_code = True, EXIT_OOM
+        elif result.timed_out:
+            result.exit_code = EXIT_TIMEOUT
+        elif not self._started.is_set() or (status != 0 and self._runtime_error()):
+            self._start_failure(status)
+
+    def _start_failure(self, status: int) -> None:
+        message = self._runtime_error() or f"{self.runtime.name} exited {status} before start"
+        self.result.error = message
+        lowered = message.lower()
+        if any(marker in lowered for marker in _NOT_FOUND_MARKERS):
+            self.result.exit_code = EXIT_NOT_FOUND
+        elif "permission denied" in lowered:
+            self.result.exit_code = EXIT_NOT_EXECUTABLE
+        else:
+            raise ContainerStartFailed(f"container {self.id} could not start: {message}")
+
+    def run(self, stdio: Stdio, on_started: Callable[[], None] = lambda: None) -> RunResult:
+        """Prepare, run to the end, classify, clean up; return the result."""
+        self.result.started_at = time.time()
+        try:
+            spec = self.prepare()
+            proc = self.runtime.run(self.id, self.dir, spec, self.files, stdin=stdio.stdin,
+                                    stdout=stdio.stdout, stderr=stdio.stderr)  # fmt: skip
+            readers = _start_readers(proc, self.result) if stdio.capture else []
+            watcher = threading.Thread(target=self._watch, args=(proc, on_started), daemon=True)
+            watcher.start()
+            try:
+                status = self._wait(proc)
+            finally:
+                self._exited.set()
+                self.cgroup.interrupt()
+                for t in (*readers, watcher):
+                    t.join()
+            self._classify(status)
+            return self.result
+        finally:
+            self.result.finished_at = time.time()
+            on_started()
+            self.cleanup()
+
+    def cleanup(self) -> None:
+        """Remove everything this container left: runtime state, processes, mount, cgroup, dir."""
+        with contextlib.suppress(SandpoolError):
+            if self.runtime.exists(self.id):
+                self.runtime.delete(self.id, force=True)
+        self.cgroup.kill_all()
+        unmount(self.dir / "rootfs")
+        self.cgroup.remove()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _start_readers(proc: subprocess.Popen[bytes], result: RunResult) -> list[threading.Thread]:
+    """Threads that collect captured stdout/stderr into ``result``."""
+
+    def collect(stream: IO[bytes] | None, name: str) -> None:
+        if stream is not None:
+            setattr(result, name, stream.read())
+            stream.close()
+
+    threads = [
+        threading.Thread(target=collect, args=(proc.stdout, "stdout"), daemon=True),
+        threading.Thread(target=collect, args=(proc.stderr, "stderr"), daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    return threads

@@ -1,0 +1,56 @@
+"""Per-container writable layer: an overlayfs over the shared read-only image rootfs.
+
+Mounting costs the same for a 1 MB and a 1 GB image: nothing is copied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import time
+from pathlib import Path
+
+__all__ = ["is_mounted", "mount_overlay", "unmount"]
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+MNT_DETACH = 2
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def mount_overlay(lower: Path, container_dir: Path) -> Path:
+    """Mount ``lower`` + a fresh upper layer at ``container_dir/rootfs``; return that path."""
+    upper, work, merged = (container_dir / n for n in ("upper", "work", "rootfs"))
+    for d in (upper, work, merged):
+        d.mkdir(parents=True, exist_ok=True)
+    options = f"lowerdir={lower},upperdir={upper},workdir={work}"
+    _check(
+        _libc.mount(b"overlay", str(merged).encode(), b"overlay", 0, options.encode()),
+        f"mount overlay at {merged}",
+    )
+    return merged
+
+
+def is_mounted(path: Path) -> bool:
+    """Whether ``path`` is a mount point (read from /proc/self/mountinfo)."""
+    target = str(path)
+    with open("/proc/self/mountinfo", encoding="utf-8") as info:
+        return any(line.split()[4] == target for line in info)
+
+
+def unmount(path: Path) -> None:
+    """Unmount ``path`` if mounted; lazily if it stays busy."""
+    for _ in range(20):
+        if not is_mounted(path):
+            return
+        if _libc.umount2(str(path).encode(), 0) == 0:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(OSError):
+        _check(_libc.umount2(str(path).encode(), MNT_DETACH), f"unmount {path}")

@@ -1,0 +1,106 @@
+"""What a caller asks for (RunRequest) and what it gets back (RunResult)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sandpool.runtime.spec import BindMount
+
+__all__ = [
+    "EXIT_NOT_EXECUTABLE",
+    "EXIT_NOT_FOUND",
+    "EXIT_OOM",
+    "EXIT_TIMEOUT",
+    "ImageLike",
+    "RunRequest",
+    "RunResult",
+]
+
+EXIT_TIMEOUT = 124
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+EXIT_OOM = 137
+
+
+class ImageLike(Protocol):
+    """The parts of an image a container needs (``sandpool.images.Image`` has them)."""
+
+    @property
+    def reference(self) -> str: ...
+    @property
+    def rootfs(self) -> Any: ...
+    @property
+    def env(self) -> tuple[str, ...]: ...
+    @property
+    def working_dir(self) -> str: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def entrypoint(self) -> tuple[str, ...]: ...
+    @property
+    def cmd(self) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One container to run; None means "the pool's default"."""
+
+    command: tuple[str, ...] = ()
+    image: str | None = None
+    cpu: float | None = None
+    memory: str | None = None
+    pids: int | None = None
+    timeout: float | None = None
+    env: tuple[str, ...] = ()
+    workdir: str | None = None
+    gpus: int = 0
+    mounts: tuple[BindMount, ...] = ()
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class RunResult:
+    """How one container ended. ``stdout``/``stderr`` are set when they were captured."""
+
+    id: str
+    pool: str
+    container_runtime: str
+    gvisor_platform: str | None
+    image: str
+    exit_code: int = -1
+    oom_killed: bool = False
+    timed_out: bool = False
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    start_latency_ms: float | None = None
+    error: str | None = None
+    stdout: bytes | None = field(default=None, repr=False)
+    stderr: bytes | None = field(default=None, repr=False)
+
+    @property
+    def duration_ms(self) -> float:
+        """Wall time from request to end, in milliseconds."""
+        return round((self.finished_at - self.started_at) * 1000, 3)
+
+    def to_json(self) -> dict[str, Any]:
+        """The object ``sandpool run --json`` prints (SPEC §4)."""
+        return {
+            "id": self.id,
+            "pool": self.pool,
+            "containerRuntime": self.container_runtime,
+            "gvisorPlatform": self.gvisor_platform,
+            "image": self.image,
+            "exitCode": self.exit_code,
+            "oomKilled": self.oom_killed,
+            "timedOut": self.timed_out,
+            "startedAt": _iso(self.started_at),
+            "finishedAt": _iso(self.finished_at),
+            "durationMs": self.duration_ms,
+            "startLatencyMs": self.start_latency_ms,
+            "error": self.error,
+        }
