@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from sandpool.errors import ImageError
 from sandpool.images import ImageStore
 
 CONFIG = (
@@ -106,3 +107,23 @@ def test_remove_and_prune_delete_rootfs(store: ImageStore, factory: Any) -> None
     assert [i.digest for i in store.prune(everything=True)] == [image.digest]
     assert list((store.root / "sha256").iterdir()) == []
     assert list((store.root / "tmp").iterdir()) == []
+
+
+def test_image_under_a_container_overlay_is_kept(
+    store: ImageStore, factory: Any, tmp_path: Path
+) -> None:
+    image = store.get(f"oci:{factory.layout('busy', {})}:v1")
+    dirs = {n: tmp_path / n for n in ("upper", "work", "merged")}
+    for path in dirs.values():
+        path.mkdir()
+    options = f"lowerdir={image.rootfs},upperdir={dirs['upper']},workdir={dirs['work']}"
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, dirs["merged"]], check=True)
+    try:
+        with pytest.raises(ImageError, match="in use"):
+            store.remove(image.digest)
+        assert store.prune(everything=True) == []
+        assert image.rootfs.is_dir() and store.list() != []
+    finally:
+        subprocess.run(["umount", dirs["merged"]], check=True)
+    store.remove(image.digest)
+    assert not image.rootfs.exists()
