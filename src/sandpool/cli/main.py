@@ -16,6 +16,10 @@ __all__ = ["cli", "main"]
 COMMANDS = {
     "config": "sandpool.cli.config_cmd:config",
     "explain": "sandpool.cli.explain_cmd:explain",
+    "run": "sandpool.cli.run_cmd:run",
+    "ps": "sandpool.cli.containers_cmd:ps",
+    "kill": "sandpool.cli.containers_cmd:kill",
+    "gc": "sandpool.cli.containers_cmd:gc",
     "images": "sandpool.cli.images_cmd:images",
     "k8s": "sandpool.cli.k8s_cmd:k8s",
     "worker": "sandpool.cli.worker_cmd:worker",

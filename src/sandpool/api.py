@@ -1,0 +1,141 @@
+"""The Python API that ``sandpool run`` is a thin layer over.
+
+    with Sandpool.from_config("pools.yaml") as sp:
+        result = sp.run("default", ["python3", "-c", "print(42)"])
+        print(result.exit_code, result.stdout)
+
+A ``Sandpool`` is safe to share between threads: each ``run`` is independent and blocks its
+calling thread; call it from a thread pool (or ``asyncio.to_thread``) for concurrency. Starts
+in flight are capped per pool (2 per CPU for runc, 4 per CPU for gVisor, at most 32, or the
+pool's ``containerStartConcurrency``); containers that have started do not count.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from sandpool.config.resolved import ResolvedConfig, ResolvedPool
+from sandpool.errors import ContainerNotFound
+from sandpool.images import ImageStore, choose_reference
+from sandpool.runtime.base import ContainerRuntime
+from sandpool.runtime.factory import create_runtime
+from sandpool.runtime.runner import FileArg
+from sandpool.runtime.spec import BindMount
+from sandpool.worker.container import START_TIMEOUT, ContainerRun, Stdio
+from sandpool.worker.records import ContainerRecord, load_records
+from sandpool.worker.recovery import collect_garbage, stop_container
+from sandpool.worker.request import RunRequest, RunResult
+
+__all__ = ["Sandpool", "start_concurrency"]
+
+MAX_START_CONCURRENCY = 32
+
+
+def start_concurrency(pool: ResolvedPool, cpus: int | None = None) -> int:
+    """How many starts of ``pool`` may be in flight at once."""
+    if pool.container_start_concurrency:
+        return pool.container_start_concurrency
+    per_cpu = 4 if pool.is_gvisor else 2
+    return min(MAX_START_CONCURRENCY, per_cpu * (cpus or os.cpu_count() or 1))
+
+
+class Sandpool:
+    """Runs containers for every pool of one resolved configuration."""
+
+    def __init__(self, config: ResolvedConfig, *, images: ImageStore | None = None,
+                 start_timeout: float = START_TIMEOUT) -> None:  # fmt: skip
+        self.config = config
+        self.state_dir = Path(config.state_dir)
+        self.images = images or ImageStore(self.state_dir)
+        self.start_timeout = start_timeout
+        self._lock = threading.Lock()
+        self._runtimes: dict[str, ContainerRuntime] = {}
+        self._gates: dict[str, threading.BoundedSemaphore] = {}
+
+    @classmethod
+    def from_config(
+        cls, path: str | Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Sandpool:
+        """Load the configuration the way the CLI does (files, $SANDPOOL_CONFIG, env)."""
+        from sandpool.config.loader import LoadedConfig
+
+        paths = [path] if isinstance(path, str) else list(path or [])
+        return cls(LoadedConfig.load(paths, environ).resolved)
+
+    def __enter__(self) -> Sandpool:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:  # fmt: skip
+        self.close()
+
+    def close(self) -> None:
+        """Forget cached runtimes (running containers belong to their ``run`` calls)."""
+        with self._lock:
+            self._runtimes.clear()
+
+    def runtime(self, pool: str) -> ContainerRuntime:
+        """The pool's container runtime, created (and checked) once."""
+        with self._lock:
+            if pool not in self._runtimes:
+                resolved = self.config.pool(pool)
+                self._runtimes[pool] = create_runtime(resolved, self.config)
+                self._gates[pool] = threading.BoundedSemaphore(start_concurrency(resolved))
+            return self._runtimes[pool]
+
+    def run(self, pool: str, command: Sequence[str] = (), *, image: str | None = None,
+            cpu: float | None = None, memory: str | None = None, pids: int | None = None,
+            timeout: float | None = None, env: Sequence[str] = (), workdir: str | None = None,
+            gpus: int = 0, mounts: Sequence[BindMount] = (), stdin: FileArg = None,
+            stdout: FileArg = None, stderr: FileArg = None, capture: bool = True,
+            ) -> RunResult:  # fmt: skip
+        """Run ``command`` in a new container of ``pool`` and wait for it to end.
+
+        With ``capture`` (the default) stdout and stderr are returned in the result; pass
+        ``capture=False`` with file descriptors in ``stdout``/``stderr`` to stream instead.
+        """
+        request = RunRequest(tuple(command), image, cpu, memory, pids, timeout, tuple(env),
+                             workdir, gpus, tuple(mounts))  # fmt: skip
+        return self.run_request(pool, request, Stdio(stdin, stdout, stderr, capture=capture))
+
+    def run_request(self, pool: str, request: RunRequest, stdio: Stdio) -> RunResult:
+        """``run`` with a prepared request."""
+        runtime = self.runtime(pool)
+        image = self.images.get(choose_reference(request.image, self.config.default_image))
+        gate = self._gates[pool]
+        gate.acquire()
+        released = threading.Event()
+
+        def release() -> None:
+            if not released.is_set():
+                released.set()
+                gate.release()
+
+        container = ContainerRun(self.config.pool(pool), runtime, image, request,
+                                 state_dir=self.state_dir, cgroup_parent=self.config.cgroup_parent,
+                                 start_timeout=self.start_timeout)  # fmt: skip
+        try:
+            return container.run(stdio, on_started=release)
+        finally:
+            release()
+
+    def ps(self) -> list[ContainerRecord]:
+        """The containers sandpool is running now (from every process sharing the state dir)."""
+        return [record for _, record in load_records(self.state_dir) if record is not None]
+
+    def kill(self, container_id: str) -> None:
+        """Stop one container; its owning ``run`` sees it end with 137."""
+        for directory, record in load_records(self.state_dir):
+            if record is not None and record.id == container_id:
+                stop_container(record, directory)
+                return
+        raise ContainerNotFound(f"no sandpool container with id '{container_id}'",
+                                hint="`sandpool ps` lists them")  # fmt: skip
+
+    def gc(self) -> list[str]:
+        """Remove what crashed or killed sandpool processes left behind; the ids removed."""
+        return collect_garbage(self.config)

@@ -1,0 +1,116 @@
+"""``sandpool run``: one container, streamed, with the container's exit status (SPEC §4)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+import click
+
+from sandpool.cli.options import config_option
+from sandpool.errors import EXIT_CANNOT_START, SandpoolError
+
+__all__ = ["run"]
+
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+class Terminated(Exception):
+    """SIGTERM arrived while a container ran."""
+
+
+class RunUsageError(click.UsageError):
+    """A bad flag of ``sandpool run``: the container could not be started (125)."""
+
+    exit_code = EXIT_CANNOT_START
+
+
+class RunCommand(click.Command):
+    """Bad flags exit 125 (could not start), not click's usual 2."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            raise RunUsageError(exc.message, exc.ctx) from exc
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from sandpool.worker.cgroups import parse_size
+
+    try:
+        parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return value
+
+
+def _env(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        if "=" not in value or value.startswith("="):
+            raise click.BadParameter(f"{value!r} is not K=V")
+    return values
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+def _stdin() -> int | None:
+    """Pass our stdin through when it is not a terminal (``echo hi | sandpool run -- cat``)."""
+    try:
+        return None if os.isatty(0) else 0
+    except OSError:
+        return None
+
+
+@click.command(cls=RunCommand, context_settings={"ignore_unknown_options": False})
+@config_option
+@click.option("--pool", default="default", show_default=True, help="Worker pool to run in.")
+@click.option("--image", default=None, help="Image reference (default: the default image).")
+@click.option("--cpu", type=click.FloatRange(min=0.01), default=None, help="CPU cores.")
+@click.option("--memory", callback=_size, default=None, help="Memory limit, e.g. 256Mi.")
+@click.option("--pids", type=click.IntRange(min=1), default=None, help="Process limit.")
+@click.option("--timeout", type=click.FloatRange(min=0.001), default=None, help="Seconds.")
+@click.option("--env", "env", multiple=True, callback=_env, metavar="K=V", help="Repeatable.")
+@click.option("--workdir", default=None, help="Working directory inside the container.")
+@click.option("--gpu", "gpus", type=click.IntRange(min=0), default=0, help="GPUs to attach.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary after the run.")
+@click.argument("command", nargs=-1, required=False)
+def run(
+    config_files: tuple[str, ...], pool: str, image: str | None, cpu: float | None,
+    memory: str | None, pids: int | None, timeout: float | None, env: tuple[str, ...],
+    workdir: str | None, gpus: int, as_json: bool, command: tuple[str, ...],
+) -> None:  # fmt: skip
+    """Run COMMAND in a new container of POOL; exit with its status (137 OOM, 124 timeout,
+    125 could not start, 126 not executable, 127 not found)."""
+    from sandpool.api import Sandpool
+    from sandpool.config.loader import LoadedConfig
+    from sandpool.worker.recovery import reconcile_dead_owners
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        sp = Sandpool(LoadedConfig.load(config_files).resolved)
+        reconcile_dead_owners(sp.config)
+        result = sp.run(pool, command, image=image, cpu=cpu, memory=memory, pids=pids,
+                        timeout=timeout, env=env, workdir=workdir, gpus=gpus, stdin=_stdin(),
+                        stdout=1, stderr=2, capture=False)  # fmt: skip
+    except SandpoolError as error:
+        click.echo(f"{type(error).__name__}: {error}", err=True)
+        sys.exit(EXIT_CANNOT_START)
+    except KeyboardInterrupt:
+        sys.exit(EXIT_SIGINT)
+    except Terminated:
+        sys.exit(EXIT_SIGTERM)
+    if result.error and not as_json:
+        click.echo(f"sandpool: {result.error}", err=True)
+    if as_json:
+        click.echo(json.dumps(result.to_json()))
+    sys.exit(result.exit_code)

@@ -1,0 +1,102 @@
+"""Recovery: find what a crashed sandpool left behind and remove it.
+
+A container directory whose record's owner process is gone (or that has no record) is
+garbage: its container is killed and deleted with the runtime flags it was started with,
+its overlay unmounted, its cgroup removed, its directory deleted. Containers in the runtime
+roots that carry sandpool's id prefix but have no directory are deleted too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import signal
+import time
+from pathlib import Path
+
+from sandpool.config.resolved import ResolvedConfig
+from sandpool.errors import SandpoolError
+from sandpool.runtime.factory import create_runtime
+from sandpool.runtime.runner import run_command
+from sandpool.worker.cgroups import open_cgroup
+from sandpool.worker.overlay import unmount
+from sandpool.worker.records import ContainerRecord, load_records
+
+__all__ = ["collect_garbage", "reconcile_dead_owners", "remove_container", "stop_container"]
+
+log = logging.getLogger(__name__)
+ID_PREFIX = "sp-"
+RECORDLESS_GRACE_S = 30.0
+
+
+def _runtime_call(record: ContainerRecord, *args: str) -> None:
+    argv = [record.runtime_binary, *record.runtime_args, *args]
+    with contextlib.suppress(SandpoolError):
+        run_command(argv, timeout=30, check=False)
+
+
+def stop_container(record: ContainerRecord, directory: Path) -> None:
+    """SIGKILL the container (its owner, if alive, then cleans up after it)."""
+    _runtime_call(record, "kill", "--all", record.id, str(int(signal.SIGKILL)))
+    parent, _, cid = record.cgroup_parent.rpartition("/")
+    open_cgroup(parent, cid).kill_all()
+
+
+def remove_container(record: ContainerRecord | None, directory: Path) -> None:
+    """Delete the container and every host resource it held."""
+    if record is not None:
+        _runtime_call(record, "delete", "--force", record.id)
+        parent, _, cid = record.cgroup_parent.rpartition("/")
+        cgroup = open_cgroup(parent, cid)
+        cgroup.kill_all()
+        unmount(directory / "rootfs")
+        cgroup.remove()
+    else:
+        unmount(directory / "rootfs")
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _orphans_in_roots(config: ResolvedConfig, live: set[str]) -> list[str]:
+    """Delete sandpool containers that runtimes still list but no directory describes."""
+    removed = []
+    seen_roots = set()
+    for pool in config.pools.values():
+        with contextlib.suppress(SandpoolError):
+            runtime = create_runtime(pool, config)
+            if (runtime.name, runtime.root) in seen_roots:
+                continue
+            seen_roots.add((runtime.name, runtime.root))
+            for state in runtime.list():
+                if state.id.startswith(ID_PREFIX) and state.id not in live:
+                    with contextlib.suppress(SandpoolError):
+                        runtime.delete(state.id, force=True)
+                    removed.append(state.id)
+    return removed
+
+
+def _is_garbage(directory: Path, record: ContainerRecord | None) -> bool:
+    """Owner gone; or no record and old enough not to be a container still being created."""
+    if record is not None:
+        return not record.owner_alive()
+    with contextlib.suppress(OSError):
+        return time.time() - directory.stat().st_mtime > RECORDLESS_GRACE_S
+    return False
+
+
+def reconcile_dead_owners(config: ResolvedConfig) -> list[str]:
+    """The cheap part of ``collect_garbage`` that every ``sandpool run`` does first."""
+    removed = []
+    for directory, record in load_records(Path(config.state_dir)):
+        if _is_garbage(directory, record):
+            log.info("gc: removing %s (owner gone)", directory.name)
+            remove_container(record, directory)
+            removed.append(directory.name)
+    return removed
+
+
+def collect_garbage(config: ResolvedConfig) -> list[str]:
+    """Remove every container whose owning process is gone; return their ids."""
+    removed = reconcile_dead_owners(config)
+    live = {record.id for _, record in load_records(Path(config.state_dir)) if record}
+    return removed + _orphans_in_roots(config, live)
