@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from sandpool.config.resolved import ResolvedPool
 from sandpool.errors import ContainerStartFailed, RuntimeTimeout, SandpoolError
-from sandpool.runtime.base import ContainerRuntime, RunFiles
+from sandpool.runtime.base import Capability, ContainerRuntime, RunFiles
 from sandpool.runtime.runner import FileArg, kill_group
 from sandpool.runtime.spec import ContainerSpec, build_spec
 from sandpool.worker.cgroups import ContainerCgroup, open_cgroup, parse_size
@@ -44,6 +44,9 @@ __all__ = ["ContainerRun", "Stdio", "new_container_id"]
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
+# Under gVisor the host cgroup also holds the Sentry's and gofer's threads: give them room
+# on top of the pids limit asked for (user processes still map to host processes).
+GVISOR_PIDS_HEADROOM = 128
 _NOT_FOUND_MARKERS = ("executable file not found", "error finding executable", "no such file")
 
 
@@ -124,7 +127,10 @@ class ContainerRun:
         self._record().save(self.dir)
         rootfs = mount_overlay(Path(self.image.rootfs), self.dir)
         memory = parse_size(self.request.memory or self.pool.memory)
-        self.cgroup.create(memory, self.request.pids or self.pool.pids)
+        pids = self.request.pids or self.pool.pids
+        if Capability.USERSPACE_KERNEL in self.runtime.capabilities:
+            pids += GVISOR_PIDS_HEADROOM
+        self.cgroup.create(memory, pids)
         spec = self._spec(rootfs)
         (self.dir / "config.json").write_text(json.dumps(spec))
         return spec
