@@ -94,7 +94,7 @@ def test_state_list_exec_kill_delete(sp: Sandpool, no_leaks: Sandbox, pool: str)
     sp.kill(record.id)
     thread.join(30)
     result = box["result"]
-    assert getattr(result, "exit_code") == 137 and not getattr(result, "oom_killed")
+    assert result.exit_code == 137 and not result.oom_killed
     assert not runtime.exists(record.id)
 
 
