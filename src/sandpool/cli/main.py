@@ -23,6 +23,7 @@ COMMANDS = {
     "images": "sandpool.cli.images_cmd:images",
     "k8s": "sandpool.cli.k8s_cmd:k8s",
     "worker": "sandpool.cli.worker_cmd:worker",
+    "doctor": "sandpool.cli.doctor_cmd:doctor",
 }
 
 

@@ -1,0 +1,40 @@
+"""Where the doctor looks on this host; tests pass stand-ins for what a machine lacks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sandpool.runtime.probe import KVM_DEVICE
+from sandpool.worker.cgroups import CGROUP_ROOT
+
+if TYPE_CHECKING:
+    from sandpool.config.resolved import ResolvedConfig, ResolvedPool
+    from sandpool.doctor.report import Check
+
+__all__ = ["SMOKE_TIMEOUT", "HostProbes", "SmokeTest"]
+
+SMOKE_TIMEOUT = 15.0
+
+# (pool, config, start timeout in seconds) -> the smoke test's finding
+SmokeTest = Callable[["ResolvedPool", "ResolvedConfig", float], "Check"]
+
+
+def _real_smoke_test(pool: ResolvedPool, config: ResolvedConfig, timeout: float) -> Check:
+    from sandpool.doctor.smoke import smoke_test
+
+    return smoke_test(pool, config, timeout)
+
+
+@dataclass(frozen=True)
+class HostProbes:
+    """The host paths and programs the checks read; the defaults are the real ones."""
+
+    dev_dir: Path = Path("/dev")
+    kvm_device: str = KVM_DEVICE
+    cgroup_root: Path = CGROUP_ROOT
+    nvidia_smi: str = "nvidia-smi"
+    smoke_timeout: float = SMOKE_TIMEOUT
+    smoke_test: SmokeTest = field(default=_real_smoke_test)
