@@ -32,9 +32,10 @@ def runc_root(config: ResolvedConfig) -> Path:
 
 
 def _missing(runtime: str, binary: str, key: str) -> RuntimeNotAvailable:
+    tool = "runsc" if runtime == "gvisor" else "runc"  # the package, whatever the file is called
     return RuntimeNotAvailable(
-        f"failed to create {runtime} runtime: {Path(binary).name} not found at {binary}",
-        hint=f"install the {Path(binary).name} package or set worker.{key}",
+        f"failed to create {runtime} runtime: {tool} not found at {binary}",
+        hint=f"install the {tool} package or set worker.{key}",
     )
 
 
