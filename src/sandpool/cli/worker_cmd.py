@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import signal
-import subprocess
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -37,7 +35,6 @@ from sandpool.errors import SandpoolError
 __all__ = ["RuntimeCheck", "check_pool_runtime", "worker", "worker_config"]
 
 log = logging.getLogger("sandpool.worker")
-_VERSION_TIMEOUT_S = 10.0
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -62,26 +59,17 @@ class RuntimeCheck:
 
 
 def check_pool_runtime(pool: ResolvedPool, config: ResolvedConfig) -> RuntimeCheck:
-    """Whether the pool's runtime binary is found and ``--version`` runs (doctor will go deeper)."""
+    """The pool's runtime checked as ``sandpool doctor`` does (binary, version, gVisor platform,
+    kvm, gvisorRoot), without doctor's smoke test."""
+    from sandpool.doctor.runtime_checks import runtime_checks
+
+    found = runtime_checks(pool, config)
     binary = config.runsc_path if pool.is_gvisor else config.runc_path
     name = "runsc" if pool.is_gvisor else "runc"
-    base = {"pool": pool.name, "container_runtime": pool.container_runtime, "binary": binary}
-    path = shutil.which(binary)
-    if path is None:
-        error = f"failed to create {pool.container_runtime} runtime: {name} not found ({binary!r})"
-        return RuntimeCheck(**base, path=None, ok=False, error=error)
-    try:
-        proc = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, timeout=_VERSION_TIMEOUT_S
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return RuntimeCheck(**base, path=path, ok=False, error=f"{path} --version: {exc}")
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["(no stderr)"]
-        error = f"{path} --version exited {proc.returncode}: {tail[0]}"
-        return RuntimeCheck(**base, path=path, ok=False, error=error)
-    version = (proc.stdout.strip().splitlines() or ["(no version output)"])[0]
-    return RuntimeCheck(**base, path=path, ok=True, version=version)
+    errors = "; ".join(check.message for check in found.checks if check.failed)
+    version = f"{name} version {found.version}" if found.version else None
+    return RuntimeCheck(pool.name, pool.container_runtime, binary, found.path, not errors,
+                        version, errors or None)  # fmt: skip
 
 
 def worker_config(

@@ -14,7 +14,8 @@ from sandpool.worker.cgroups import detect_cgroup_version
 __all__ = ["cgroup_check", "ensure_writable_dir", "host_checks", "state_dir_check"]
 
 NEEDED_CONTROLLERS = ("memory", "pids")
-_V1_LIMIT_FILES = {"memory": "memory.limit_in_bytes", "pids": "pids.max"}
+# present at the root of each v1 hierarchy (pids.max exists only below the root)
+_V1_MARKERS = {"memory": "memory.oom_control", "pids": "cgroup.procs"}
 _WHY = "memory limits and OOM reporting need memory, the pids limit needs pids"
 
 
@@ -47,7 +48,7 @@ def _v1_problems(root: Path) -> list[str]:
     problems = []
     for name in NEEDED_CONTROLLERS:
         hierarchy = root / name
-        if not (hierarchy / _V1_LIMIT_FILES[name]).exists():
+        if not (hierarchy / _V1_MARKERS[name]).exists():
             problems.append(f"{name}: no hierarchy mounted at {hierarchy}")
         elif not os.access(hierarchy, os.W_OK):
             problems.append(f"{name}: {hierarchy} is not writable")

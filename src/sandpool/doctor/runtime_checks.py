@@ -12,12 +12,20 @@ from sandpool.config.resolved import ResolvedConfig, ResolvedPool
 from sandpool.doctor.host import ensure_writable_dir
 from sandpool.doctor.probes import HostProbes
 from sandpool.doctor.report import Check, fail, ok
-from sandpool.errors import ContainerRuntimeError, PlatformNotSupported, RuntimeNotAvailable
+from sandpool.errors import (
+    ContainerRuntimeError,
+    PlatformNotSupported,
+    RuntimeCommandFailed,
+    RuntimeNotAvailable,
+)
 from sandpool.runtime.factory import create_runtime, find_binary
 from sandpool.runtime.probe import RunscInfo, check_platform, default_platform, probe_runsc
 from sandpool.runtime.runner import run_command
 
 __all__ = ["RuntimeFindings", "effective_platform", "runtime_checks"]
+
+# The seed's last resort for a gVisor pool whose runsc is missing.
+_FALLBACK = {"runsc": ", or fall back to containerRuntime: runc for this pool"}
 
 
 @dataclass
@@ -54,14 +62,23 @@ def _runc_version(path: str) -> str:
     return first.removeprefix("runc version ").strip() or "(unknown version)"
 
 
+def _does_not_run(path: str, exc: ContainerRuntimeError) -> str:
+    """``/usr/bin/runc --version exited 3: <last stderr line>``, or the error itself."""
+    if isinstance(exc, RuntimeCommandFailed):
+        tail = (exc.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+        return f"{' '.join(exc.argv)} exited {exc.status}: {tail}"
+    return f"{path} does not run: {exc}"
+
+
 def _binary(pool: ResolvedPool, config: ResolvedConfig, found: RuntimeFindings) -> None:
     """The runtime binary is there and ``--version`` runs."""
     name, key = ("runsc", "runscPath") if pool.is_gvisor else ("runc", "runcPath")
     path = find_binary(config.runsc_path if pool.is_gvisor else config.runc_path)
     if path is None:
-        error = _creation_error(pool, config)
-        fix = error.hint or f"install the {name} package or set worker.{key}"
-        found.checks.append(fail(pool.name, "runtime", error.message, fix))
+        error = _creation_error(pool, config)  # message and hint are the factory's
+        fix = f"install the {name} package (in a worker image: `docker run IMAGE which {name}`)"
+        fix += f", or set worker.{key}" + _FALLBACK.get(name, "")
+        found.checks.append(fail(pool.name, "runtime", str(error), fix))
         return
     found.path = path
     try:
@@ -69,7 +86,7 @@ def _binary(pool: ResolvedPool, config: ResolvedConfig, found: RuntimeFindings) 
         found.version = found.info.version if found.info else _runc_version(path)
     except ContainerRuntimeError as exc:
         fix = f"reinstall the {name} package, or point worker.{key} at a working {name}"
-        found.checks.append(fail(pool.name, "runtime", f"{path} does not run: {exc}", fix))
+        found.checks.append(fail(pool.name, "runtime", _does_not_run(path, exc), fix))
         return
     found.checks.append(ok(pool.name, "runtime", f"{name} {found.version} at {path}"))
 
