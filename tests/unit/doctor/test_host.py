@@ -1,0 +1,65 @@
+"""Host checks on a fake cgroup tree and a tmp state dir."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from sandpool.doctor.host import cgroup_check, state_dir_check
+from sandpool.doctor.probes import HostProbes
+from sandpool.doctor.report import Status
+from tests.unit.doctor.conftest import Loader, fake_cgroup_v1
+
+
+def test_v1_with_memory_and_pids_is_ok(probes: HostProbes) -> None:
+    check = cgroup_check(probes)
+    assert check.status is Status.OK
+    assert check.message == "cgroup v1: memory and pids controllers usable"
+
+
+def test_v1_hybrid_is_named(probes: HostProbes) -> None:
+    (probes.cgroup_root / "unified").mkdir()
+    assert cgroup_check(probes).message.startswith("cgroup v1 (hybrid")
+
+
+def test_v1_without_pids_fails_naming_it(tmp_path: Path, probes: HostProbes) -> None:
+    root = fake_cgroup_v1(tmp_path / "no-pids", controllers=("memory",))
+    check = cgroup_check(dataclasses.replace(probes, cgroup_root=root))
+    assert check.status is Status.FAIL
+    assert f"pids: no hierarchy mounted at {root / 'pids'}" in check.message
+    assert "memory:" not in check.message
+    assert check.fix is not None and "pids limit" in check.fix
+
+
+def test_v2_lists_missing_controllers(tmp_path: Path, probes: HostProbes) -> None:
+    root = tmp_path / "v2"
+    root.mkdir()
+    (root / "cgroup.controllers").write_text("cpuset cpu io memory\n")
+    check = cgroup_check(dataclasses.replace(probes, cgroup_root=root))
+    assert check.status is Status.FAIL
+    assert check.message.startswith("cgroup v2 (unified): pids: not in")
+
+
+def test_v2_with_both_controllers_is_ok(tmp_path: Path, probes: HostProbes) -> None:
+    root = tmp_path / "v2"
+    root.mkdir()
+    (root / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    check = cgroup_check(dataclasses.replace(probes, cgroup_root=root))
+    assert (check.status, check.message) == (
+        Status.OK,
+        "cgroup v2 (unified): memory and pids controllers usable",
+    )
+
+
+def test_state_dir_is_created_and_written(load_yaml: Loader, tmp_path: Path) -> None:
+    check = state_dir_check(load_yaml("worker:\n  pools: {}\n").resolved)
+    assert check.status is Status.OK
+    assert check.message == f"{tmp_path / 'state'} writable (created it)"
+    assert list((tmp_path / "state").iterdir()) == []  # the probe file is gone
+
+
+def test_state_dir_that_cannot_exist_fails(tmp_path: Path, load_yaml: Loader) -> None:
+    (tmp_path / "state").write_text("a file where the state dir should be")
+    check = state_dir_check(load_yaml("worker:\n  pools: {}\n").resolved)
+    assert check.status is Status.FAIL
+    assert check.fix is not None and "worker.stateDir" in check.fix
