@@ -36,7 +36,7 @@ class Check:
 
     def line(self) -> str:
         """``fail  default  platform  <message>`` followed by ``fix: …`` lines when not ok."""
-        head = f"{self.status.value:<5} {self.pool:<12} {self.name:<10} {self.message}"
+        head = f"{self.status.value:<5} {self.pool:<12} {self.name:<12} {self.message}"
         if self.status is Status.OK or not self.fix:
             return head
         fix_lines = self.fix.splitlines()

@@ -14,11 +14,11 @@ def test_ok_lines_carry_no_fix_and_non_ok_lines_do() -> None:
         ]
     )
     assert text.splitlines() == [
-        "ok    -            cgroups    cgroup v1",
-        "warn  gpu          podRuntime no runtime",
+        "ok    -            cgroups      cgroup v1",
+        "warn  gpu          podRuntime   no runtime",
         "      fix: add runtime: nvidia",
         "        more",
-        "fail  secure       platform   no systrap",
+        "fail  secure       platform     no systrap",
         "      fix: use ptrace",
         "1 ok, 1 warn, 1 fail: problems found",
     ]
