@@ -46,9 +46,9 @@ def _describe(runtime: ContainerRuntime) -> str:
 def _hang_fix(pool: ResolvedPool, runtime: ContainerRuntime) -> str:
     if runtime.platform == "kvm":
         return (
-            f"runsc --platform=kvm hangs on this host: set pool {pool.name}'s "
-            "containerRuntimeConfig.gvisorPlatform to systrap (runsc release-20230227 or "
-            "later) or ptrace"
+            "runsc --platform=kvm hangs on this host; use systrap or ptrace: set pool "
+            f"{pool.name}'s containerRuntimeConfig.gvisorPlatform to ptrace, or to systrap "
+            "with runsc release-20230227 or later"
         )
     return f"see {runtime.root} and the runtime log; try the ptrace platform to rule out the host"
 
