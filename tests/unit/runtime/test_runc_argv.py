@@ -1,0 +1,60 @@
+"""The argv sandpool gives a stand-in ``runc``: ``--root`` first on every verb."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from sandpool.runtime.base import Capability, RunFiles
+from sandpool.runtime.runc import RuncRuntime
+from sandpool.runtime.spec import ContainerSpec, build_spec
+from tests.unit.runtime.stand_in import verb_index, write_stand_in
+
+
+def _spec(tmp_path: Path) -> dict[str, object]:
+    return build_spec(ContainerSpec(args=("true",), rootfs=tmp_path / "rootfs",
+                                    cgroups_path="/sandpool/sp-1/ctr", gpus=1))  # fmt: skip
+
+
+def test_every_verb_starts_with_the_root(tmp_path: Path) -> None:
+    stand_in = write_stand_in(tmp_path, "runc")
+    runtime = RuncRuntime(str(stand_in.path), tmp_path / "state")
+    files = RunFiles(tmp_path / "pid", tmp_path / "log")
+    assert runtime.run("sp-1", tmp_path, runtime.prepare(_spec(tmp_path)), files).wait(30) == 0
+    runtime.exec("sp-1", ["true"])
+    runtime.kill("sp-1", signal.SIGKILL)
+    runtime.delete("sp-1", force=False)
+    runtime.state("sp-1")
+    runtime.list()
+    assert stand_in.verbs() == ["run", "exec", "kill", "delete", "state", "list"]
+    for argv in stand_in.calls():
+        assert argv[:2] == ["--root", str(tmp_path / "state")], argv
+        assert "--nvproxy=true" not in argv and "--platform" not in argv
+    kill, delete = stand_in.calls()[2:4]
+    assert kill[verb_index(kill) :] == ["kill", "--all", "sp-1", "9"]
+    assert delete[verb_index(delete) :] == ["delete", "sp-1"]
+
+
+def test_prepare_keeps_the_spec_as_built_and_copies_it(tmp_path: Path) -> None:
+    runtime = RuncRuntime("/nonexistent/runc", tmp_path)
+    spec = _spec(tmp_path)
+    prepared = runtime.prepare(spec)
+    assert prepared == spec
+    assert prepared is not spec
+    before = copy.deepcopy(spec)
+    prepared["linux"]["resources"].pop("devices")  # type: ignore[index, union-attr]
+    assert spec == before
+
+
+@pytest.mark.skipif(shutil.which("criu") is None, reason="runc checkpoints need criu")
+def test_checkpoint_argv(tmp_path: Path) -> None:
+    stand_in = write_stand_in(tmp_path, "runc")
+    runtime = RuncRuntime(str(stand_in.path), tmp_path / "state")
+    assert Capability.CHECKPOINT_RESTORE in runtime.capabilities
+    runtime.checkpoint("sp-1", tmp_path / "img")
+    assert stand_in.calls()[-1] == ["--root", str(tmp_path / "state"), "checkpoint",
+                                    "--image-path", str(tmp_path / "img"), "sp-1"]  # fmt: skip
