@@ -17,7 +17,8 @@ def _lookup(rootfs: Path, table: str, name: str) -> tuple[int, int] | None:
     for line in lines:
         fields = line.split(":")
         if len(fields) >= 4 and fields[0] == name:
-            return int(fields[2]), int(fields[3])
+            # passwd: name:x:uid:gid:…; group: name:x:gid:members (its 4th field is no id).
+            return int(fields[2]), int(fields[3] if table == "passwd" else fields[2])
     return None
 
 
