@@ -169,3 +169,20 @@ def test_concurrent_runs_through_the_api(
     with ThreadPoolExecutor(max_workers=16) as executor:
         results = list(executor.map(one, range(count)))
     assert results == [(0, f"{i}\n".encode()) for i in range(count)]
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_output_into_a_shared_regular_file_keeps_its_place(
+    sandbox: Sandbox, no_leaks: Sandbox, pool: str, tmp_path: Path
+) -> None:
+    """gVisor writes a host file at its own offset; sandpool must append where the caller is."""
+    log = tmp_path / "ci.log"
+    env = {**os.environ, "SANDPOOL_CONFIG": str(sandbox.config_file)}
+    with log.open("wb") as out:
+        out.write(b"before\n")
+        out.flush()
+        subprocess.run([SANDPOOL, "run", "--pool", pool, "--", "sh", "-c",
+                        "echo out; echo err >&2"], stdout=out, stderr=out, env=env,
+                       check=True, timeout=120)  # fmt: skip
+        out.write(b"after\n")
+    assert log.read_bytes() == b"before\nout\nerr\nafter\n"

@@ -28,6 +28,7 @@ from sandpool.runtime.runner import FileArg, kill_group
 from sandpool.runtime.spec import ContainerSpec, build_spec
 from sandpool.worker.cgroups import ContainerCgroup, open_cgroup, parse_size
 from sandpool.worker.overlay import mount_overlay, unmount
+from sandpool.worker.pump import copy_to_fd, is_regular_file
 from sandpool.worker.records import ContainerRecord, containers_dir, process_start_time
 from sandpool.worker.request import (
     EXIT_NOT_EXECUTABLE,
@@ -219,14 +220,25 @@ class ContainerRun:
         else:
             raise ContainerStartFailed(f"container {self.id} could not start: {message}")
 
+    def _output_targets(self, stdio: Stdio) -> tuple[FileArg, FileArg, tuple[int | None, ...]]:
+        """stdout/stderr for the runtime; regular files go through a pipe under gVisor."""
+        if Capability.USERSPACE_KERNEL not in self.runtime.capabilities:
+            return stdio.stdout, stdio.stderr, (None, None)
+        files = (is_regular_file(stdio.stdout), is_regular_file(stdio.stderr))
+        out = subprocess.PIPE if files[0] is not None else stdio.stdout
+        err = subprocess.PIPE if files[1] is not None else stdio.stderr
+        return out, err, files
+
     def run(self, stdio: Stdio, on_started: Callable[[], None] = lambda: None) -> RunResult:
         """Prepare, run to the end, classify, clean up; return the result."""
         self.result.started_at = time.time()
         try:
             spec = self.prepare()
+            stdout, stderr, files = self._output_targets(stdio)
             proc = self.runtime.run(self.id, self.dir, spec, self.files, stdin=stdio.stdin,
-                                    stdout=stdio.stdout, stderr=stdio.stderr)  # fmt: skip
+                                    stdout=stdout, stderr=stderr)  # fmt: skip
             readers = _start_readers(proc, self.result) if stdio.capture else []
+            readers += _start_copies(proc, files)
             watcher = threading.Thread(target=self._watch, args=(proc, on_started), daemon=True)
             watcher.start()
             try:
@@ -252,6 +264,14 @@ class ContainerRun:
         unmount(self.dir / "rootfs")
         self.cgroup.remove()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _start_copies(
+    proc: subprocess.Popen[bytes], files: tuple[int | None, ...]
+) -> list[threading.Thread]:
+    """Copy piped output into the caller's regular files (see ``worker.pump``)."""
+    pairs = zip((proc.stdout, proc.stderr), files, strict=True)
+    return [copy_to_fd(stream, fd) for stream, fd in pairs if stream is not None and fd is not None]
 
 
 def _start_readers(proc: subprocess.Popen[bytes], result: RunResult) -> list[threading.Thread]:
