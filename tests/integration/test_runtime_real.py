@@ -89,6 +89,8 @@ def test_state_list_exec_kill_delete(sp: Sandpool, no_leaks: Sandbox, pool: str)
     runtime = sp.runtime(pool)
     assert runtime.state(record.id).status == "running"
     assert record.id in [s.id for s in runtime.list()]
+    stats = runtime.events(record.id)
+    assert stats["type"] == "stats" and stats["id"] == record.id
     executed = runtime.exec(record.id, ["sh", "-c", "echo from-exec; exit 4"])
     assert (executed.status, executed.stdout) == (4, "from-exec\n")
     sp.kill(record.id)
