@@ -165,6 +165,11 @@ class ContainerRuntime(ABC):
         """Restore a checkpointed container, where supported."""
         raise OperationNotSupported(f"restore is not supported by {self.name}")
 
+    def has_state(self, container_id: str) -> bool:
+        """Whether the runtime's state for this container is on disk under ``root`` (no exec;
+        a cheap pre-check for ``delete``, as ``run`` removes it itself on a clean exit)."""
+        return (self.root / container_id).exists()
+
     def exists(self, container_id: str) -> bool:
         """Whether the runtime knows this container."""
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,14 @@ class GvisorRuntime(ContainerRuntime):
         linux.pop("devices", None)
         linux.get("resources", {}).pop("devices", None)
         return out
+
+    def has_state(self, container_id: str) -> bool:
+        """runsc keeps ``<root>/<sandbox>_sandbox:<container>.state`` (and a ``.lock``)."""
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return False
+        return any(container_id in name for name in names)
 
     def run_args(self, spec: dict[str, Any]) -> list[str]:
         """``--nvproxy=true`` for this container only, when its spec requests GPUs."""

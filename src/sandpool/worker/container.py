@@ -257,8 +257,9 @@ class ContainerRun:
 
     def cleanup(self) -> None:
         """Remove everything this container left: runtime state, processes, mount, cgroup, dir."""
+        # State on disk, not `runtime state`: one exec fewer per run (~10 ms runc, ~30 ms runsc).
         with contextlib.suppress(SandpoolError):
-            if self.runtime.exists(self.id):
+            if self.runtime.has_state(self.id):
                 self.runtime.delete(self.id, force=True)
         self.cgroup.kill_all()
         unmount(self.dir / "rootfs")
