@@ -92,12 +92,12 @@ def run(
     """Run COMMAND in a new container of POOL; exit with its status (137 OOM, 124 timeout,
     125 could not start, 126 not executable, 127 not found)."""
     from sandpool.api import Sandpool
-    from sandpool.config.loader import LoadedConfig
+    from sandpool.config.cache import load_resolved
     from sandpool.worker.recovery import reconcile_dead_owners
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        sp = Sandpool(LoadedConfig.load(config_files).resolved)
+        sp = Sandpool(load_resolved(config_files))  # no YAML/pydantic when unchanged
         reconcile_dead_owners(sp.config)
         result = sp.run(pool, command, image=image, cpu=cpu, memory=memory, pids=pids,
                         timeout=timeout, env=env, workdir=workdir, gpus=gpus, stdin=_stdin(),

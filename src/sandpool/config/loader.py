@@ -15,21 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandpool.config.models import SandpoolConfig
+from sandpool.config.paths import CONFIG_ENV_VAR, config_paths
 from sandpool.config.resolved import ResolvedConfig, resolve
 from sandpool.config.sources import Origins, apply_env, embedded_default, merge, read_file
 from sandpool.config.validation import legacy_warnings, validate
 
 __all__ = ["CONFIG_ENV_VAR", "LoadedConfig", "config_paths"]
-
-CONFIG_ENV_VAR = "SANDPOOL_CONFIG"
-
-
-def config_paths(paths: Sequence[str], environ: Mapping[str, str]) -> list[str]:
-    """The files to read: the given ones, else ``$SANDPOOL_CONFIG``, else none (embedded)."""
-    if paths:
-        return list(paths)
-    from_env = environ.get(CONFIG_ENV_VAR, "")
-    return [from_env] if from_env else []
 
 
 @dataclass(frozen=True)

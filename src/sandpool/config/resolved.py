@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sandpool.config.models import PoolConfig, SandpoolConfig
 from sandpool.errors import UnknownPool
+
+if TYPE_CHECKING:  # the run path imports this module without pydantic
+    from sandpool.config.models import PoolConfig, SandpoolConfig
 
 __all__ = ["ResolvedConfig", "ResolvedPool", "resolve"]
 
