@@ -11,7 +11,8 @@ What each one's time includes:
   runc removes its container when ``run`` returns; for runsc a ``delete --force`` runs after
   the timer stops when state was left.
 - ``cli-*``: ``sandpool run -c CFG --pool P --image builtin:busybox -- true`` exec'd directly
-  (no shell), fork to exit: interpreter start, imports, config, then all of ``api-*``.
+  (no shell), fork to exit: interpreter start, imports, config, then all of ``api-*``;
+  byte-code is cached (PYTHONPYCACHEPREFIX in the workspace), as for an installed package.
 - ``podman``: ``podman run --rm --runtime runc --network none --ulimit ...`` of the same
   busybox rootfs imported into a podman store of the bench's own.
 """
@@ -84,11 +85,20 @@ def raw(bundles: list[RawBundle]) -> Contender:
     return run
 
 
+def cli_env(pycache: Path) -> dict[str, str]:
+    """The environment of ``sandpool run``: no SANDPOOL_* overrides, and byte-code cached (in
+    the workspace) as an installed package has it, even where PYTHONDONTWRITEBYTECODE is set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SANDPOOL_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
 def cli(config: Path, pool: str, image: str) -> Contender:
-    """``sandpool run`` as a fresh process."""
+    """``sandpool run`` as a fresh process (the warm-up runs fill the byte-code cache)."""
     argv = [str(SANDPOOL_BIN), "run", "-c", str(config), "--pool", pool, "--image", image,
             "--", "true"]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SANDPOOL_")}
+    env = cli_env(config.parent / "pycache")
 
     def run() -> float:
         start = time.perf_counter()
@@ -112,7 +122,8 @@ def cli_peak_rss_kb(config: Path, pool: str, image: str) -> int:
     """Peak RSS of one ``sandpool run`` process (the Python process; runc/runsc are smaller)."""
     argv = [str(SANDPOOL_BIN), "run", "-c", str(config), "--pool", pool, "--image", image,
             "--", "true"]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=cli_env(config.parent / "pycache"))  # fmt: skip
     _, _, usage = os.wait4(proc.pid, 0)
     proc.returncode = 0
     return int(usage.ru_maxrss)
