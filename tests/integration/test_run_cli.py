@@ -175,14 +175,20 @@ def test_concurrent_runs_through_the_api(
 def test_output_into_a_shared_regular_file_keeps_its_place(
     sandbox: Sandbox, no_leaks: Sandbox, pool: str, tmp_path: Path
 ) -> None:
-    """gVisor writes a host file at its own offset; sandpool must append where the caller is."""
-    log = tmp_path / "ci.log"
+    """gVisor writes a host file at its own offset; sandpool must append where the caller is.
+
+    Each stream gets its own file: runc copies stdout and stderr in separate goroutines, so
+    their order relative to each other is not defined (for raw runc either)."""
     env = {**os.environ, "SANDPOOL_CONFIG": str(sandbox.config_file)}
-    with log.open("wb") as out:
-        out.write(b"before\n")
-        out.flush()
+    logs = [tmp_path / "out.log", tmp_path / "err.log"]
+    with logs[0].open("wb") as out, logs[1].open("wb") as err:
+        for f in (out, err):
+            f.write(b"before\n")
+            f.flush()
         subprocess.run([SANDPOOL, "run", "--pool", pool, "--", "sh", "-c",
-                        "echo out; echo err >&2"], stdout=out, stderr=out, env=env,
+                        "echo out; echo err >&2"], stdout=out, stderr=err, env=env,
                        check=True, timeout=120)  # fmt: skip
-        out.write(b"after\n")
-    assert log.read_bytes() == b"before\nout\nerr\nafter\n"
+        for f in (out, err):
+            f.write(b"after\n")
+    assert logs[0].read_bytes() == b"before\nout\nafter\n"
+    assert logs[1].read_bytes() == b"before\nerr\nafter\n"
