@@ -62,6 +62,8 @@ class Sandbox:
             runsc = subprocess.run(["runsc", "--root", str(self.gvisor_root), "list", "-quiet"],
                                    capture_output=True, text=True, check=False)  # fmt: skip
             found += [f"runsc container {c}" for c in runsc.stdout.split()]
+        if self.gvisor_root.exists():
+            found += [f"runsc file {f}" for f in self.gvisor_root.glob("*_sandbox:sp-*")]
         with open("/proc/self/mountinfo") as info:
             found += [f"mount {ln.split()[4]}" for ln in info if str(self.base) in ln.split()[4]]
         for cg in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}/*"):

@@ -154,3 +154,4 @@ def test_a_start_that_hangs_times_out_and_leaves_nothing(
     else:
         assert result.exit_code == 0  # a host where kvm works
     assert time.monotonic() - started < 30
+    assert not list(sandbox.gvisor_root.glob("*_sandbox:sp-*")), "runsc state or lock left"

@@ -170,6 +170,9 @@ class ContainerRuntime(ABC):
         a cheap pre-check for ``delete``, as ``run`` removes it itself on a clean exit)."""
         return (self.root / container_id).exists()
 
+    def forget(self, container_id: str) -> None:  # noqa: B027 - runc leaves nothing to forget
+        """Remove state files the runtime left for a container it no longer knows."""
+
     def exists(self, container_id: str) -> bool:
         """Whether the runtime knows this container."""
         try:

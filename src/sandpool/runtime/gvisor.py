@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from pathlib import Path
@@ -76,13 +77,25 @@ class GvisorRuntime(ContainerRuntime):
         linux.get("resources", {}).pop("devices", None)
         return out
 
-    def has_state(self, container_id: str) -> bool:
-        """runsc keeps ``<root>/<sandbox>_sandbox:<container>.state`` (and a ``.lock``)."""
+    def _state_files(self, container_id: str) -> list[str]:
+        """runsc keeps ``<root>/<sandbox>_sandbox:<container>.state`` and a ``.lock``."""
         try:
             names = os.listdir(self.root)
         except FileNotFoundError:
-            return False
-        return any(container_id in name for name in names)
+            return []
+        ends = (f"_sandbox:{container_id}.state", f"_sandbox:{container_id}.lock")
+        return [name for name in names if name.endswith(ends)]
+
+    def has_state(self, container_id: str) -> bool:
+        """Whether runsc has a state or lock file for this container."""
+        return bool(self._state_files(container_id))
+
+    def forget(self, container_id: str) -> None:
+        """Remove what runsc leaves after a start killed mid-way (its ``.lock``; SPEC: nothing
+        may be left in the root once the container is deleted)."""
+        for name in self._state_files(container_id):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.root / name)
 
     def run_args(self, spec: dict[str, Any]) -> list[str]:
         """``--nvproxy=true`` for this container only, when its spec requests GPUs."""

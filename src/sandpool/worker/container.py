@@ -261,6 +261,7 @@ class ContainerRun:
         with contextlib.suppress(SandpoolError):
             if self.runtime.has_state(self.id):
                 self.runtime.delete(self.id, force=True)
+        self.runtime.forget(self.id)
         self.cgroup.kill_all()
         unmount(self.dir / "rootfs")
         self.cgroup.remove()

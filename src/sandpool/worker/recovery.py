@@ -47,6 +47,8 @@ def remove_container(record: ContainerRecord | None, directory: Path) -> None:
     """Delete the container and every host resource it held."""
     if record is not None:
         _runtime_call(record, "delete", "--force", record.id)
+        for leftover in Path(record.runtime_root).glob(f"*_sandbox:{record.id}.*"):
+            leftover.unlink(missing_ok=True)  # runsc's lock after a start killed mid-way
         parent, _, cid = record.cgroup_parent.rpartition("/")
         cgroup = open_cgroup(parent, cid)
         cgroup.kill_all()
