@@ -60,6 +60,14 @@ def test_pids_limit(sp: Sandpool, no_leaks: Sandbox, pool: str, forks: int) -> N
     assert roomy.stdout == b"spawned\n"
 
 
+def test_runc_seccomp_refuses_new_user_namespaces(sp: Sandpool, no_leaks: Sandbox) -> None:
+    """Without the profile, `unshare -U` succeeds in a runc container (checked by hand)."""
+    result = sp.run("performance", ["sh", "-c", "unshare -U true; echo $?; echo still-fine"],
+                    image=BUSYBOX)  # fmt: skip
+    assert result.stdout == b"1\nstill-fine\n"
+    assert b"Operation not permitted" in (result.stderr or b"")
+
+
 def test_gvisor_container_runs_in_gvisor(sp: Sandpool, no_leaks: Sandbox) -> None:
     host = Path("/proc/version").read_text().strip()
     inside = sp.run("default", ["cat", "/proc/version"], image=BUSYBOX).stdout
