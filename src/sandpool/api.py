@@ -129,9 +129,9 @@ class Sandpool:
 
     def kill(self, container_id: str) -> None:
         """Stop one container; its owning ``run`` sees it end with 137."""
-        for directory, record in load_records(self.state_dir):
+        for _, record in load_records(self.state_dir):
             if record is not None and record.id == container_id:
-                stop_container(record, directory)
+                stop_container(record)
                 return
         raise ContainerNotFound(f"no sandpool container with id '{container_id}'",
                                 hint="`sandpool ps` lists them")  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 from pathlib import Path
@@ -12,7 +11,7 @@ from sandpool.errors import OperationNotSupported
 from sandpool.runtime.base import Capability, ContainerRuntime
 from sandpool.runtime.probe import RunscInfo
 
-__all__ = ["GvisorRuntime", "spec_requests_gpu"]
+__all__ = ["GvisorRuntime", "forget_state", "spec_requests_gpu", "state_files"]
 
 GPU_ENV = "NVIDIA_VISIBLE_DEVICES"
 
@@ -24,6 +23,23 @@ def spec_requests_gpu(spec: dict[str, Any]) -> bool:
         if key == GPU_ENV and value not in ("", "void", "none"):
             return True
     return False
+
+
+def state_files(root: Path, container_id: str) -> list[Path]:
+    """runsc's ``<root>/<sandbox>_sandbox:<container>.state`` and ``.lock`` for a container."""
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return []
+    ends = (f"_sandbox:{container_id}.state", f"_sandbox:{container_id}.lock")
+    return [root / name for name in names if name.endswith(ends)]
+
+
+def forget_state(root: Path, container_id: str) -> None:
+    """Delete those files: a start killed mid-way (kvm hang) leaves its ``.lock`` behind, and
+    nothing may stay in the root once the container is gone."""
+    for path in state_files(root, container_id):
+        path.unlink(missing_ok=True)
 
 
 class GvisorRuntime(ContainerRuntime):
@@ -77,25 +93,13 @@ class GvisorRuntime(ContainerRuntime):
         linux.get("resources", {}).pop("devices", None)
         return out
 
-    def _state_files(self, container_id: str) -> list[str]:
-        """runsc keeps ``<root>/<sandbox>_sandbox:<container>.state`` and a ``.lock``."""
-        try:
-            names = os.listdir(self.root)
-        except FileNotFoundError:
-            return []
-        ends = (f"_sandbox:{container_id}.state", f"_sandbox:{container_id}.lock")
-        return [name for name in names if name.endswith(ends)]
-
     def has_state(self, container_id: str) -> bool:
         """Whether runsc has a state or lock file for this container."""
-        return bool(self._state_files(container_id))
+        return bool(state_files(self.root, container_id))
 
     def forget(self, container_id: str) -> None:
-        """Remove what runsc leaves after a start killed mid-way (its ``.lock``; SPEC: nothing
-        may be left in the root once the container is deleted)."""
-        for name in self._state_files(container_id):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.root / name)
+        """Remove what runsc leaves after a start killed mid-way (see ``forget_state``)."""
+        forget_state(self.root, container_id)
 
     def run_args(self, spec: dict[str, Any]) -> list[str]:
         """``--nvproxy=true`` for this container only, when its spec requests GPUs."""

@@ -27,9 +27,10 @@ from sandpool.runtime.base import Capability, ContainerRuntime, RunFiles
 from sandpool.runtime.runner import FileArg, kill_group
 from sandpool.runtime.spec import ContainerSpec, build_spec
 from sandpool.worker.cgroups import ContainerCgroup, open_cgroup, parse_size
-from sandpool.worker.overlay import mount_overlay, unmount
+from sandpool.worker.overlay import mount_overlay
 from sandpool.worker.pump import copy_to_fd, is_regular_file
 from sandpool.worker.records import ContainerRecord, containers_dir, process_start_time
+from sandpool.worker.recovery import release_host_resources
 from sandpool.worker.request import (
     EXIT_NOT_EXECUTABLE,
     EXIT_NOT_FOUND,
@@ -262,10 +263,7 @@ class ContainerRun:
             if self.runtime.has_state(self.id):
                 self.runtime.delete(self.id, force=True)
         self.runtime.forget(self.id)
-        self.cgroup.kill_all()
-        unmount(self.dir / "rootfs")
-        self.cgroup.remove()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        release_host_resources(self.cgroup, self.dir)
 
 
 def _start_copies(

@@ -18,12 +18,19 @@ from pathlib import Path
 from sandpool.config.resolved import ResolvedConfig
 from sandpool.errors import SandpoolError
 from sandpool.runtime.factory import create_runtime
+from sandpool.runtime.gvisor import forget_state
 from sandpool.runtime.runner import run_command
-from sandpool.worker.cgroups import open_cgroup
+from sandpool.worker.cgroups import ContainerCgroup, open_cgroup
 from sandpool.worker.overlay import unmount
 from sandpool.worker.records import ContainerRecord, load_records
 
-__all__ = ["collect_garbage", "reconcile_dead_owners", "remove_container", "stop_container"]
+__all__ = [
+    "collect_garbage",
+    "reconcile_dead_owners",
+    "release_host_resources",
+    "remove_container",
+    "stop_container",
+]
 
 log = logging.getLogger(__name__)
 ID_PREFIX = "sp-"
@@ -36,7 +43,16 @@ def _runtime_call(record: ContainerRecord, *args: str) -> None:
         run_command(argv, timeout=30, check=False)
 
 
-def stop_container(record: ContainerRecord, directory: Path) -> None:
+def release_host_resources(cgroup: ContainerCgroup, directory: Path) -> None:
+    """After the runtime let go of a container: kill stragglers, unmount its layer, remove its
+    cgroup and its directory (the shared tail of a normal clean-up and of ``gc``)."""
+    cgroup.kill_all()
+    unmount(directory / "rootfs")
+    cgroup.remove()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def stop_container(record: ContainerRecord) -> None:
     """SIGKILL the container (its owner, if alive, then cleans up after it)."""
     _runtime_call(record, "kill", "--all", record.id, str(int(signal.SIGKILL)))
     parent, _, cid = record.cgroup_parent.rpartition("/")
@@ -45,18 +61,15 @@ def stop_container(record: ContainerRecord, directory: Path) -> None:
 
 def remove_container(record: ContainerRecord | None, directory: Path) -> None:
     """Delete the container and every host resource it held."""
-    if record is not None:
-        _runtime_call(record, "delete", "--force", record.id)
-        for leftover in Path(record.runtime_root).glob(f"*_sandbox:{record.id}.*"):
-            leftover.unlink(missing_ok=True)  # runsc's lock after a start killed mid-way
-        parent, _, cid = record.cgroup_parent.rpartition("/")
-        cgroup = open_cgroup(parent, cid)
-        cgroup.kill_all()
+    if record is None:
         unmount(directory / "rootfs")
-        cgroup.remove()
-    else:
-        unmount(directory / "rootfs")
-    shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree(directory, ignore_errors=True)
+        return
+    _runtime_call(record, "delete", "--force", record.id)
+    if record.runtime == "gvisor":
+        forget_state(Path(record.runtime_root), record.id)
+    parent, _, cid = record.cgroup_parent.rpartition("/")
+    release_host_resources(open_cgroup(parent, cid), directory)
 
 
 def _orphans_in_roots(config: ResolvedConfig, live: set[str]) -> list[str]:
