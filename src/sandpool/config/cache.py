@@ -24,7 +24,7 @@ from pathlib import Path
 from sandpool.config.paths import config_paths
 from sandpool.config.resolved import ResolvedConfig
 
-__all__ = ["cache_dir", "load_resolved"]
+__all__ = ["cache_dir", "file_stamp", "load_resolved", "write_entry"]
 
 _VERSION = "1"
 _PACKAGE = Path(__file__).resolve().parent
@@ -51,7 +51,8 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
     return path if st.st_uid == os.geteuid() and not st.st_mode & 0o022 else None
 
 
-def _stamp(path: Path) -> list[object]:
+def file_stamp(path: Path) -> list[object]:
+    """What identifies one version of a file: path, inode, mtime and size (OSError if gone)."""
     st = os.stat(path)
     return [str(path), st.st_ino, st.st_mtime_ns, st.st_size]
 
@@ -59,8 +60,8 @@ def _stamp(path: Path) -> list[object]:
 def cache_key(files: Sequence[str], environ: Mapping[str, str]) -> str | None:
     """The entry name for these inputs; None if a file cannot be stat'ed (the loader says why)."""
     try:
-        inputs = [_stamp(Path(f).resolve()) for f in files] or [_stamp(_EMBEDDED)]
-        code = [_stamp(_PACKAGE / name) for name in _CODE]
+        inputs = [file_stamp(Path(f).resolve()) for f in files] or [file_stamp(_EMBEDDED)]
+        code = [file_stamp(_PACKAGE / name) for name in _CODE]
     except OSError:
         return None
     env = sorted((k, v) for k, v in environ.items() if k.startswith("SANDPOOL_"))
@@ -75,12 +76,13 @@ def _read(entry: Path) -> ResolvedConfig | None:
         return None
 
 
-def _write(entry: Path, config: ResolvedConfig) -> None:
+def write_entry(entry: Path, data: object) -> None:
+    """Write ``data`` as JSON to ``entry`` by atomic rename; a failure just leaves no entry."""
     with contextlib.suppress(OSError):
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=entry.parent)
         try:
             with os.fdopen(fd, "w") as handle:
-                json.dump(config.to_json(), handle)
+                json.dump(data, handle)
             os.replace(tmp, entry)
         finally:
             Path(tmp).unlink(missing_ok=True)
@@ -101,5 +103,5 @@ def load_resolved(paths: Sequence[str] = (), environ: Mapping[str, str] | None =
 
     resolved = LoadedConfig.load(paths, environ).resolved
     if entry is not None:
-        _write(entry, resolved)
+        write_entry(entry, resolved.to_json())
     return resolved

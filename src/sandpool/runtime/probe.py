@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -11,6 +10,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sandpool.config.cache import cache_dir, file_stamp, write_entry
 from sandpool.errors import ContainerRuntimeError, PlatformNotSupported
 from sandpool.runtime.runner import run_command
 
@@ -49,24 +49,19 @@ def probe_runsc(binary: str) -> RunscInfo:
         return cached
     info = _probe(binary)
     if entry is not None:
-        with contextlib.suppress(OSError):
-            tmp = entry.with_name(f".tmp-{os.getpid()}-{entry.name}")
-            tmp.write_text(json.dumps({**asdict(info), "flags": sorted(info.flags)}))
-            os.replace(tmp, entry)
+        write_entry(entry, {**asdict(info), "flags": sorted(info.flags)})
     return info
 
 
 def _cache_entry(binary: str) -> Path | None:
-    from sandpool.config.cache import cache_dir
-
+    """The cache file for this version of ``binary`` (see ``config.cache``), or None."""
     folder = cache_dir()
     try:
-        st = os.stat(binary)
+        stamp = json.dumps(file_stamp(Path(os.path.abspath(binary))))
     except OSError:
         return None
     if folder is None:
         return None
-    stamp = f"{os.path.abspath(binary)}:{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
     return folder / f"runsc-{hashlib.sha256(stamp.encode()).hexdigest()[:32]}.json"
 
 
