@@ -55,6 +55,8 @@ def test_exit_codes(sandbox: Sandbox, no_leaks: Sandbox, pool: str, args: list[s
     done = sandpool(sandbox, "run", "--pool", pool, "--image", "builtin:busybox", *args)
     assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr
+    if args[0] == "--memory" and code == 125:
+        assert "Invalid value for '--memory'" in done.stderr
 
 
 def test_unknown_pool_and_missing_runtime_exit_125(

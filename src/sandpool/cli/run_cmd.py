@@ -37,7 +37,7 @@ class RunCommand(click.Command):
         try:
             return super().make_context(*args, **kwargs)
         except click.UsageError as exc:
-            raise RunUsageError(exc.message, exc.ctx) from exc
+            raise RunUsageError(exc.format_message(), exc.ctx) from exc
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
