@@ -84,6 +84,7 @@ class ContainerRun:
                                 image.reference)  # fmt: skip
         self._exited = threading.Event()
         self._started = threading.Event()
+        self._start_timed_out = False
 
     # ---- preparation ----------------------------------------------------------------------
 
@@ -139,16 +140,38 @@ class ContainerRun:
 
     # ---- running ----------------------------------------------------------------------------
 
-    def _watch(self, proc: subprocess.Popen[bytes], on_started: Callable[[], None]) -> None:
-        """Note the start (pid file), then kill the container on OOM (gVisor may not die)."""
+    def _await_start(self) -> bool:
+        """Wait for the runtime's pid file (the container has started): True once it exists,
+        False if the runtime exited without it or the start timeout passed. Polls with a
+        back-off (0.5 ms up to 10 ms) so that many concurrent starts do not keep waking up."""
         deadline = time.monotonic() + self.start_timeout
-        while not self._exited.is_set() and not self.files.pid_file.exists():
+        delay = 0.0005
+        while not self.files.pid_file.exists():
+            if self._exited.is_set():
+                return self.files.pid_file.exists()
             if time.monotonic() > deadline:
-                break
-            time.sleep(0.001)
-        if self.files.pid_file.exists():
-            self.result.start_latency_ms = round((time.time() - self.result.started_at) * 1000, 3)
-            self._started.set()
+                return False
+            self._exited.wait(delay)
+            delay = min(delay * 1.5, 0.01)
+        return True
+
+    def _note_start(self) -> None:
+        """Mark the container started; its start latency is the pid file's write time (exact
+        whatever the polling interval)."""
+        with contextlib.suppress(OSError):
+            written = self.files.pid_file.stat().st_mtime_ns / 1e9
+            latency = max(0.0, written - self.result.started_at)
+            self.result.start_latency_ms = round(latency * 1000, 3)
+        self._started.set()
+
+    def _watch(self, proc: subprocess.Popen[bytes], on_started: Callable[[], None]) -> None:
+        """Note the start (or stop a start that hangs), then kill the container on OOM
+        (gVisor may not die by itself)."""
+        if self._await_start():
+            self._note_start()
+        elif not self._exited.is_set():
+            self._start_timed_out = True
+            self._force_stop(proc)
         on_started()
         while not self._exited.is_set():
             if self.cgroup.wait_oom(0.1):
@@ -166,26 +189,23 @@ class ContainerRun:
         kill_group(proc)
 
     def _wait(self, proc: subprocess.Popen[bytes]) -> int:
+        """Wait for the runtime to exit; stop it at the run's timeout (the watcher stops a
+        start that does not finish within the start timeout)."""
         timeout = self.request.timeout or self.pool.timeout
-        deadline = time.monotonic() + self.start_timeout
-        while not self._started.wait(0.005) and proc.poll() is None:
-            if time.monotonic() > deadline:
-                break
-        if not self._started.is_set() and proc.poll() is None:
+        remaining = None if timeout is None else max(0.0, timeout - self._elapsed())
+        try:
+            status = proc.wait(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            self.result.timed_out = True
             self._force_stop(proc)
-            proc.wait()
+            status = proc.wait()
+        if self._start_timed_out:
             raise RuntimeTimeout(
                 f"container {self.id} did not start within {self.start_timeout:g}s "
                 f"({self.runtime.name}, platform {self.runtime.platform or 'n/a'})",
                 hint="runsc --platform=kvm hangs on some hosts; use systrap or ptrace",
             )
-        remaining = None if timeout is None else max(0.0, timeout - self._elapsed())
-        try:
-            return proc.wait(timeout=remaining)
-        except subprocess.TimeoutExpired:
-            self.result.timed_out = True
-            self._force_stop(proc)
-            return proc.wait()
+        return status
 
     def _elapsed(self) -> float:
         return time.time() - self.result.started_at
