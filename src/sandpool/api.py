@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -102,8 +102,11 @@ class Sandpool:
                              workdir, gpus, tuple(mounts))  # fmt: skip
         return self.run_request(pool, request, Stdio(stdin, stdout, stderr, capture=capture))
 
-    def run_request(self, pool: str, request: RunRequest, stdio: Stdio) -> RunResult:
-        """``run`` with a prepared request."""
+    def run_request(self, pool: str, request: RunRequest, stdio: Stdio, *,
+                    on_container: Callable[[ContainerRun], None] | None = None,
+                    ) -> RunResult:  # fmt: skip
+        """``run`` with a prepared request; ``on_container`` gets the container before it is
+        prepared (to ``stop()`` it from another thread)."""
         runtime = self.runtime(pool)
         image = self.images.get(choose_reference(request.image, self.config.default_image))
         gate = self._gates[pool]
@@ -118,6 +121,8 @@ class Sandpool:
         container = ContainerRun(self.config.pool(pool), runtime, image, request,
                                  state_dir=self.state_dir, cgroup_parent=self.config.cgroup_parent,
                                  start_timeout=self.start_timeout)  # fmt: skip
+        if on_container is not None:
+            on_container(container)
         try:
             return container.run(stdio, on_started=release)
         finally:

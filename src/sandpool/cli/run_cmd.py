@@ -1,4 +1,8 @@
-"""``sandpool run``: one container, streamed, with the container's exit status (SPEC §4)."""
+"""``sandpool run``: one container, streamed, with the container's exit status (SPEC §4).
+
+The same ``execute`` serves both paths: in this process (``run``), or in a warm
+``sandpool serve`` that ``sandpool.cli.entry`` hands the command line and stdio to.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,17 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
 from sandpool.cli.options import config_option
 from sandpool.errors import EXIT_CANNOT_START, SandpoolError
 
-__all__ = ["run"]
+__all__ = ["RunArgs", "execute", "parse_run_args", "run", "stdin_fd"]
 
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
@@ -40,6 +46,36 @@ class RunCommand(click.Command):
             raise RunUsageError(exc.format_message(), exc.ctx) from exc
 
 
+@dataclass(frozen=True)
+class RunArgs:
+    """The parsed flags and command of one ``sandpool run``."""
+
+    config_files: tuple[str, ...]
+    pool: str
+    image: str | None
+    cpu: float | None
+    memory: str | None
+    pids: int | None
+    timeout: float | None
+    env: tuple[str, ...]
+    workdir: str | None
+    gpus: int
+    as_json: bool
+    command: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Streams:
+    """Where one ``sandpool run`` reads and writes: the caller's fds, and text files over
+    its stdout/stderr for sandpool's own lines."""
+
+    stdin: int | None
+    stdout: int
+    stderr: int
+    out: TextIO
+    err: TextIO
+
+
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
@@ -63,12 +99,33 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise Terminated()
 
 
-def _stdin() -> int | None:
-    """Pass our stdin through when it is not a terminal (``echo hi | sandpool run -- cat``)."""
+def stdin_fd(fd: int) -> int | None:
+    """Pass stdin through when it is not a terminal (``echo hi | sandpool run -- cat``)."""
     try:
-        return None if os.isatty(0) else 0
+        return None if os.isatty(fd) else fd
     except OSError:
         return None
+
+
+def execute(args: RunArgs, sandpool: Any, streams: Streams,
+            on_container: Callable[[Any], None] | None = None) -> int:  # fmt: skip
+    """Run ``args`` with ``sandpool`` (a ``Sandpool``); report on ``streams``; the exit status."""
+    from sandpool.worker.container import Stdio
+    from sandpool.worker.request import RunRequest
+
+    request = RunRequest(args.command, args.image, args.cpu, args.memory, args.pids,
+                         args.timeout, args.env, args.workdir, args.gpus)  # fmt: skip
+    stdio = Stdio(streams.stdin, streams.stdout, streams.stderr)
+    try:
+        result = sandpool.run_request(args.pool, request, stdio, on_container=on_container)
+    except SandpoolError as error:
+        streams.err.write(f"{type(error).__name__}: {error}\n")
+        return EXIT_CANNOT_START
+    if result.error and not args.as_json:
+        streams.err.write(f"sandpool: {result.error}\n")
+    if args.as_json:
+        streams.out.write(json.dumps(result.to_json()) + "\n")
+    return int(result.exit_code)
 
 
 @click.command(cls=RunCommand, context_settings={"ignore_unknown_options": False})
@@ -84,24 +141,21 @@ def _stdin() -> int | None:
 @click.option("--gpu", "gpus", type=click.IntRange(min=0), default=0, help="GPUs to attach.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary after the run.")
 @click.argument("command", nargs=-1, required=False)
-def run(
-    config_files: tuple[str, ...], pool: str, image: str | None, cpu: float | None,
-    memory: str | None, pids: int | None, timeout: float | None, env: tuple[str, ...],
-    workdir: str | None, gpus: int, as_json: bool, command: tuple[str, ...],
-) -> None:  # fmt: skip
+def run(**params: Any) -> None:
     """Run COMMAND in a new container of POOL; exit with its status (137 OOM, 124 timeout,
-    125 could not start, 126 not executable, 127 not found)."""
+    125 could not start, 126 not executable, 127 not found). With ``sandpool serve`` running,
+    the run is handed to it (same behaviour, no start-up cost)."""
     from sandpool.api import Sandpool
     from sandpool.config.cache import load_resolved
     from sandpool.worker.recovery import reconcile_dead_owners
 
+    args = RunArgs(**params)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    streams = Streams(stdin_fd(0), 1, 2, sys.stdout, sys.stderr)
     try:
-        sp = Sandpool(load_resolved(config_files))  # no YAML/pydantic when unchanged
+        sp = Sandpool(load_resolved(args.config_files))  # no YAML/pydantic when unchanged
         reconcile_dead_owners(sp.config)
-        result = sp.run(pool, command, image=image, cpu=cpu, memory=memory, pids=pids,
-                        timeout=timeout, env=env, workdir=workdir, gpus=gpus, stdin=_stdin(),
-                        stdout=1, stderr=2, capture=False)  # fmt: skip
+        code = execute(args, sp, streams)
     except SandpoolError as error:
         click.echo(f"{type(error).__name__}: {error}", err=True)
         sys.exit(EXIT_CANNOT_START)
@@ -109,8 +163,10 @@ def run(
         sys.exit(EXIT_SIGINT)
     except Terminated:
         sys.exit(EXIT_SIGTERM)
-    if result.error and not as_json:
-        click.echo(f"sandpool: {result.error}", err=True)
-    if as_json:
-        click.echo(json.dumps(result.to_json()))
-    sys.exit(result.exit_code)
+    sys.exit(code)
+
+
+def parse_run_args(argv: list[str]) -> RunArgs:
+    """``sandpool run``'s flags parsed as the command does (RunUsageError when bad)."""
+    ctx = run.make_context("sandpool run", list(argv))
+    return RunArgs(**ctx.params)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sandpool.config.paths import config_paths
 from sandpool.config.resolved import ResolvedConfig
+from sandpool.hostdirs import runtime_dir
 
 __all__ = ["cache_dir", "file_stamp", "load_resolved", "write_entry"]
 
@@ -35,14 +36,10 @@ _EMBEDDED = _PACKAGE / "default.yaml"
 
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
     """Where cache entries go for this user, created if needed; None when none is safe."""
-    environ = os.environ if environ is None else environ
-    if os.geteuid() == 0:
-        base = Path("/run/sandpool")
-    elif environ.get("XDG_RUNTIME_DIR"):
-        base = Path(environ["XDG_RUNTIME_DIR"]) / "sandpool"
-    else:
+    base = runtime_dir(os.environ if environ is None else environ)
+    if base is None:
         return None
-    path = base / "cache"
+    path = Path(base) / "cache"
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = path.stat()

@@ -85,6 +85,8 @@ class ContainerRun:
         self._exited = threading.Event()
         self._started = threading.Event()
         self._start_timed_out = False
+        self._stop_requested = threading.Event()
+        self._proc: subprocess.Popen[bytes] | None = None
 
     # ---- preparation ----------------------------------------------------------------------
 
@@ -179,6 +181,13 @@ class ContainerRun:
                 self._force_stop(proc)
                 return
 
+    def stop(self) -> None:
+        """Kill the container from another thread (its caller went away); ``run`` then ends
+        with 137 and cleans up as usual. Before the start, the start is stopped at once."""
+        self._stop_requested.set()
+        if self._proc is not None:
+            self._force_stop(self._proc)
+
     def _force_stop(self, proc: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(SandpoolError):
             self.runtime.kill(self.id, signal.SIGKILL)
@@ -258,6 +267,9 @@ class ContainerRun:
             stdout, stderr, files = self._output_targets(stdio)
             proc = self.runtime.run(self.id, self.dir, spec, self.files, stdin=stdio.stdin,
                                     stdout=stdout, stderr=stderr)  # fmt: skip
+            self._proc = proc
+            if self._stop_requested.is_set():
+                self._force_stop(proc)
             readers = _start_readers(proc, self.result) if stdio.capture else []
             readers += _start_copies(proc, files)
             watcher = threading.Thread(target=self._watch, args=(proc, on_started), daemon=True)
