@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,17 +22,58 @@ POOLS = ["performance", "default"]
 SANDPOOL = str(Path(sys.executable).parent / "sandpool")
 
 
-def sandpool(sandbox: Sandbox, *args: str, stdin: str | None = None,
-             timeout: float = 120) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    env = {**os.environ, "SANDPOOL_CONFIG": str(sandbox.config_file)}
-    return subprocess.run([SANDPOOL, *args], input=stdin, capture_output=True, text=True,
-                          env=env, timeout=timeout, check=False)  # fmt: skip
+class Cli:
+    """``sandpool`` as a user runs it, either in its own process or served by a warm
+    ``sandpool serve`` (the same tests must pass both ways)."""
+
+    def __init__(self, sandbox: Sandbox, mode: str, socket: Path) -> None:
+        self.sandbox, self.mode = sandbox, mode
+        self.env = {**os.environ, "SANDPOOL_CONFIG": str(sandbox.config_file),
+                    "SANDPOOL_SOCKET": str(socket)}  # fmt: skip
+
+    def run(self, *args: str, stdin: str | None = None, timeout: float = 120,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        return subprocess.run([SANDPOOL, *args], input=stdin, capture_output=True, text=True,
+                              env=self.env, timeout=timeout, check=False, cwd=cwd)  # fmt: skip
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([SANDPOOL, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True, env=self.env)  # fmt: skip
 
 
-def popen(sandbox: Sandbox, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "SANDPOOL_CONFIG": str(sandbox.config_file)}
-    return subprocess.Popen([SANDPOOL, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True, env=env)  # fmt: skip
+class Server:
+    """A ``sandpool serve`` process on a socket of its own, its log in a file."""
+
+    def __init__(self, socket: Path, log: Path) -> None:
+        self.socket, self.log = socket, log
+        with log.open("w") as out:
+            argv = [SANDPOOL, "serve", "--socket", str(socket)]
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not socket.exists():
+            assert self.proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "sandpool serve did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module", params=["in-process", "served"])
+def cli(request: pytest.FixtureRequest, sandbox: Sandbox,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:  # fmt: skip
+    """The CLI in both modes; in "served" mode a warm server runs for the whole module."""
+    base = tmp_path_factory.mktemp("serve")
+    socket = base / "serve.sock"
+    if request.param == "in-process":
+        yield Cli(sandbox, "in-process", socket)  # nobody listens there: runs in-process
+        return
+    server = Server(socket, base / "serve.log")
+    yield Cli(sandbox, "served", socket)
+    assert server.stop() == 0, server.log.read_text()
+    assert not socket.exists(), "sandpool serve left its socket"
+    assert "Traceback" not in server.log.read_text()
 
 
 @pytest.mark.parametrize("pool", POOLS)
@@ -50,9 +92,9 @@ def popen(sandbox: Sandbox, *args: str) -> subprocess.Popen[str]:
         (["--image", "oci-archive:/nonexistent.tar", "--", "true"], 125),
     ],
 )  # fmt: skip
-def test_exit_codes(sandbox: Sandbox, no_leaks: Sandbox, pool: str, args: list[str],
+def test_exit_codes(cli: Cli, no_leaks: Sandbox, pool: str, args: list[str],
                     code: int) -> None:  # fmt: skip
-    done = sandpool(sandbox, "run", "--pool", pool, "--image", "builtin:busybox", *args)
+    done = cli.run("run", "--pool", pool, "--image", "builtin:busybox", *args)
     assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr
     if args[0] == "--memory" and code == 125:
@@ -60,22 +102,21 @@ def test_exit_codes(sandbox: Sandbox, no_leaks: Sandbox, pool: str, args: list[s
 
 
 def test_unknown_pool_and_missing_runtime_exit_125(
-    sandbox: Sandbox, no_leaks: Sandbox, tmp_path: Path
+    cli: Cli, no_leaks: Sandbox, tmp_path: Path
 ) -> None:
-    unknown = sandpool(sandbox, "run", "--pool", "nope", "--", "true")
+    unknown = cli.run("run", "--pool", "nope", "--", "true")
     assert unknown.returncode == 125 and "unknown pool 'nope'" in unknown.stderr
     bad = tmp_path / "bad.yaml"
-    bad.write_text(sandbox.config_file.read_text().replace(
+    bad.write_text(cli.sandbox.config_file.read_text().replace(
         "  cgroupParent:", "  runscPath: /nope/runsc\n  cgroupParent:"))  # fmt: skip
-    done = subprocess.run([SANDPOOL, "run", "-c", str(bad), "--", "true"],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = cli.run("run", "-c", str(bad), "--", "true")
     assert done.returncode == 125
     assert "failed to create gvisor runtime: runsc not found at /nope/runsc" in done.stderr
 
 
 @pytest.mark.parametrize("pool", POOLS)
-def test_json_summary(sandbox: Sandbox, no_leaks: Sandbox, pool: str) -> None:
-    done = sandpool(sandbox, "run", "--pool", pool, "--json", "--image", "builtin:busybox",
+def test_json_summary(cli: Cli, no_leaks: Sandbox, pool: str) -> None:
+    done = cli.run("run", "--pool", pool, "--json", "--image", "builtin:busybox",
                     "--", "sh", "-c", "echo hello; exit 7")  # fmt: skip
     out, summary = done.stdout.rsplit("\n", 2)[0], json.loads(done.stdout.splitlines()[-1])
     assert out == "hello" and done.returncode == 7
@@ -90,25 +131,23 @@ def test_json_summary(sandbox: Sandbox, no_leaks: Sandbox, pool: str) -> None:
 
 
 @pytest.mark.parametrize("pool", POOLS)
-def test_stdin_env_workdir(sandbox: Sandbox, no_leaks: Sandbox, pool: str) -> None:
-    piped = sandpool(sandbox, "run", "--pool", pool, "--", "cat", stdin="hi\n")
+def test_stdin_env_workdir(cli: Cli, no_leaks: Sandbox, pool: str) -> None:
+    piped = cli.run("run", "--pool", pool, "--", "cat", stdin="hi\n")
     assert (piped.returncode, piped.stdout) == (0, "hi\n")
-    done = sandpool(sandbox, "run", "--pool", pool, "--env", "A=1", "--env", "B=two words",
+    done = cli.run("run", "--pool", pool, "--env", "A=1", "--env", "B=two words",
                     "--workdir", "/tmp", "--", "sh", "-c", 'echo "$A $B"; pwd')  # fmt: skip
     assert done.stdout == "1 two words\n/tmp\n"
 
 
 @pytest.mark.parametrize("pool", POOLS)
-def test_default_image_has_python3(sandbox: Sandbox, no_leaks: Sandbox, pool: str) -> None:
-    done = sandpool(sandbox, "run", "--pool", pool, "--", "python3", "-c", "print(6 * 7)")
+def test_default_image_has_python3(cli: Cli, no_leaks: Sandbox, pool: str) -> None:
+    done = cli.run("run", "--pool", pool, "--", "python3", "-c", "print(6 * 7)")
     assert (done.returncode, done.stdout) == (0, "42\n"), done.stderr
 
 
 @pytest.mark.parametrize("pool", POOLS)
-def test_output_streams_before_the_command_ends(
-    sandbox: Sandbox, no_leaks: Sandbox, pool: str
-) -> None:
-    proc = popen(sandbox, "run", "--pool", pool, "--", "sh", "-c",
+def test_output_streams_before_the_command_ends(cli: Cli, no_leaks: Sandbox, pool: str) -> None:
+    proc = cli.popen("run", "--pool", pool, "--", "sh", "-c",
                  "echo first; echo e1 >&2; sleep 3; echo second")  # fmt: skip
     assert proc.stdout is not None
     first = proc.stdout.readline()
@@ -122,9 +161,9 @@ def test_output_streams_before_the_command_ends(
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 @pytest.mark.parametrize("pool", POOLS)
 def test_signal_stops_container_and_cleans_up(
-    sandbox: Sandbox, no_leaks: Sandbox, pool: str, sig: signal.Signals, code: int
+    cli: Cli, no_leaks: Sandbox, pool: str, sig: signal.Signals, code: int
 ) -> None:
-    proc = popen(sandbox, "run", "--pool", pool, "--", "sh", "-c", "echo up; sleep 60")
+    proc = cli.popen("run", "--pool", pool, "--", "sh", "-c", "echo up; sleep 60")
     assert proc.stdout is not None and proc.stdout.readline() == "up\n"
     proc.send_signal(sig)
     proc.communicate(timeout=30)
@@ -132,31 +171,31 @@ def test_signal_stops_container_and_cleans_up(
 
 
 @pytest.mark.parametrize("pool", POOLS)
-def test_sigkilled_cli_then_gc_leaves_nothing(
-    sandbox: Sandbox, no_leaks: Sandbox, pool: str
-) -> None:
-    proc = popen(sandbox, "run", "--pool", pool, "--", "sh", "-c", "echo up; sleep 60")
+def test_sigkilled_cli_then_gc_leaves_nothing(cli: Cli, no_leaks: Sandbox, pool: str) -> None:
+    if cli.mode == "served":
+        pytest.skip("served: the server stops the container itself (test_served_sigkilled_...)")
+    proc = cli.popen("run", "--pool", pool, "--", "sh", "-c", "echo up; sleep 60")
     assert proc.stdout is not None and proc.stdout.readline() == "up\n"
-    listed = sandpool(sandbox, "ps", "--json")
+    listed = cli.run("ps", "--json")
     assert [row["pool"] for row in json.loads(listed.stdout)] == [pool]
     proc.kill()
     proc.wait(timeout=30)  # its container still holds the pipes: don't wait for EOF
-    assert sandbox.leftovers(), "the SIGKILLed run should have left its container"
-    gc = sandpool(sandbox, "gc")
+    assert cli.sandbox.leftovers(), "the SIGKILLed run should have left its container"
+    gc = cli.run("gc")
     assert gc.returncode == 0 and "1 container(s) removed" in gc.stdout
-    assert json.loads(sandpool(sandbox, "ps", "--json").stdout) == []
+    assert json.loads(cli.run("ps", "--json").stdout) == []
     proc.communicate(timeout=30)  # gc killed the container: the pipes close
 
 
-def test_kill_command_stops_a_running_container(sandbox: Sandbox, no_leaks: Sandbox) -> None:
-    proc = popen(sandbox, "run", "--pool", "performance", "--", "sh", "-c", "echo up; sleep 60")
+def test_kill_command_stops_a_running_container(cli: Cli, no_leaks: Sandbox) -> None:
+    proc = cli.popen("run", "--pool", "performance", "--", "sh", "-c", "echo up; sleep 60")
     assert proc.stdout is not None and proc.stdout.readline() == "up\n"
-    [row] = json.loads(sandpool(sandbox, "ps", "--json").stdout)
-    killed = sandpool(sandbox, "kill", row["id"])
+    [row] = json.loads(cli.run("ps", "--json").stdout)
+    killed = cli.run("kill", row["id"])
     assert killed.returncode == 0
     proc.communicate(timeout=30)
     assert proc.returncode == 137
-    missing = sandpool(sandbox, "kill", "sp-doesnotexist")
+    missing = cli.run("kill", "sp-doesnotexist")
     assert missing.returncode != 0 and "no sandpool container" in missing.stderr
 
 
@@ -175,22 +214,103 @@ def test_concurrent_runs_through_the_api(
 
 @pytest.mark.parametrize("pool", POOLS)
 def test_output_into_a_shared_regular_file_keeps_its_place(
-    sandbox: Sandbox, no_leaks: Sandbox, pool: str, tmp_path: Path
+    cli: Cli, no_leaks: Sandbox, pool: str, tmp_path: Path
 ) -> None:
     """gVisor writes a host file at its own offset; sandpool must append where the caller is.
 
     Each stream gets its own file: runc copies stdout and stderr in separate goroutines, so
     their order relative to each other is not defined (for raw runc either)."""
-    env = {**os.environ, "SANDPOOL_CONFIG": str(sandbox.config_file)}
     logs = [tmp_path / "out.log", tmp_path / "err.log"]
     with logs[0].open("wb") as out, logs[1].open("wb") as err:
         for f in (out, err):
             f.write(b"before\n")
             f.flush()
         subprocess.run([SANDPOOL, "run", "--pool", pool, "--", "sh", "-c",
-                        "echo out; echo err >&2"], stdout=out, stderr=err, env=env,
+                        "echo out; echo err >&2"], stdout=out, stderr=err, env=cli.env,
                        check=True, timeout=120)  # fmt: skip
         for f in (out, err):
             f.write(b"after\n")
     assert logs[0].read_bytes() == b"before\nout\nafter\n"
     assert logs[1].read_bytes() == b"before\nerr\nafter\n"
+
+
+# ---- served only: what a warm `sandpool serve` adds ------------------------------------------
+
+
+@pytest.fixture
+def served(sandbox: Sandbox, tmp_path: Path) -> Iterator[tuple[Cli, Server]]:
+    """A server of this test's own (tests here stop or kill it)."""
+    socket = tmp_path / "serve.sock"
+    server = Server(socket, tmp_path / "serve.log")
+    yield Cli(sandbox, "served", socket), server
+    if server.proc.poll() is None:
+        server.stop()
+
+
+def wait_until_clean(sandbox: Sandbox, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while sandbox.leftovers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def test_served_runs_go_through_the_server_with_relative_config(
+    served: tuple[Cli, Server], no_leaks: Sandbox, tmp_path: Path
+) -> None:
+    cli, server = served
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "pools.yaml").write_text(cli.sandbox.config_file.read_text())
+    done = cli.run("run", "-c", "sub/pools.yaml", "--pool", "performance", "--json", "--",
+                   "sh", "-c", "echo hi; exit 4", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 4 and done.stdout.startswith("hi\n"), done.stderr
+    container_id = json.loads(done.stdout.splitlines()[-1])["id"]
+    assert f"run {container_id} pool=performance exit=4" in server.log.read_text()
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_served_sigkilled_client_has_its_container_stopped(
+    served: tuple[Cli, Server], no_leaks: Sandbox, pool: str
+) -> None:
+    cli, _ = served
+    proc = cli.popen("run", "--pool", pool, "--", "sh", "-c", "echo up; sleep 60")
+    assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+    assert cli.sandbox.leftovers(), "the container should be running"
+    proc.kill()
+    proc.communicate(timeout=30)  # the server killed the container: the pipes close
+    wait_until_clean(cli.sandbox)
+
+
+def test_server_stopping_kills_its_runs_and_removes_its_socket(
+    served: tuple[Cli, Server], no_leaks: Sandbox
+) -> None:
+    cli, server = served
+    proc = cli.popen("run", "--pool", "performance", "--", "sh", "-c", "echo up; sleep 60")
+    assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+    assert server.stop() == 0
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 137 and "`sandpool serve` stopped" in err
+    assert not server.socket.exists()
+    after = cli.run("run", "--pool", "performance", "--", "echo", "in-process")
+    assert (after.returncode, after.stdout) == (0, "in-process\n")
+
+
+def test_stale_socket_falls_back_to_in_process(
+    served: tuple[Cli, Server], no_leaks: Sandbox
+) -> None:
+    cli, server = served
+    server.proc.kill()  # no clean-up: the socket file stays, nobody listens
+    server.proc.wait()
+    assert server.socket.exists()
+    done = cli.run("run", "--pool", "performance", "--", "echo", "ok")
+    assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr
+    again = Server(server.socket, server.log)  # a new server replaces the stale socket
+    assert cli.run("run", "--pool", "performance", "--", "true").returncode == 0
+    assert again.stop() == 0
+
+
+def test_second_server_on_the_same_socket_is_refused(served: tuple[Cli, Server]) -> None:
+    _, server = served
+    second = subprocess.run([SANDPOOL, "serve", "--socket", str(server.socket)],
+                            capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert second.returncode == 125
+    assert f"another `sandpool serve` already listens on {server.socket}" in second.stderr
+    assert server.socket.exists() and server.proc.poll() is None

@@ -1,0 +1,47 @@
+"""``sandpool serve``: keep sandpool warm so that ``sandpool run`` starts at the runtime's speed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from types import FrameType
+
+import click
+
+from sandpool.errors import SandpoolError
+
+__all__ = ["serve"]
+
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@click.command()
+@click.option("--socket", "path", default=None, metavar="PATH",
+              help="Socket to listen on (default: $SANDPOOL_SOCKET, else "
+                   "/run/sandpool/serve.sock).")  # fmt: skip
+def serve(path: str | None) -> None:
+    """Run `sandpool run` command lines handed over a unix socket, until SIGTERM or SIGINT.
+
+    `sandpool run` uses this server when it listens (same behaviour, without Python's start-up,
+    imports and config loading), and runs in its own process otherwise. Containers of a
+    stopping server are killed; its clients exit 137."""
+    from sandpool.warm.protocol import SOCKET_ENV, socket_path
+    from sandpool.warm.server import WarmServer
+
+    logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
+    path = path or socket_path(os.environ)
+    if path is None:
+        raise SandpoolError("no runtime directory for the socket",
+                            hint=f"pass --socket or set ${SOCKET_ENV}")  # fmt: skip
+    server = WarmServer(path)
+    server.bind()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        logging.getLogger("sandpool.serve").info("%s: stopping", signal.Signals(signum).name)
+        server.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    logging.getLogger("sandpool.serve").info("serving `sandpool run` on %s", path)
+    server.serve()

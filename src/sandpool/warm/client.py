@@ -1,0 +1,103 @@
+"""The thin ``sandpool run`` client: hand the run to a warm ``sandpool serve`` if one listens.
+
+``run_served`` returns None when no server takes the run (no socket, nobody listening, a
+message too large, an fd that cannot be passed): the caller then runs in-process, with the
+same behaviour. Once the server took the run, its exit status is final. Standard library only
+(plus ``warm.protocol``): this is the whole cost of a served ``sandpool run``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+
+from sandpool.warm.protocol import MAX_MESSAGE, decode, encode, socket_path
+
+TYPE_CHECKING = False  # see warm.protocol
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from types import FrameType
+    from typing import Any
+
+__all__ = ["run_served"]
+
+EXIT_CANNOT_START = 125
+_HELP = ("-h", "--help")
+
+
+def _wants_help(args: list[str]) -> bool:
+    """``--help`` among the options (before ``--``): click prints that in-process."""
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg in _HELP:
+            return True
+    return False
+
+
+def _connect(path: str) -> socket.socket | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(path)
+    except OSError:  # no socket file, or a stale one nobody listens on
+        sock.close()
+        return None
+    return sock
+
+
+def _send_request(sock: socket.socket, args: list[str], environ: Mapping[str, str]) -> bool:
+    env = {k: v for k, v in environ.items() if k.startswith("SANDPOOL_")}
+    message = encode({"argv": args, "cwd": os.getcwd(), "env": env})
+    if len(message) > MAX_MESSAGE:
+        return False
+    try:
+        socket.send_fds(sock, [message], [0, 1, 2])
+    except OSError:  # a closed std fd, or a message over the socket's limit
+        return False
+    return True
+
+
+def _forward_signals(sock: socket.socket) -> list[Any]:
+    """SIGINT/SIGTERM go to the server, which stops the container and answers with 130/143;
+    the handlers they replace are returned."""
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        try:  # noqa: SIM105 - contextlib is one more import for every served run
+            sock.send(encode({"signal": signum}))
+        except OSError:
+            pass
+
+    return [signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)]
+
+
+def _await_exit(sock: socket.socket) -> int:
+    while True:
+        data = sock.recv(MAX_MESSAGE)
+        if not data:
+            sys.stderr.write("sandpool: `sandpool serve` went away during the run\n")
+            return EXIT_CANNOT_START
+        message = decode(data)
+        if "exit" in message:
+            return int(str(message["exit"]))
+
+
+def run_served(args: list[str], environ: Mapping[str, str] | None = None) -> int | None:
+    """Run ``sandpool run ARGS`` in a warm server: its exit status, or None if none took it."""
+    environ = os.environ if environ is None else environ
+    path = socket_path(environ)
+    if path is None or _wants_help(args):
+        return None
+    sock = _connect(path)
+    if sock is None:
+        return None
+    with sock:
+        if not _send_request(sock, args, environ):
+            return None
+        previous = _forward_signals(sock)
+        try:
+            return _await_exit(sock)
+        finally:
+            for signum, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=True):
+                signal.signal(signum, handler)
