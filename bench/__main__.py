@@ -47,12 +47,16 @@ def latency(ws: Workspace, sp: Sandpool, args: argparse.Namespace) -> dict[str, 
     runners: dict[str, c.Contender] = {
         "raw-runc": c.raw(ws.raw_bundles(sp.runtime(RUNC_POOL), image, 1)),
         "api-runc": c.api(sp, RUNC_POOL, SMALL_IMAGE),
-        "cli-runc": c.cli(ws.config_path, RUNC_POOL, SMALL_IMAGE),
+        "cli-runc": c.cli(ws.config_path, RUNC_POOL, SMALL_IMAGE, ws.no_server_socket),
+        "served-runc": c.cli(ws.config_path, RUNC_POOL, SMALL_IMAGE, ws.start_server()),
     }
     if not args.no_gvisor:
         runners["raw-runsc"] = c.raw(ws.raw_bundles(sp.runtime(RUNSC_POOL), image, 1))
         runners["api-runsc"] = c.api(sp, RUNSC_POOL, SMALL_IMAGE)
-        runners["cli-runsc"] = c.cli(ws.config_path, RUNSC_POOL, SMALL_IMAGE)
+        runners["cli-runsc"] = c.cli(ws.config_path, RUNSC_POOL, SMALL_IMAGE,
+                                     ws.no_server_socket)  # fmt: skip
+        runners["served-runsc"] = c.cli(ws.config_path, RUNSC_POOL, SMALL_IMAGE,
+                                        ws.start_server())  # fmt: skip
     if not args.no_podman:
         ws.import_podman_image(image)
         runners["podman"] = c.podman(ws)
@@ -94,9 +98,15 @@ def image_size(ws: Workspace, sp: Sandpool, args: argparse.Namespace) -> dict[st
 
 def memory(ws: Workspace) -> dict[str, Any]:
     """Section 4: peak RSS of one ``sandpool run`` and of an idle process holding a Sandpool."""
-    cli = [c.cli_peak_rss_kb(ws.config_path, RUNC_POOL, SMALL_IMAGE) for _ in range(5)]
+
+    def peak(socket: Path) -> int:
+        return max(c.cli_peak_rss_kb(ws.config_path, RUNC_POOL, SMALL_IMAGE, socket)
+                   for _ in range(5))  # fmt: skip
+
     idle = c.idle_rss_kb(ws.config_path, RUNC_POOL, SMALL_IMAGE)
-    return {"cli_peak_rss_kb": max(cli), "idle_rss_kb": idle["VmRSS"], "idle_hwm_kb": idle["VmHWM"]}
+    return {"cli_peak_rss_kb": peak(ws.no_server_socket),
+            "served_client_peak_rss_kb": peak(ws.start_server()),
+            "idle_rss_kb": idle["VmRSS"], "idle_hwm_kb": idle["VmHWM"]}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,8 +11,13 @@ What each one's time includes:
   runc removes its container when ``run`` returns; for runsc a ``delete --force`` runs after
   the timer stops when state was left.
 - ``cli-*``: ``sandpool run -c CFG --pool P --image builtin:busybox -- true`` exec'd directly
-  (no shell), fork to exit: interpreter start, imports, config, then all of ``api-*``;
-  byte-code is cached (PYTHONPYCACHEPREFIX in the workspace), as for an installed package.
+  (no shell), fork to exit, with no ``sandpool serve`` listening: interpreter start, imports,
+  config, then all of ``api-*``; byte-code is cached (PYTHONPYCACHEPREFIX in the workspace),
+  as for an installed package.
+- ``served-*``: the same command line with a ``sandpool serve`` (started by the bench,
+  already warm) listening: interpreter start, the thin client's imports, handing the command
+  line and fds 0-2 to the server, the server's parse and all of ``api-*`` there, the exit
+  status back.
 - ``podman``: ``podman run --rm --runtime runc --network none --ulimit ...`` of the same
   busybox rootfs imported into a podman store of the bench's own.
 """
@@ -85,20 +90,28 @@ def raw(bundles: list[RawBundle]) -> Contender:
     return run
 
 
-def cli_env(pycache: Path) -> dict[str, str]:
-    """The environment of ``sandpool run``: no SANDPOOL_* overrides, and byte-code cached (in
-    the workspace) as an installed package has it, even where PYTHONDONTWRITEBYTECODE is set."""
+def cli_env(pycache: Path, socket: Path) -> dict[str, str]:
+    """The environment of ``sandpool run``: no SANDPOOL_* overrides but the ``serve`` socket
+    (a path nobody listens on means in-process), and byte-code cached (in the workspace) as
+    an installed package has it, even where PYTHONDONTWRITEBYTECODE is set."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SANDPOOL_")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    env["SANDPOOL_SOCKET"] = str(socket)
     return env
 
 
-def cli(config: Path, pool: str, image: str) -> Contender:
-    """``sandpool run`` as a fresh process (the warm-up runs fill the byte-code cache)."""
-    argv = [str(SANDPOOL_BIN), "run", "-c", str(config), "--pool", pool, "--image", image,
+def cli_argv(config: Path, pool: str, image: str) -> list[str]:
+    """``sandpool run`` of ``true``, as the cli contenders run it."""
+    return [str(SANDPOOL_BIN), "run", "-c", str(config), "--pool", pool, "--image", image,
             "--", "true"]  # fmt: skip
-    env = cli_env(config.parent / "pycache")
+
+
+def cli(config: Path, pool: str, image: str, socket: Path) -> Contender:
+    """``sandpool run`` as a fresh process (the warm-up runs fill the byte-code cache); served
+    by a ``sandpool serve`` if one listens on ``socket``, else in-process."""
+    argv = cli_argv(config, pool, image)
+    env = cli_env(config.parent / "pycache", socket)
 
     def run() -> float:
         start = time.perf_counter()
@@ -118,15 +131,16 @@ def podman(ws: Workspace) -> Contender:
     return lambda: _timed(argv)
 
 
-def cli_peak_rss_kb(config: Path, pool: str, image: str) -> int:
-    """Peak RSS of one ``sandpool run`` process (the Python process; runc/runsc are smaller)."""
-    argv = [str(SANDPOOL_BIN), "run", "-c", str(config), "--pool", pool, "--image", image,
-            "--", "true"]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=cli_env(config.parent / "pycache"))  # fmt: skip
-    _, _, usage = os.wait4(proc.pid, 0)
-    proc.returncode = 0
-    return int(usage.ru_maxrss)
+def cli_peak_rss_kb(config: Path, pool: str, image: str, socket: Path) -> int:
+    """Peak RSS of one ``sandpool run`` process (the Python process; runc/runsc are smaller).
+
+    Through GNU time (Debian ``time``): a child spawned from this process would count this
+    (larger) process's pages in its peak, which survives exec."""
+    argv = ["/usr/bin/time", "-f", "%M", *cli_argv(config, pool, image)]
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, check=True,
+                          env=cli_env(config.parent / "pycache", socket))  # fmt: skip
+    return int(done.stderr.split()[-1])
 
 
 IDLE_SCRIPT = """

@@ -12,7 +12,9 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +97,8 @@ class Workspace:
         self.large_mb = large_mb
         self.use_podman = podman
         self.bundles: dict[str, list[RawBundle]] = {}
+        self.server: subprocess.Popen[bytes] | None = None
+        self.no_server_socket = self.root / "nobody-listens.sock"
         self.large_image = ""
 
     def __enter__(self) -> Workspace:
@@ -137,6 +141,24 @@ class Workspace:
             made.append(RawBundle(self.root, runtime, image, len(made)))
         return made[:count]
 
+    # ---- sandpool serve ---------------------------------------------------------------------
+
+    def start_server(self) -> Path:
+        """A warm ``sandpool serve`` on the workspace's socket (started once); the socket."""
+        socket = self.root / "serve.sock"
+        if self.server is None:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("SANDPOOL_")}
+            self.server = subprocess.Popen(
+                [str(Path(sys.executable).with_name("sandpool")), "serve", "--socket", str(socket)],
+                env=env, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            deadline = time.monotonic() + 30
+            while not socket.exists():
+                if self.server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("sandpool serve did not start")
+                time.sleep(0.05)
+        return socket
+
     # ---- podman ---------------------------------------------------------------------------
 
     def podman_base(self) -> list[str]:
@@ -162,6 +184,9 @@ class Workspace:
 
     def close(self) -> None:
         """Remove every container, mount, cgroup and file the bench made."""
+        if self.server is not None:
+            self.server.terminate()
+            self.server.wait(timeout=60)
         for bundle in (b for group in self.bundles.values() for b in group):
             with contextlib.suppress(OSError):
                 bundle.close()
