@@ -8,6 +8,10 @@ A ``Sandpool`` is safe to share between threads: each ``run`` is independent and
 calling thread; call it from a thread pool (or ``asyncio.to_thread``) for concurrency. Starts
 in flight are capped per pool (2 per CPU for runc, 4 per CPU for gVisor, at most 32, or the
 pool's ``containerStartConcurrency``); containers that have started do not count.
+
+A ``Sandpool`` keeps the parent cgroups of finished containers warm for the next ones
+(``worker.slots``); ``close`` (or leaving the ``with`` block) removes them, as does the exit
+of the process.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from sandpool.worker.container import START_TIMEOUT, ContainerRun, Stdio
 from sandpool.worker.records import ContainerRecord, load_records
 from sandpool.worker.recovery import collect_garbage, stop_container
 from sandpool.worker.request import RunRequest, RunResult
+from sandpool.worker.slots import CgroupSlots
 
 __all__ = ["Sandpool", "start_concurrency"]
 
@@ -55,6 +60,8 @@ class Sandpool:
         self._lock = threading.Lock()
         self._runtimes: dict[str, ContainerRuntime] = {}
         self._gates: dict[str, threading.BoundedSemaphore] = {}
+        warm = max((start_concurrency(p) for p in config.pools.values()), default=0)
+        self._cgroup_slots = CgroupSlots(config.cgroup_parent, warm)
 
     @classmethod
     def from_config(
@@ -74,9 +81,11 @@ class Sandpool:
         self.close()
 
     def close(self) -> None:
-        """Forget cached runtimes (running containers belong to their ``run`` calls)."""
+        """Forget cached runtimes and remove the warm cgroups (running containers belong to
+        their ``run`` calls; they remove their cgroups when they end)."""
         with self._lock:
             self._runtimes.clear()
+        self._cgroup_slots.close()
 
     def runtime(self, pool: str) -> ContainerRuntime:
         """The pool's container runtime, created (and checked) once."""
@@ -120,7 +129,8 @@ class Sandpool:
 
         container = ContainerRun(self.config.pool(pool), runtime, image, request,
                                  state_dir=self.state_dir, cgroup_parent=self.config.cgroup_parent,
-                                 start_timeout=self.start_timeout)  # fmt: skip
+                                 start_timeout=self.start_timeout,
+                                 cgroup_slots=self._cgroup_slots)  # fmt: skip
         if on_container is not None:
             on_container(container)
         try:
@@ -134,9 +144,9 @@ class Sandpool:
 
     def kill(self, container_id: str) -> None:
         """Stop one container; its owning ``run`` sees it end with 137."""
-        for _, record in load_records(self.state_dir):
+        for directory, record in load_records(self.state_dir):
             if record is not None and record.id == container_id:
-                stop_container(record)
+                stop_container(record, directory)
                 return
         raise ContainerNotFound(f"no sandpool container with id '{container_id}'",
                                 hint="`sandpool ps` lists them")  # fmt: skip

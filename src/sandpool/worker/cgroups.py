@@ -1,10 +1,13 @@
 """The sandpool-owned parent cgroup of one container: limits, OOM detection, removal.
 
-The runtime gets ``cgroupsPath = /<parent>/<id>/ctr`` and creates (and removes) ``ctr`` itself;
-sandpool owns ``/<parent>/<id>``, puts the memory and pids limits there and watches it, so an
-OOM is still visible after the runtime has deleted its cgroup. cgroup v1 (per-controller
-hierarchies) signals OOM through an eventfd registered in ``cgroup.event_control``; cgroup v2
-counts ``oom_kill`` in ``memory.events``, which is readable (and pollable) at any time.
+The runtime gets ``cgroupsPath = /<parent>/<name>/ctr`` and creates (and removes) ``ctr``
+itself; sandpool owns ``/<parent>/<name>``, puts the memory and pids limits there and watches
+it, so an OOM is still visible after the runtime has deleted its cgroup. ``<name>`` is the
+container id, or a warm slot (``worker.slots``) that a later container of the same process
+takes over: ``create`` then re-sets the limits and starts OOM detection afresh. cgroup v1
+(per-controller hierarchies) signals OOM through an eventfd registered in
+``cgroup.event_control`` (a registration ends when its eventfd is closed); cgroup v2 counts
+``oom_kill`` in ``memory.events``, which is readable (and pollable) at any time.
 """
 
 from __future__ import annotations
@@ -51,9 +54,9 @@ class ContainerCgroup(ABC):
     """The parent cgroup of one container. Create it, start the container, poll ``oom_killed``
     (or block on ``wait_oom``), then ``remove`` it after the runtime deleted the container."""
 
-    def __init__(self, root: Path, parent: str, container_id: str) -> None:
+    def __init__(self, root: Path, parent: str, name: str) -> None:
         self.root = root
-        self.rel = f"{parent}/{container_id}"
+        self.rel = f"{parent}/{name}"
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
 
     @property
@@ -76,7 +79,8 @@ class ContainerCgroup(ABC):
 
     @abstractmethod
     def create(self, memory_bytes: int, pids: int) -> None:
-        """Make the cgroup with its limits and arm OOM detection."""
+        """Make the cgroup (or take over an idle one) with its limits and arm OOM detection;
+        OOM kills and peaks from before this call are not reported."""
 
     @abstractmethod
     def oom_killed(self) -> bool:
@@ -101,6 +105,16 @@ class ContainerCgroup(ABC):
                 with contextlib.suppress(OSError, ValueError):
                     for pid in procs.read_text().split():
                         os.kill(int(pid), 9)
+
+    def is_clean(self) -> bool:
+        """Whether the runtime's ``ctr`` child is gone and no process is left (fit for reuse)."""
+        for d in self.dirs():
+            if (d / "ctr").exists():
+                return False
+            with contextlib.suppress(FileNotFoundError):
+                if (d / "cgroup.procs").read_text().strip():
+                    return False
+        return True
 
     def remove(self) -> None:
         """Remove the cgroup directories (the runtime's ``ctr`` child first)."""
@@ -128,11 +142,38 @@ def _rmdir(path: Path, attempts: int = 50) -> None:
     path.rmdir()
 
 
+def _make_dir(path: Path) -> bool:
+    """mkdir -p; True if the cgroup was there already (a reused slot)."""
+    try:
+        path.mkdir(parents=True)
+    except FileExistsError:
+        return True
+    return False
+
+
+_V1_WATERMARKS = ("memory.max_usage_in_bytes", "memory.memsw.max_usage_in_bytes",
+                  "memory.failcnt", "memory.memsw.failcnt")  # fmt: skip
+
+
+def _set_memory_limit(memory: Path, value: int, reused: bool) -> None:
+    """Set the memory (and, with swap accounting, memory+swap) limit. The kernel wants
+    memsw >= memory at every step, so a slot whose limit grows sets memsw first."""
+    limit, memsw = memory / "memory.limit_in_bytes", memory / "memory.memsw.limit_in_bytes"
+    growing = reused and value > int(limit.read_text())
+    if growing:
+        with contextlib.suppress(OSError):
+            memsw.write_text(str(value))
+    limit.write_text(str(value))
+    if not growing:
+        with contextlib.suppress(OSError):  # absent without swap accounting
+            memsw.write_text(str(value))
+
+
 class CgroupV1(ContainerCgroup):
     """cgroup v1: memory and pids hierarchies; OOM via eventfd on ``memory.oom_control``."""
 
-    def __init__(self, root: Path, parent: str, container_id: str) -> None:
-        super().__init__(root, parent, container_id)
+    def __init__(self, root: Path, parent: str, name: str) -> None:
+        super().__init__(root, parent, name)
         self._efd: int | None = None
         self._oom = False
 
@@ -142,11 +183,13 @@ class CgroupV1(ContainerCgroup):
     def create(self, memory_bytes: int, pids: int) -> None:
         memory = self.root / "memory" / self.rel
         pids_dir = self.root / "pids" / self.rel
-        memory.mkdir(parents=True)
-        (memory / "memory.limit_in_bytes").write_text(str(memory_bytes))
-        with contextlib.suppress(OSError):  # absent without swap accounting
-            (memory / "memory.memsw.limit_in_bytes").write_text(str(memory_bytes))
-        pids_dir.mkdir(parents=True)
+        reused = _make_dir(memory)
+        _set_memory_limit(memory, memory_bytes, reused)
+        if reused:
+            for name in _V1_WATERMARKS:  # writing 0 restarts a peak or counter
+                with contextlib.suppress(OSError):
+                    (memory / name).write_text("0")
+        _make_dir(pids_dir)
         (pids_dir / "pids.max").write_text(str(pids))
         self._efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         ofd = os.open(memory / "memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
@@ -187,7 +230,14 @@ class CgroupV1(ContainerCgroup):
 
 
 class CgroupV2(ContainerCgroup):
-    """cgroup v2: ``memory.max``, ``pids.max``; OOM from ``memory.events`` (hierarchical)."""
+    """cgroup v2: ``memory.max``, ``pids.max``; OOM from ``memory.events`` (hierarchical).
+
+    ``oom_kill`` cannot be reset, so a reused slot counts from its value at ``create``; nor can
+    ``memory.peak`` on most kernels, so a reused slot's peak may be an earlier container's."""
+
+    def __init__(self, root: Path, parent: str, name: str) -> None:
+        super().__init__(root, parent, name)
+        self._oom_base = 0
 
     def dirs(self) -> list[Path]:
         return [self.root / self.rel]
@@ -198,7 +248,8 @@ class CgroupV2(ContainerCgroup):
         with contextlib.suppress(OSError):
             (parent / "cgroup.subtree_control").write_text("+memory +pids +cpu")
         cg = self.root / self.rel
-        cg.mkdir()
+        if _make_dir(cg):
+            self._oom_base = self._events().get("oom_kill", 0)
         with contextlib.suppress(OSError):
             (cg / "cgroup.subtree_control").write_text("+memory +pids +cpu")
         (cg / "memory.max").write_text(str(memory_bytes))
@@ -215,7 +266,7 @@ class CgroupV2(ContainerCgroup):
         return out
 
     def oom_killed(self) -> bool:
-        return self._events().get("oom_kill", 0) > 0
+        return self._events().get("oom_kill", 0) > self._oom_base
 
     def wait_oom(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -231,7 +282,7 @@ class CgroupV2(ContainerCgroup):
         return 0
 
 
-def open_cgroup(parent: str, container_id: str, root: Path = CGROUP_ROOT) -> ContainerCgroup:
+def open_cgroup(parent: str, name: str, root: Path = CGROUP_ROOT) -> ContainerCgroup:
     """The right implementation for this host's cgroup version."""
     cls = CgroupV2 if detect_cgroup_version(root) == 2 else CgroupV1
-    return cls(root, parent, container_id)
+    return cls(root, parent, name)

@@ -40,6 +40,7 @@ from sandpool.worker.request import (
     RunRequest,
     RunResult,
 )
+from sandpool.worker.slots import CgroupSlots
 from sandpool.worker.users import resolve_user
 
 __all__ = ["ContainerRun", "Stdio", "new_container_id"]
@@ -73,12 +74,16 @@ class ContainerRun:
 
     def __init__(self, pool: ResolvedPool, runtime: ContainerRuntime, image: ImageLike,
                  request: RunRequest, *, state_dir: Path, cgroup_parent: str,
-                 start_timeout: float = START_TIMEOUT) -> None:  # fmt: skip
+                 start_timeout: float = START_TIMEOUT,
+                 cgroup_slots: CgroupSlots | None = None) -> None:  # fmt: skip
         self.pool, self.runtime, self.image, self.request = pool, runtime, image, request
         self.id = new_container_id()
         self.dir = containers_dir(state_dir) / self.id
         self.files = RunFiles(self.dir / "pid", self.dir / "runtime.log")
-        self.cgroup: ContainerCgroup = open_cgroup(cgroup_parent, self.id)
+        # A warm slot of the caller's (given back at clean-up), or a cgroup of its own.
+        self._slots = cgroup_slots
+        self.cgroup: ContainerCgroup = (cgroup_slots.take() if cgroup_slots
+                                        else open_cgroup(cgroup_parent, self.id))  # fmt: skip
         self.start_timeout = start_timeout
         self.result = RunResult(self.id, pool.name, runtime.name, runtime.platform,
                                 image.reference)  # fmt: skip
@@ -295,7 +300,7 @@ class ContainerRun:
             if self.runtime.has_state(self.id):
                 self.runtime.delete(self.id, force=True)
         self.runtime.forget(self.id)
-        release_host_resources(self.cgroup, self.dir)
+        release_host_resources(self.cgroup, self.dir, self._slots)
 
 
 def _start_copies(

@@ -2,8 +2,9 @@
 
 A container directory whose record's owner process is gone (or that has no record) is
 garbage: its container is killed and deleted with the runtime flags it was started with,
-its overlay unmounted, its cgroup removed, its directory deleted. Containers in the runtime
-roots that carry sandpool's id prefix but have no directory are deleted too.
+its overlay unmounted, its cgroup removed, its directory deleted. Idle cgroup slots of dead
+processes (``worker.slots``) are removed, and containers in the runtime roots that carry
+sandpool's id prefix but have no directory are deleted too.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from sandpool.runtime.gvisor import forget_state
 from sandpool.runtime.runner import run_command
 from sandpool.worker.cgroups import ContainerCgroup, open_cgroup
 from sandpool.worker.overlay import unmount
-from sandpool.worker.records import ContainerRecord, load_records
+from sandpool.worker.records import RECORD_FILE, ContainerRecord, load_records
+from sandpool.worker.slots import CgroupSlots, remove_dead_slots
 
 __all__ = [
     "collect_garbage",
@@ -43,20 +45,30 @@ def _runtime_call(record: ContainerRecord, *args: str) -> None:
         run_command(argv, timeout=30, check=False)
 
 
-def release_host_resources(cgroup: ContainerCgroup, directory: Path) -> None:
+def release_host_resources(
+    cgroup: ContainerCgroup, directory: Path, slots: CgroupSlots | None = None
+) -> None:
     """After the runtime let go of a container: kill stragglers, unmount its layer, remove its
-    cgroup and its directory (the shared tail of a normal clean-up and of ``gc``)."""
+    directory, then remove its cgroup or give it back to ``slots`` (the shared tail of a
+    normal clean-up and of ``gc``). The directory goes first: while it exists, the cgroup is
+    this container's (``stop_container`` relies on it)."""
     cgroup.kill_all()
     unmount(directory / "rootfs")
-    cgroup.remove()
     shutil.rmtree(directory, ignore_errors=True)
+    if slots is None:
+        cgroup.remove()
+    else:
+        slots.give_back(cgroup)
 
 
-def stop_container(record: ContainerRecord) -> None:
-    """SIGKILL the container (its owner, if alive, then cleans up after it)."""
+def stop_container(record: ContainerRecord, directory: Path | None = None) -> None:
+    """SIGKILL the container (its owner, if alive, then cleans up after it). With the
+    container's ``directory``, its cgroup is swept only while the record is still there: a
+    finished container's slot may hold the next container already."""
     _runtime_call(record, "kill", "--all", record.id, str(int(signal.SIGKILL)))
-    parent, _, cid = record.cgroup_parent.rpartition("/")
-    open_cgroup(parent, cid).kill_all()
+    parent, _, name = record.cgroup_parent.rpartition("/")
+    if directory is None or (directory / RECORD_FILE).exists():
+        open_cgroup(parent, name).kill_all()
 
 
 def remove_container(record: ContainerRecord | None, directory: Path) -> None:
@@ -68,8 +80,8 @@ def remove_container(record: ContainerRecord | None, directory: Path) -> None:
     _runtime_call(record, "delete", "--force", record.id)
     if record.runtime == "gvisor":
         forget_state(Path(record.runtime_root), record.id)
-    parent, _, cid = record.cgroup_parent.rpartition("/")
-    release_host_resources(open_cgroup(parent, cid), directory)
+    parent, _, name = record.cgroup_parent.rpartition("/")
+    release_host_resources(open_cgroup(parent, name), directory)
 
 
 def _orphans_in_roots(config: ResolvedConfig, live: set[str]) -> list[str]:
@@ -100,13 +112,15 @@ def _is_garbage(directory: Path, record: ContainerRecord | None) -> bool:
 
 
 def reconcile_dead_owners(config: ResolvedConfig) -> list[str]:
-    """The cheap part of ``collect_garbage`` that every ``sandpool run`` does first."""
+    """The cheap part of ``collect_garbage`` that every ``sandpool run`` does first: dead
+    owners' containers, then their idle cgroup slots; the container ids removed."""
     removed = []
     for directory, record in load_records(Path(config.state_dir)):
         if _is_garbage(directory, record):
             log.info("gc: removing %s (owner gone)", directory.name)
             remove_container(record, directory)
             removed.append(directory.name)
+    remove_dead_slots(config.cgroup_parent)
     return removed
 
 

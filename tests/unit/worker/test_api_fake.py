@@ -2,7 +2,8 @@
 
 ``ContainerRun`` needs root for two things, replaced here by stand-ins in ``container.py``:
 the overlay mount (a plain ``rootfs`` directory instead) and the cgroup (a ``CgroupV2`` over
-a tree in ``tmp_path``, whose ``memory.events`` a test can write to fake an OOM kill). The
+a tree in ``tmp_path``, whose ``memory.events`` a test can write to fake an OOM kill; the warm
+slots of ``worker.slots`` live there too). The
 runtime is ``sandpool.runtime.fake.FakeRuntime``, whose containers are Python subprocesses
 reading ``process.args`` as a tiny script (``["exit", "3"]``, ``["echo", "hi"]``, …). What
 this covers is the worker's own logic: exit classification, capture, timeouts, the start
@@ -26,7 +27,7 @@ from sandpool.api import Sandpool
 from sandpool.config.resolved import ResolvedConfig, ResolvedPool
 from sandpool.errors import ContainerStartFailed, RuntimeTimeout
 from sandpool.runtime.fake import FakeRuntime
-from sandpool.worker import container
+from sandpool.worker import container, slots
 from sandpool.worker.cgroups import CgroupV2
 from sandpool.worker.records import ContainerRecord
 from sandpool.worker.request import RunResult
@@ -79,6 +80,7 @@ class Harness:
     runtime: FakeRuntime
     cgroups: Path
     make: Callable[..., Sandpool]
+    made: list[Sandpool]
 
     def containers(self) -> list[str]:
         root = self.tmp / "state" / "containers"
@@ -91,10 +93,18 @@ class Harness:
         _wait_for((self.tmp / "state" / "containers" / record.id / "pid").exists)
         return record
 
-    def cgroup(self, container_id: str) -> Path:
-        return self.cgroups / "sandpool" / container_id
+    def cgroup(self, record: ContainerRecord) -> Path:
+        return self.cgroups / record.cgroup_parent
+
+    def slots(self) -> list[str]:
+        """The idle and in-use slot cgroups, by name."""
+        cgroups = self.cgroups / "sandpool"
+        return sorted(p.name for p in cgroups.glob("slot-*")) if cgroups.exists() else []
 
     def leftovers(self) -> list[str]:
+        """What is left once every Sandpool made here is closed."""
+        for sp in self.made:
+            sp.close()
         cgroups = self.cgroups / "sandpool"
         dirs = sorted(p.name for p in cgroups.iterdir() if p.is_dir()) if cgroups.exists() else []
         left = self.containers() + dirs
@@ -113,9 +123,14 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness
         return merged
 
     monkeypatch.setattr(container, "mount_overlay", fake_mount)
-    monkeypatch.setattr(container, "open_cgroup",
-                        lambda parent, cid: TmpCgroup(cgroups, parent, cid))  # fmt: skip
+
+    def open_tmp_cgroup(parent: str, name: str, root: Path = cgroups) -> TmpCgroup:
+        return TmpCgroup(cgroups, parent, name)
+
+    monkeypatch.setattr(container, "open_cgroup", open_tmp_cgroup)
+    monkeypatch.setattr(slots, "open_cgroup", open_tmp_cgroup)
     box = {"runtime": FakeRuntime(tmp_path / "fake-root")}
+    made: list[Sandpool] = []
     monkeypatch.setattr("sandpool.api.create_runtime", lambda pool, config: box["runtime"])
 
     def make(*, start_delay: float = 0.0, start_timeout: float = 30.0,
@@ -126,9 +141,12 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness
                                 state_dir=str(tmp_path / "state"), default_image="fake:latest",
                                 pools={"default": pool})  # fmt: skip
         images = FakeImages(tmp_path / "image")
-        return Sandpool(config, images=images, start_timeout=start_timeout)  # type: ignore[arg-type]
+        made.append(Sandpool(config, images=images, start_timeout=start_timeout))  # type: ignore[arg-type]
+        return made[-1]
 
-    yield Harness(tmp_path, box["runtime"], cgroups, make)
+    yield Harness(tmp_path, box["runtime"], cgroups, make, made)
+    for sp in made:
+        sp.close()
 
 
 def _in_background(sp: Sandpool, command: list[str], **kwargs: object) -> tuple[
@@ -193,7 +211,7 @@ def test_timeout_kills_the_container_and_exits_124(harness: Harness) -> None:
 def test_an_oom_kill_counted_in_memory_events_ends_the_run_with_137(harness: Harness) -> None:
     sp = harness.make()
     thread, box = _in_background(sp, ["sleep", "60"])
-    events = harness.cgroup(harness.started(sp).id) / "memory.events"
+    events = harness.cgroup(harness.started(sp)) / "memory.events"
     events.write_text("oom 1\noom_kill 1\n")
     thread.join(timeout=15)
     result = box["result"]
@@ -224,6 +242,34 @@ def test_a_start_that_hangs_is_a_timeout_not_a_hang(harness: Harness) -> None:
     assert harness.leftovers() == []
 
 
+# ---- warm parent cgroups -------------------------------------------------------------------
+
+
+def _slot_of(sp: Sandpool, harness: Harness, seconds: str, *, oom: bool) -> tuple[str, RunResult]:
+    """Sleep in a container (OOM-killed once running, with ``oom``); its slot and result."""
+    thread, box = _in_background(sp, ["sleep", seconds])
+    slot = harness.started(sp).cgroup_parent
+    if oom:
+        (harness.cgroups / slot / "memory.events").write_text("oom 1\noom_kill 1\n")
+    thread.join(timeout=15)
+    result = box["result"]
+    assert isinstance(result, RunResult)
+    return slot, result
+
+
+def test_consecutive_runs_share_one_slot_and_an_oom_stays_with_its_run(harness: Harness) -> None:
+    sp = harness.make()
+    slot, oomed = _slot_of(sp, harness, "60", oom=True)
+    assert (oomed.exit_code, oomed.oom_killed) == (137, True)
+    again, after = _slot_of(sp, harness, "0.3", oom=False)
+    assert again == slot
+    assert (after.exit_code, after.oom_killed) == (0, False)
+    assert harness.slots() == [slot.rpartition("/")[2]]
+    sp.close()
+    assert harness.slots() == []
+    assert harness.leftovers() == []
+
+
 # ---- what a running container has ----------------------------------------------------------
 
 
@@ -234,14 +280,15 @@ def test_record_limits_and_spec_while_running(harness: Harness) -> None:
     record = harness.started(sp)
     assert (record.pool, record.runtime, record.command) == ("default", "fake", ("sleep", "60"))
     assert record.owner_alive()
-    cgroup = harness.cgroup(record.id)
+    cgroup = harness.cgroup(record)
     assert (cgroup / "memory.max").read_text() == str(32 << 20)
     assert (cgroup / "pids.max").read_text() == "8"
     spec_file = harness.tmp / "state" / "containers" / record.id / "config.json"
     spec = json.loads(spec_file.read_text())
     assert spec["process"]["cwd"] == "/tmp"
     assert "GREETING=hi" in spec["process"]["env"] and "LANG=C.UTF-8" in spec["process"]["env"]
-    assert spec["linux"]["cgroupsPath"] == f"/sandpool/{record.id}/ctr"
+    assert spec["linux"]["cgroupsPath"] == f"/{record.cgroup_parent}/ctr"
+    assert record.cgroup_parent.startswith("sandpool/slot-")
     harness.runtime.kill(record.id)  # as `sandpool kill` would
     thread.join(timeout=15)
     assert isinstance(box["result"], RunResult) and box["result"].exit_code == 137
@@ -252,8 +299,9 @@ def test_record_limits_and_spec_while_running(harness: Harness) -> None:
 def test_pool_defaults_apply_when_the_request_has_none(harness: Harness) -> None:
     sp = harness.make(memory="48Mi", pids=5)
     thread, _ = _in_background(sp, ["sleep", "60"])
-    container_id = harness.started(sp).id
-    cgroup = harness.cgroup(container_id)
+    record = harness.started(sp)
+    container_id = record.id
+    cgroup = harness.cgroup(record)
     assert (cgroup / "memory.max").read_text() == str(48 << 20)
     assert (cgroup / "pids.max").read_text() == "5"
     harness.runtime.kill(container_id)

@@ -1,0 +1,123 @@
+"""Warm parent cgroups ("slots"): a process keeps the parent cgroups of its finished containers
+and hands them to its next ones, so most runs neither create nor remove a cgroup in every
+hierarchy (with its kernel work: memcg set-up, offlining, RCU frees).
+
+A slot is ``/<cgroupParent>/slot-<pid>-<start>-<n>``, named after the owning process (pid and
+start time in clock ticks, as container records keep them), so ``gc`` tells the idle slots of
+a live process from those a dead one left (``remove_dead_slots``). A container record names
+the slot its container used. A slot goes back to the idle list only if it is clean (the
+runtime's ``ctr`` is gone, no process left) and the list is not full; otherwise it is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import re
+import threading
+import weakref
+from pathlib import Path
+
+from sandpool.worker.cgroups import CGROUP_ROOT, V1_CONTROLLERS, ContainerCgroup, open_cgroup
+from sandpool.worker.records import process_start_time
+
+__all__ = ["CgroupSlots", "remove_dead_slots"]
+
+log = logging.getLogger(__name__)
+SLOT_NAME = re.compile(r"^slot-(\d+)-(\d+)-\d+$")
+_serial = itertools.count(1)  # unique slot names across every CgroupSlots of this process
+
+
+class CgroupSlots:
+    """Up to ``capacity`` idle parent cgroups under ``parent``, owned by this process.
+
+    Thread safe. ``take`` gives a cgroup for a new container (``create`` it as usual),
+    ``give_back`` takes it after the runtime let go of the container. ``close`` removes the
+    idle slots; after it, slots given back are removed at once. Idle slots are also removed
+    when the object is garbage-collected or the interpreter exits (``weakref.finalize``); a
+    crashed owner's slots are left to ``gc``.
+    """
+
+    def __init__(self, parent: str, capacity: int, root: Path = CGROUP_ROOT) -> None:
+        self.parent, self.capacity, self.root = parent, capacity, root
+        self._lock = threading.Lock()
+        self._idle: list[str] = []  # mutated in place: the finalizer holds it too
+        self._closed = False
+        self._pid, self._prefix = 0, ""
+        self._forked()
+        weakref.finalize(self, _remove_idle, parent, root, self._idle, self._pid)
+
+    def _forked(self) -> bool:
+        """True (once) in a new process: the idle slots are the parent's, forget them, and
+        name new ones after this process."""
+        pid = os.getpid()
+        if self._pid == pid:
+            return False
+        self._pid, self._prefix = pid, f"slot-{pid}-{process_start_time(pid) or 0}"
+        self._idle.clear()
+        return True
+
+    def take(self) -> ContainerCgroup:
+        """An idle slot, or a new name (its directories appear at ``create``)."""
+        with self._lock:
+            self._forked()
+            name = self._idle.pop() if self._idle else f"{self._prefix}-{next(_serial)}"
+        return open_cgroup(self.parent, name, self.root)
+
+    def give_back(self, cgroup: ContainerCgroup) -> None:
+        """Keep ``cgroup`` for a later container if it is clean and there is room, else
+        remove it."""
+        cgroup.close()
+        if cgroup.is_clean():
+            with self._lock:
+                if not self._closed and len(self._idle) < self.capacity:
+                    self._idle.append(cgroup.rel.rpartition("/")[2])
+                    return
+        cgroup.remove()
+
+    def close(self) -> None:
+        """Remove every idle slot; slots given back later are removed, not kept."""
+        with self._lock:
+            self._forked()
+            idle = list(self._idle)
+            self._idle.clear()
+            self._closed = True
+        _remove_idle(self.parent, self.root, idle, self._pid)
+
+
+def _remove_idle(parent: str, root: Path, idle: list[str], owner: int) -> None:
+    """Remove idle slots (not in a forked child: they are its parent's)."""
+    if os.getpid() != owner:
+        return
+    for name in list(idle):
+        with contextlib.suppress(OSError):
+            open_cgroup(parent, name, root).remove()
+    idle.clear()
+
+
+def _slot_names(parent: str, root: Path) -> set[str]:
+    """Names of the slots under ``parent`` in any hierarchy (v1 may have partial leftovers)."""
+    tops = [root] if (root / "cgroup.controllers").exists() else [root / c for c in V1_CONTROLLERS]
+    names: set[str] = set()
+    for top in tops:
+        with contextlib.suppress(OSError):
+            names.update(n for n in os.listdir(top / parent) if SLOT_NAME.match(n))
+    return names
+
+
+def remove_dead_slots(parent: str, root: Path = CGROUP_ROOT) -> list[str]:
+    """Remove the slots under ``parent`` whose owning process is gone; their names."""
+    removed = []
+    for name in sorted(_slot_names(parent, root)):
+        pid, start = (int(n) for n in name.split("-")[1:3])
+        if process_start_time(pid) == start:
+            continue
+        cgroup = open_cgroup(parent, name, root)
+        cgroup.kill_all()
+        with contextlib.suppress(OSError):
+            cgroup.remove()
+            log.info("gc: removed idle cgroup slot %s (owner gone)", name)
+            removed.append(name)
+    return removed
