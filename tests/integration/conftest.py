@@ -93,9 +93,11 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def no_leaks(sandbox: Sandbox) -> Iterator[Sandbox]:
-    """Fail the test itself if it leaves anything behind."""
+def no_leaks(sandbox: Sandbox, sp: Sandpool) -> Iterator[Sandbox]:
+    """Fail the test itself if it leaves anything behind once the session's Sandpool is
+    closed (which removes its idle warm cgroups; it keeps working, without keeping them)."""
     yield sandbox
+    sp.close()
     assert sandbox.leftovers() == []
 
 

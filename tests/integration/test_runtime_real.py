@@ -156,7 +156,8 @@ def test_a_start_that_hangs_times_out_and_leaves_nothing(
                  f"        gvisorRoot: {sandbox.gvisor_root}\n")  # fmt: skip
     started = time.monotonic()
     try:
-        result = sp.run("p", ["true"], image=BUSYBOX)
+        with sp:
+            result = sp.run("p", ["true"], image=BUSYBOX)
     except (RuntimeTimeout, PlatformNotSupported) as exc:
         assert "did not start within 5s" in str(exc) or "kvm" in str(exc)
     else:

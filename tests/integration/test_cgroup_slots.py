@@ -1,0 +1,89 @@
+"""Warm parent cgroups with the real runc: reuse, OOM per run, close, and gc after a crash."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandpool.api import Sandpool
+from sandpool.config import LoadedConfig
+from tests.integration.conftest import Sandbox
+
+pytestmark = [pytest.mark.root, pytest.mark.runc]
+BUSYBOX = "builtin:busybox"
+SHOW_CGROUP = "grep ':memory:' /proc/self/cgroup"  # v1; runc does not unshare the cgroup ns
+
+
+def _slots(sandbox: Sandbox) -> list[Path]:
+    return sorted(Path("/sys/fs/cgroup").glob(f"*/{sandbox.cgroup_parent}/slot-*"))
+
+
+@pytest.fixture
+def own_sp(sandbox: Sandbox, no_leaks: Sandbox) -> Iterator[Sandpool]:
+    """A Sandpool of this test alone, closed before the leak check."""
+    with Sandpool(LoadedConfig.load([str(sandbox.config_file)], {}).resolved) as pool:
+        yield pool
+
+
+def _memory_cgroup(output: bytes) -> str:
+    """The container's memory cgroup path, from ``/proc/self/cgroup``."""
+    return output.decode().splitlines()[0].split(":", 2)[2]
+
+
+def test_consecutive_runs_reuse_one_slot_and_close_removes_it(
+    own_sp: Sandpool, sandbox: Sandbox
+) -> None:
+    first = own_sp.run("performance", ["sh", "-c", SHOW_CGROUP], image=BUSYBOX)
+    second = own_sp.run("performance", ["sh", "-c", SHOW_CGROUP], image=BUSYBOX)
+    assert (first.exit_code, second.exit_code) == (0, 0)
+    path = _memory_cgroup(first.stdout)
+    assert path.startswith(f"/{sandbox.cgroup_parent}/slot-{os.getpid()}-") and path.endswith(
+        "/ctr"
+    )
+    assert _memory_cgroup(second.stdout) == path
+    slot = path.split("/")[2]
+    assert [p.name for p in _slots(sandbox)] and {p.name for p in _slots(sandbox)} == {slot}
+    assert not list(Path("/sys/fs/cgroup/memory", sandbox.cgroup_parent, slot).glob("ctr"))
+    own_sp.close()
+    assert _slots(sandbox) == []
+
+
+def test_an_oom_kill_in_a_slot_is_not_reported_for_the_next_run(
+    own_sp: Sandpool, sandbox: Sandbox
+) -> None:
+    hog = f"{SHOW_CGROUP}; x=$(head -c 100000000 /dev/zero | tr '\\0' x); echo survived"
+    oomed = own_sp.run("performance", ["sh", "-c", hog], image=BUSYBOX, memory="30Mi",
+                       timeout=60)  # fmt: skip
+    assert (oomed.exit_code, oomed.oom_killed) == (137, True)
+    after = own_sp.run("performance", ["sh", "-c", SHOW_CGROUP], image=BUSYBOX, memory="128Mi")
+    assert (after.exit_code, after.oom_killed) == (0, False)
+    assert _memory_cgroup(after.stdout) == _memory_cgroup(oomed.stdout)
+    smaller = own_sp.run("performance", ["true"], image=BUSYBOX, memory="16Mi")
+    assert (smaller.exit_code, smaller.oom_killed) == (0, False)
+
+
+CRASHING_OWNER = """
+import os, sys
+from sandpool.api import Sandpool
+from sandpool.config import LoadedConfig
+sp = Sandpool(LoadedConfig.load([sys.argv[1]], {}).resolved)
+result = sp.run("performance", ["true"], image="builtin:busybox")
+print(result.exit_code, flush=True)
+os._exit(0)  # no close, no finalizers: as if killed
+"""
+
+
+def test_gc_removes_the_slots_of_a_dead_owner(sp: Sandpool, sandbox: Sandbox,
+                                              no_leaks: Sandbox) -> None:  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", CRASHING_OWNER, str(sandbox.config_file)],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.stdout.strip() == "0", done.stderr
+    left = _slots(sandbox)
+    assert left and all(f"/slot-{os.getpid()}-" not in str(p) for p in left)
+    sp.gc()
+    assert _slots(sandbox) == []
