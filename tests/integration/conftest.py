@@ -13,6 +13,8 @@ import pytest
 
 from sandpool.api import Sandpool
 from sandpool.config import LoadedConfig
+from sandpool.worker.records import process_start_time
+from sandpool.worker.slots import SLOT_NAME
 
 ROOT = os.geteuid() == 0
 HAVE_RUNC = shutil.which("runc") is not None
@@ -67,7 +69,7 @@ class Sandbox:
         with open("/proc/self/mountinfo") as info:
             found += [f"mount {ln.split()[4]}" for ln in info if str(self.base) in ln.split()[4]]
         for cg in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}/*"):
-            if cg.is_dir():
+            if cg.is_dir() and not _idle_slot_of_another_live_process(cg):
                 found.append(f"cgroup {cg}")
         containers = self.state_dir / "containers"
         if containers.exists():
@@ -79,6 +81,17 @@ class Sandbox:
         for cg in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}"):
             if cg.is_dir():
                 cg.rmdir()
+
+
+def _idle_slot_of_another_live_process(cg: Path) -> bool:
+    """A warm cgroup slot that a live ``sandpool serve`` keeps, empty: not a leak while its
+    owner lives (it removes its slots when it stops; the session check runs after that)."""
+    match = SLOT_NAME.match(cg.name)
+    if match is None or int(match[1]) == os.getpid():
+        return False
+    if process_start_time(int(match[1])) != int(match[2]) or (cg / "ctr").exists():
+        return False
+    return not (cg / "cgroup.procs").read_text().strip()
 
 
 @pytest.fixture(scope="session")

@@ -165,6 +165,10 @@ class WarmServer:
             run.stop()
         for thread in threads:
             thread.join(timeout=60)
+        with self._lock:
+            pools = list(self._pools.values())
+        for sandpool in pools:
+            sandpool.close()  # removes its warm cgroups
 
     # ---- one run ----------------------------------------------------------------------------
 
