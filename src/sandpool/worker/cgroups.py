@@ -13,6 +13,7 @@ takes over: ``create`` then re-sets the limits and starts OOM detection afresh. 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import time
@@ -163,7 +164,15 @@ def _set_memory_limit(memory: Path, value: int, reused: bool) -> None:
     if growing:
         with contextlib.suppress(OSError):
             memsw.write_text(str(value))
-    limit.write_text(str(value))
+    try:
+        limit.write_text(str(value))
+    except OSError as exc:
+        if not reused or exc.errno != errno.EBUSY:
+            raise
+        # An earlier container's page cache, still charged to the slot, is above the new
+        # limit and the kernel could not reclaim enough: empty the (task-less) slot, retry.
+        (memory / "memory.force_empty").write_text("0")
+        limit.write_text(str(value))
     if not growing:
         with contextlib.suppress(OSError):  # absent without swap accounting
             memsw.write_text(str(value))

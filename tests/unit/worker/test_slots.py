@@ -6,6 +6,7 @@ files the kernel would drop with it, so removals here go through ``rmtree``.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -224,3 +225,25 @@ def test_a_forked_child_does_not_take_its_parents_idle_slots(
 
 def test_slots_use_the_hosts_cgroup_version(v1_root: Path) -> None:
     assert isinstance(CgroupSlots("sandpool", 1, v1_root).take(), CgroupV1)
+
+
+def test_a_reused_slot_over_its_new_limit_is_emptied_first(
+    v1_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel refuses (EBUSY) a limit below what it cannot reclaim: force_empty, retry."""
+    first = CgroupV1(v1_root, "sandpool", "slot-1-1-1")
+    first.create(1 << 30, 64)
+    first.close()
+    memory = v1_root / "memory" / "sandpool" / "slot-1-1-1"
+    refusals = [OSError(errno.EBUSY, "Device or resource busy")]
+    real_write = Path.write_text
+
+    def busy_once(self: Path, data: str, *args: object, **kw: object) -> int:
+        if self.name == "memory.limit_in_bytes" and refusals:
+            raise refusals.pop()
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_text", busy_once)
+    CgroupV1(v1_root, "sandpool", "slot-1-1-1").create(1 << 20, 64)
+    assert (memory / "memory.force_empty").read_text() == "0"
+    assert (memory / "memory.limit_in_bytes").read_text() == str(1 << 20)
