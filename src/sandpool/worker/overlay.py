@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import os
 import time
 from pathlib import Path
@@ -45,12 +46,14 @@ def is_mounted(path: Path) -> bool:
 
 
 def unmount(path: Path) -> None:
-    """Unmount ``path`` if mounted; lazily if it stays busy."""
+    """Unmount ``path`` if mounted; lazily if it stays busy. Tries ``umount2`` first (not a
+    scan of the mount table: that costs more than the unmount with many mounts)."""
+    target = str(path).encode()
     for _ in range(20):
-        if not is_mounted(path):
+        if _libc.umount2(target, 0) == 0:
             return
-        if _libc.umount2(str(path).encode(), 0) == 0:
+        if ctypes.get_errno() in (errno.EINVAL, errno.ENOENT):  # not a mount point, or gone
             return
         time.sleep(0.05)
     with contextlib.suppress(OSError):
-        _check(_libc.umount2(str(path).encode(), MNT_DETACH), f"unmount {path}")
+        _check(_libc.umount2(target, MNT_DETACH), f"unmount {path}")
