@@ -213,6 +213,23 @@ def test_concurrent_runs_through_the_api(
 
 
 @pytest.mark.parametrize("pool", POOLS)
+def test_captured_output_is_whole_and_kept_apart(
+    sp: Sandpool, no_leaks: Sandbox, pool: str
+) -> None:
+    """The API captures into memory files the runtime writes directly (gVisor included)."""
+    script = "head -c 3000000 /dev/zero | tr '\\0' a; echo; echo err >&2; echo more"
+    result = sp.run(pool, ["sh", "-c", script], image="builtin:busybox")
+    assert result.exit_code == 0, result.error
+    assert result.stdout == b"a" * 3000000 + b"\nmore\n"
+    assert result.stderr == b"err\n"
+    # Captured output is not the container's memory: more than its limit is still whole.
+    big = sp.run(pool, ["head", "-c", "50000000", "/dev/zero"], image="builtin:busybox",
+                 memory="30Mi")  # fmt: skip
+    assert (big.exit_code, big.oom_killed) == (0, False)
+    assert big.stdout is not None and len(big.stdout) == 50000000
+
+
+@pytest.mark.parametrize("pool", POOLS)
 def test_output_into_a_shared_regular_file_keeps_its_place(
     cli: Cli, no_leaks: Sandbox, pool: str, tmp_path: Path
 ) -> None:

@@ -14,12 +14,13 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from sandpool.config.resolved import ResolvedPool
 from sandpool.errors import ContainerStartFailed, RuntimeTimeout, SandpoolError
@@ -59,14 +60,40 @@ def new_container_id() -> str:
 
 
 class Stdio:
-    """Where the container's stdin/stdout/stderr go: fds of the caller, or captured pipes."""
+    """Where the container's stdin/stdout/stderr go: fds of the caller, or (``capture``)
+    files read back into the result after the run."""
 
     def __init__(self, stdin: FileArg = None, stdout: FileArg = None, stderr: FileArg = None,
                  *, capture: bool = False) -> None:  # fmt: skip
         self.stdin = subprocess.DEVNULL if stdin is None else stdin
-        self.stdout = subprocess.PIPE if capture else stdout
-        self.stderr = subprocess.PIPE if capture else stderr
+        self.stdout, self.stderr = (None, None) if capture else (stdout, stderr)
         self.capture = capture
+
+
+class CapturedOutput:
+    """Captured stdout and stderr: two unnamed temporary files in the container's directory
+    that the runtime writes into directly (no pipe, no reader thread), read back after the
+    run. Files on disk, not memory files: their page cache can be written back, so output
+    larger than the container's memory limit does not count as its memory (gVisor charges what
+    its Sentry writes to the sandbox). Fresh files start at offset 0, where gVisor's own
+    offset starts too, so its ``pwrite`` lands right (``worker.pump`` is for shared files).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        # closed by close(), at the end of the run
+        self.files = (tempfile.TemporaryFile(dir=directory),  # noqa: SIM115
+                      tempfile.TemporaryFile(dir=directory))  # noqa: SIM115  # fmt: skip
+        self.fds = (self.files[0].fileno(), self.files[1].fileno())
+
+    def read(self) -> tuple[bytes, bytes]:
+        """Everything written so far to stdout and to stderr."""
+        out, err = (os.pread(fd, os.fstat(fd).st_size, 0) for fd in self.fds)
+        return out, err
+
+    def close(self) -> None:
+        """Release (and so delete) both files."""
+        for file in self.files:
+            file.close()
 
 
 class ContainerRun:
@@ -255,8 +282,13 @@ class ContainerRun:
         else:
             raise ContainerStartFailed(f"container {self.id} could not start: {message}")
 
-    def _output_targets(self, stdio: Stdio) -> tuple[FileArg, FileArg, tuple[int | None, ...]]:
-        """stdout/stderr for the runtime; regular files go through a pipe under gVisor."""
+    def _output_targets(
+        self, stdio: Stdio, captured: CapturedOutput | None
+    ) -> tuple[FileArg, FileArg, tuple[int | None, ...]]:
+        """stdout/stderr for the runtime; the caller's regular files go through a pipe under
+        gVisor."""
+        if captured is not None:
+            return captured.fds[0], captured.fds[1], (None, None)
         if Capability.USERSPACE_KERNEL not in self.runtime.capabilities:
             return stdio.stdout, stdio.stderr, (None, None)
         files = (is_regular_file(stdio.stdout), is_regular_file(stdio.stderr))
@@ -267,16 +299,17 @@ class ContainerRun:
     def run(self, stdio: Stdio, on_started: Callable[[], None] = lambda: None) -> RunResult:
         """Prepare, run to the end, classify, clean up; return the result."""
         self.result.started_at = time.time()
+        captured: CapturedOutput | None = None
         try:
             spec = self.prepare()
-            stdout, stderr, files = self._output_targets(stdio)
+            captured = CapturedOutput(self.dir) if stdio.capture else None
+            stdout, stderr, files = self._output_targets(stdio, captured)
             proc = self.runtime.run(self.id, self.dir, spec, self.files, stdin=stdio.stdin,
                                     stdout=stdout, stderr=stderr)  # fmt: skip
             self._proc = proc
             if self._stop_requested.is_set():
                 self._force_stop(proc)
-            readers = _start_readers(proc, self.result) if stdio.capture else []
-            readers += _start_copies(proc, files)
+            readers = _start_copies(proc, files)
             watcher = threading.Thread(target=self._watch, args=(proc, on_started), daemon=True)
             watcher.start()
             try:
@@ -287,10 +320,14 @@ class ContainerRun:
                 for t in (*readers, watcher):
                     t.join()
             self._classify(status)
+            if captured is not None:
+                self.result.stdout, self.result.stderr = captured.read()
             return self.result
         finally:
             self.result.finished_at = time.time()
             on_started()
+            if captured is not None:
+                captured.close()
             self.cleanup()
 
     def cleanup(self) -> None:
@@ -309,20 +346,3 @@ def _start_copies(
     """Copy piped output into the caller's regular files (see ``worker.pump``)."""
     pairs = zip((proc.stdout, proc.stderr), files, strict=True)
     return [copy_to_fd(stream, fd) for stream, fd in pairs if stream is not None and fd is not None]
-
-
-def _start_readers(proc: subprocess.Popen[bytes], result: RunResult) -> list[threading.Thread]:
-    """Threads that collect captured stdout/stderr into ``result``."""
-
-    def collect(stream: IO[bytes] | None, name: str) -> None:
-        if stream is not None:
-            setattr(result, name, stream.read())
-            stream.close()
-
-    threads = [
-        threading.Thread(target=collect, args=(proc.stdout, "stdout"), daemon=True),
-        threading.Thread(target=collect, args=(proc.stderr, "stderr"), daemon=True),
-    ]
-    for t in threads:
-        t.start()
-    return threads
