@@ -29,9 +29,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("-n", type=int, default=30, help="samples per latency contender")
     parser.add_argument("--large-mb", type=int, default=500, help="size of the large image")
-    parser.add_argument("--throughput-per-k", type=int, default=6,
+    parser.add_argument("--throughput-per-k", type=int, default=10,
                         help="containers per thread in each throughput round")  # fmt: skip
-    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per K")
+    parser.add_argument("--rounds", type=int, default=5, help="throughput rounds per K")
     parser.add_argument("--no-podman", action="store_true")
     parser.add_argument("--no-gvisor", action="store_true")
     return parser.parse_args(argv)

@@ -28,6 +28,14 @@ def _real_smoke_test(pool: ResolvedPool, config: ResolvedConfig, timeout: float)
     return smoke_test(pool, config, timeout)
 
 
+def _default_serve_socket() -> str | None:
+    import os
+
+    from sandpool.warm.protocol import socket_path
+
+    return socket_path(os.environ)
+
+
 @dataclass(frozen=True)
 class HostProbes:
     """The host paths and programs the checks read; the defaults are the real ones."""
@@ -38,3 +46,4 @@ class HostProbes:
     nvidia_smi: str = "nvidia-smi"
     smoke_timeout: float = SMOKE_TIMEOUT
     smoke_test: SmokeTest = field(default=_real_smoke_test)
+    serve_socket: str | None = field(default_factory=_default_serve_socket)

@@ -54,11 +54,12 @@ def test_healthy_pools_exit_0_with_one_line_per_check(doctor: Any, smoke: SmokeR
     assert [line.split()[:3] for line in lines[1:-1]] == [
         ["ok", "-", "stateDir"],
         ["ok", "-", "cgroups"],
+        ["ok", "-", "serve"],
         ["ok", "fast", "pool"],
         ["ok", "fast", "runtime"],
         ["ok", "fast", "smoke"],
     ]
-    assert lines[-1] == "6 ok, 0 warn, 0 fail: no failures"
+    assert lines[-1] == "7 ok, 0 warn, 0 fail: no failures"
     assert smoke.calls == [("fast", 4.0)]
 
 

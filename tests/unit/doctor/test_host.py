@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 from pathlib import Path
 
-from sandpool.doctor.host import cgroup_check, state_dir_check
+from sandpool.doctor.host import cgroup_check, serve_check, state_dir_check
 from sandpool.doctor.probes import HostProbes
 from sandpool.doctor.report import Status
 from tests.unit.doctor.conftest import Loader, fake_cgroup_v1
@@ -63,3 +64,15 @@ def test_state_dir_that_cannot_exist_fails(tmp_path: Path, load_yaml: Loader) ->
     check = state_dir_check(load_yaml("worker:\n  pools: {}\n").resolved)
     assert check.status is Status.FAIL
     assert check.fix is not None and "worker.stateDir" in check.fix
+
+
+def test_serve_check_says_whether_runs_are_served(tmp_path: Path, probes: HostProbes) -> None:
+    path = tmp_path / "serve.sock"
+    absent = serve_check(dataclasses.replace(probes, serve_socket=str(path)))
+    assert absent.status is Status.OK
+    assert absent.message.startswith(f"no `sandpool serve` on {path}: `sandpool run` starts")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as listener:
+        listener.bind(str(path))
+        listener.listen(1)
+        served = serve_check(dataclasses.replace(probes, serve_socket=str(path)))
+    assert served.message == f"`sandpool serve` listens on {path}: `sandpool run` is served warm"
