@@ -97,16 +97,19 @@ def image_size(ws: Workspace, sp: Sandpool, args: argparse.Namespace) -> dict[st
 
 
 def memory(ws: Workspace) -> dict[str, Any]:
-    """Section 4: peak RSS of one ``sandpool run`` and of an idle process holding a Sandpool."""
+    """Section 4: peak RSS of one ``sandpool run`` (in-process, served), of an idle process
+    holding a Sandpool, and of the warm ``sandpool serve``."""
 
     def peak(socket: Path) -> int:
         return max(c.cli_peak_rss_kb(ws.config_path, RUNC_POOL, SMALL_IMAGE, socket)
                    for _ in range(5))  # fmt: skip
 
     idle = c.idle_rss_kb(ws.config_path, RUNC_POOL, SMALL_IMAGE)
-    return {"cli_peak_rss_kb": peak(ws.no_server_socket),
-            "served_client_peak_rss_kb": peak(ws.start_server()),
-            "idle_rss_kb": idle["VmRSS"], "idle_hwm_kb": idle["VmHWM"]}  # fmt: skip
+    served = peak(ws.start_server())
+    server = ws.server_memory_kb()  # after every served run of the latency section and these
+    return {"cli_peak_rss_kb": peak(ws.no_server_socket), "served_client_peak_rss_kb": served,
+            "idle_rss_kb": idle["VmRSS"], "idle_hwm_kb": idle["VmHWM"],
+            "server_rss_kb": server["VmRSS"], "server_hwm_kb": server["VmHWM"]}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -159,6 +159,13 @@ class Workspace:
                 time.sleep(0.05)
         return socket
 
+    def server_memory_kb(self) -> dict[str, int]:
+        """VmRSS and VmHWM of the running ``sandpool serve``."""
+        assert self.server is not None, "start_server() first"
+        status = Path(f"/proc/{self.server.pid}/status").read_text().splitlines()
+        fields = dict(line.split(":", 1) for line in status if ":" in line)
+        return {k: int(fields[k].split()[0]) for k in ("VmRSS", "VmHWM")}
+
     # ---- podman ---------------------------------------------------------------------------
 
     def podman_base(self) -> list[str]:

@@ -72,7 +72,9 @@ def print_report(results: dict[str, Any]) -> None:
             print(f"| {name} | {s['p50_ms']:.1f} | {s['p95_ms']:.1f} |")
     mem = results["memory"]
     print(f"\nMemory: `sandpool run` peak RSS {mem['cli_peak_rss_kb'] / 1024:.1f} MiB "
-          f"in-process, {mem['served_client_peak_rss_kb'] / 1024:.1f} MiB served; idle "
+          f"in-process, {mem['served_client_peak_rss_kb'] / 1024:.1f} MiB served (the server: "
+          f"{mem['server_rss_kb'] / 1024:.1f} MiB, peak {mem['server_hwm_kb'] / 1024:.1f} MiB); "
+          f"idle "
           f"process holding a Sandpool {mem['idle_rss_kb'] / 1024:.1f} MiB "
           f"(peak {mem['idle_hwm_kb'] / 1024:.1f} MiB)")  # fmt: skip
     print("\nTargets")
