@@ -185,6 +185,7 @@ class WarmServer:
                     return
                 with self._lock:
                     self._runs.add(run)
+                    run.stopped_by_server = self._stopping.is_set()  # too late: stop it at once
                 code = self._run_reporting_bugs(run, data, fds)
                 run.finished.set()
                 with contextlib.suppress(OSError):
