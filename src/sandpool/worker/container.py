@@ -51,6 +51,7 @@ START_TIMEOUT = 60.0
 # Under gVisor the host cgroup also holds the Sentry's and gofer's threads: give them room
 # on top of the pids limit asked for (user processes still map to host processes).
 GVISOR_PIDS_HEADROOM = 128
+EXIT_KILLED = 128 + int(signal.SIGKILL)
 _NOT_FOUND_MARKERS = ("executable file not found", "error finding executable", "no such file")
 
 
@@ -268,6 +269,8 @@ class ContainerRun:
             result.oom_killed, result.exit_code = True, EXIT_OOM
         elif result.timed_out:
             result.exit_code = EXIT_TIMEOUT
+        elif self._stop_requested.is_set():
+            result.exit_code = EXIT_KILLED  # stop() was asked for, whether it had started or not
         elif not self._started.is_set() or (status != 0 and self._runtime_error()):
             self._start_failure(status)
 

@@ -29,8 +29,9 @@ from sandpool.errors import ContainerStartFailed, RuntimeTimeout
 from sandpool.runtime.fake import FakeRuntime
 from sandpool.worker import container, slots
 from sandpool.worker.cgroups import CgroupV2
+from sandpool.worker.container import ContainerRun, Stdio
 from sandpool.worker.records import ContainerRecord
-from sandpool.worker.request import RunResult
+from sandpool.worker.request import RunRequest, RunResult
 
 POOL = ResolvedPool(
     name="default", mode="cpu", gpu_type="", runtime=None, container_runtime="gvisor",
@@ -224,6 +225,23 @@ def test_command_not_found_exits_127_with_the_runtime_error(harness: Harness) ->
     result = harness.make().run("default", ["no-such-program"])
     assert result.exit_code == 127
     assert result.error is not None and "executable file not found" in result.error
+    assert harness.leftovers() == []
+
+
+@pytest.mark.parametrize("start_delay", [0.0, 30.0])
+def test_stop_ends_the_run_with_137_before_or_after_the_start(
+    harness: Harness, start_delay: float
+) -> None:
+    """``ContainerRun.stop()`` (a served client's Ctrl-C) is a kill, not a failed start."""
+    sp = harness.make(start_delay=start_delay)
+    request = RunRequest(("sleep", "60"))
+    stopper = threading.Timer(0.3, lambda: box["container"].stop())
+    box: dict[str, ContainerRun] = {}
+    stopper.start()
+    result = sp.run_request("default", request, Stdio(capture=True),
+                            on_container=lambda c: box.setdefault("container", c))  # fmt: skip
+    assert (result.exit_code, result.oom_killed, result.timed_out) == (137, False, False)
+    assert result.error is None
     assert harness.leftovers() == []
 
 
