@@ -17,9 +17,10 @@
     ├── ImageError                      image references, pulls and unpacking
     │   ├── ImageNotFound               the reference names nothing
     │   └── InvalidImage                it names something that is not a usable image
-    └── KubernetesError                 the cluster half
-        ├── ClusterUnreachable          no kubeconfig / API server did not answer
-        └── RuntimeClassNotFound        a pool names a RuntimeClass the cluster lacks
+    ├── KubernetesError                 the cluster half
+    │   ├── ClusterUnreachable          no kubeconfig / API server did not answer
+    │   └── RuntimeClassNotFound        a pool names a RuntimeClass the cluster lacks
+    └── ServeError                      ``sandpool serve`` cannot listen (socket in use, bad path)
 
 Foreign exceptions (pydantic, ruamel.yaml, subprocess, httpx) are translated into these at
 the module that calls the foreign code, always ``raise ... from exc``.
@@ -49,6 +50,7 @@ __all__ = [
     "RuntimeNotAvailable",
     "RuntimeTimeout",
     "SandpoolError",
+    "ServeError",
     "UnknownPool",
 ]
 
@@ -156,6 +158,10 @@ class InvalidImage(ImageError):
 
 class KubernetesError(SandpoolError):
     """The Kubernetes half failed."""
+
+
+class ServeError(SandpoolError):
+    """``sandpool serve`` cannot listen: another server holds its socket, or a bad path."""
 
 
 class ClusterUnreachable(KubernetesError):

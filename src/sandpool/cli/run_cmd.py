@@ -143,7 +143,7 @@ def execute(args: RunArgs, sandpool: Any, streams: Streams,
 @click.argument("command", nargs=-1, required=False)
 def run(**params: Any) -> None:
     """Run COMMAND in a new container of POOL; exit with its status (137 OOM, 124 timeout,
-    125 could not start, 126 not executable, 127 not found). With ``sandpool serve`` running,
+    125 could not start, 126 not executable, 127 not found). With `sandpool serve` running,
     the run is handed to it (same behaviour, no start-up cost)."""
     from sandpool.api import Sandpool
     from sandpool.config.cache import load_resolved

@@ -9,7 +9,7 @@ from types import FrameType
 
 import click
 
-from sandpool.errors import SandpoolError
+from sandpool.errors import ServeError
 
 __all__ = ["serve"]
 
@@ -32,8 +32,8 @@ def serve(path: str | None) -> None:
     logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
     path = path or socket_path(os.environ)
     if path is None:
-        raise SandpoolError("no runtime directory for the socket",
-                            hint=f"pass --socket or set ${SOCKET_ENV}")  # fmt: skip
+        raise ServeError("no runtime directory for the socket",
+                         hint=f"pass --socket or set ${SOCKET_ENV}")  # fmt: skip
     server = WarmServer(path)
     server.bind()
 

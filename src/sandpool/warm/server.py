@@ -29,7 +29,7 @@ from sandpool.api import Sandpool
 from sandpool.cli.run_cmd import RunArgs, Streams, execute, parse_run_args, stdin_fd
 from sandpool.config.cache import cache_key, load_resolved
 from sandpool.config.paths import CONFIG_ENV_VAR, config_paths
-from sandpool.errors import EXIT_CANNOT_START, SandpoolError
+from sandpool.errors import EXIT_CANNOT_START, SandpoolError, ServeError
 from sandpool.warm.protocol import MAX_MESSAGE, decode, encode, peer_uid
 from sandpool.worker.container import ContainerRun
 from sandpool.worker.recovery import reconcile_dead_owners
@@ -103,22 +103,25 @@ class WarmServer:
 
     def bind(self) -> None:
         """Listen at ``path`` (0600, directory 0700); a stale socket file is replaced."""
-        os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
-        if os.path.exists(self.path):
-            if self._someone_listens():
-                raise SandpoolError(f"another `sandpool serve` already listens on {self.path}",
-                                    hint="stop it first, or pass --socket")  # fmt: skip
-            os.unlink(self.path)
+        if os.path.exists(self.path) and self._someone_listens():
+            raise ServeError(f"another `sandpool serve` already listens on {self.path}",
+                             hint="stop it first, or pass --socket")  # fmt: skip
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        old_umask = os.umask(0o177)
         try:
-            listener.bind(self.path)
+            os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)  # stale: nobody listens
+            old_umask = os.umask(0o177)  # the socket is born 0600
+            try:
+                listener.bind(self.path)
+            finally:
+                os.umask(old_umask)
         except OSError as exc:
             listener.close()
-            raise SandpoolError(f"cannot listen on {self.path}: {exc.strerror}",
-                                hint="pass --socket with a writable path") from exc  # fmt: skip
-        finally:
-            os.umask(old_umask)
+            raise ServeError(
+                f"cannot listen on {self.path}: {exc.strerror or exc}",
+                hint="pass --socket with a path in a writable directory",
+            ) from exc
         listener.listen(64)
         listener.settimeout(0.2)
         self._listener = listener
