@@ -199,6 +199,21 @@ def test_kill_command_stops_a_running_container(cli: Cli, no_leaks: Sandbox) -> 
     assert missing.returncode != 0 and "no sandpool container" in missing.stderr
 
 
+def test_kill_during_the_start_is_a_kill_not_a_failed_start(
+    cli: Cli, sp: Sandpool, no_leaks: Sandbox
+) -> None:
+    """Killed as soon as its record exists (before gVisor's ~100 ms start is over)."""
+    proc = cli.popen("run", "--pool", "default", "--", "sleep", "60")
+    deadline = time.monotonic() + 30
+    while not (records := sp.ps()):
+        assert time.monotonic() < deadline and proc.poll() is None, "no record appeared"
+        time.sleep(0.002)
+    sp.kill(records[0].id)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 137, err
+    assert "could not start" not in err
+
+
 @pytest.mark.parametrize(("pool", "count"), [("performance", 50), ("default", 12)])
 def test_concurrent_runs_through_the_api(
     sp: Sandpool, no_leaks: Sandbox, pool: str, count: int

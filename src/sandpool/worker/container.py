@@ -30,7 +30,12 @@ from sandpool.runtime.spec import ContainerSpec, build_spec
 from sandpool.worker.cgroups import ContainerCgroup, open_cgroup, parse_size
 from sandpool.worker.overlay import mount_overlay
 from sandpool.worker.pump import copy_to_fd, is_regular_file
-from sandpool.worker.records import ContainerRecord, containers_dir, process_start_time
+from sandpool.worker.records import (
+    KILLED_FILE,
+    ContainerRecord,
+    containers_dir,
+    process_start_time,
+)
 from sandpool.worker.recovery import release_host_resources
 from sandpool.worker.request import (
     EXIT_NOT_EXECUTABLE,
@@ -184,7 +189,7 @@ class ContainerRun:
         while not self.files.pid_file.exists():
             if self._exited.is_set():
                 return self.files.pid_file.exists()
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or self._kill_requested():
                 return False
             self._exited.wait(delay)
             delay = min(delay * 1.5, 0.01)
@@ -204,15 +209,22 @@ class ContainerRun:
         (gVisor may not die by itself)."""
         if self._await_start():
             self._note_start()
-        elif not self._exited.is_set():
+        elif not self._exited.is_set() and not self._kill_requested():
             self._start_timed_out = True
             self._force_stop(proc)
         on_started()
         while not self._exited.is_set():
+            if self._kill_requested():
+                self._force_stop(proc)
+                return
             if self.cgroup.wait_oom(0.1):
                 log.info("container %s: OOM in its cgroup, killing it", self.id)
                 self._force_stop(proc)
                 return
+
+    def _kill_requested(self) -> bool:
+        """``stop()`` was called, or ``sandpool kill`` left its marker."""
+        return self._stop_requested.is_set() or (self.dir / KILLED_FILE).exists()
 
     def stop(self) -> None:
         """Kill the container from another thread (its caller went away); ``run`` then ends
@@ -269,8 +281,8 @@ class ContainerRun:
             result.oom_killed, result.exit_code = True, EXIT_OOM
         elif result.timed_out:
             result.exit_code = EXIT_TIMEOUT
-        elif self._stop_requested.is_set():
-            result.exit_code = EXIT_KILLED  # stop() was asked for, whether it had started or not
+        elif self._kill_requested():
+            result.exit_code = EXIT_KILLED  # whether it had started or not
         elif not self._started.is_set() or (status != 0 and self._runtime_error()):
             self._start_failure(status)
 

@@ -12,9 +12,12 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["ContainerRecord", "containers_dir", "load_records", "process_start_time"]
+__all__ = ["KILLED_FILE", "ContainerRecord", "containers_dir", "load_records", "process_start_time"]
 
 RECORD_FILE = "record.json"
+# Written into a container's directory by `sandpool kill`: its owner stops it (even one still
+# starting, which the runtime cannot kill yet) and reports 137.
+KILLED_FILE = "killed"
 
 
 def containers_dir(state_dir: Path) -> Path:

@@ -23,7 +23,7 @@ from sandpool.runtime.gvisor import forget_state
 from sandpool.runtime.runner import run_command
 from sandpool.worker.cgroups import ContainerCgroup, open_cgroup
 from sandpool.worker.overlay import unmount
-from sandpool.worker.records import RECORD_FILE, ContainerRecord, load_records
+from sandpool.worker.records import KILLED_FILE, RECORD_FILE, ContainerRecord, load_records
 from sandpool.worker.slots import CgroupSlots, remove_dead_slots
 
 __all__ = [
@@ -64,7 +64,11 @@ def release_host_resources(
 def stop_container(record: ContainerRecord, directory: Path | None = None) -> None:
     """SIGKILL the container (its owner, if alive, then cleans up after it). With the
     container's ``directory``, its cgroup is swept only while the record is still there: a
-    finished container's slot may hold the next container already."""
+    finished container's slot may hold the next container already; and a marker there tells
+    the owner to stop the container itself (a start in progress cannot be killed yet)."""
+    if directory is not None:
+        with contextlib.suppress(OSError):
+            (directory / KILLED_FILE).touch()
     _runtime_call(record, "kill", "--all", record.id, str(int(signal.SIGKILL)))
     parent, _, name = record.cgroup_parent.rpartition("/")
     if directory is None or (directory / RECORD_FILE).exists():
