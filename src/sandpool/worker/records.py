@@ -26,12 +26,15 @@ def containers_dir(state_dir: Path) -> Path:
 
 
 def process_start_time(pid: int) -> int | None:
-    """The start time of ``pid`` in clock ticks since boot, or None if it is gone."""
+    """The start time of ``pid`` in clock ticks since boot, or None if it is gone. A zombie
+    is gone: it has exited, and where nobody reaps it (a container's PID 1 that does not) it
+    would otherwise count as a live owner for ever."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
 @dataclass(frozen=True)

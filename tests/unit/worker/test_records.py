@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from sandpool.worker.records import (
@@ -54,6 +56,23 @@ def test_owner_gone_when_its_pid_has_exited() -> None:
     child.wait()
     assert process_start_time(child.pid) is None
     assert _record(owner_pid=child.pid).owner_alive() is False
+
+
+def test_an_unreaped_owner_is_gone() -> None:
+    """A SIGKILLed owner nobody reaps stays a zombie; its containers are still garbage."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = process_start_time(child.pid)
+        assert started is not None
+        os.kill(child.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child.pid}/stat").read_text().split(") ")[1][0] != "Z":
+            assert time.monotonic() < deadline, "the child did not become a zombie"
+            time.sleep(0.01)
+        assert process_start_time(child.pid) is None
+        assert _record(owner_pid=child.pid, owner_start=started).owner_alive() is False
+    finally:
+        child.wait()
 
 
 def test_a_reused_pid_is_not_the_owner() -> None:
