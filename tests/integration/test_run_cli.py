@@ -325,6 +325,34 @@ def test_server_stopping_kills_its_runs_and_removes_its_socket(
     assert (after.returncode, after.stdout) == (0, "in-process\n")
 
 
+def test_a_server_killed_mid_run_fails_its_clients_and_gc_cleans_up(
+    served: tuple[Cli, Server], no_leaks: Sandbox
+) -> None:
+    cli, server = served
+    proc = cli.popen("run", "--pool", "performance", "--", "sh", "-c", "echo up; sleep 60")
+    assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+    server.proc.kill()
+    server.proc.wait()
+    assert proc.wait(timeout=30) == 125
+    assert cli.sandbox.leftovers(), "the dead server's container runs on until gc"
+    gc = cli.run("gc")
+    assert gc.returncode == 0 and "1 container(s) removed" in gc.stdout
+    _, err = proc.communicate(timeout=30)  # the container is gone: the pipes close
+    assert "`sandpool serve` went away during the run" in err
+
+
+def test_served_config_from_a_relative_sandpool_config(
+    served: tuple[Cli, Server], no_leaks: Sandbox, tmp_path: Path
+) -> None:
+    cli, _ = served
+    (tmp_path / "pools.yaml").write_text(cli.sandbox.config_file.read_text())
+    env = {**cli.env, "SANDPOOL_CONFIG": "pools.yaml"}
+    done = subprocess.run([SANDPOOL, "run", "--pool", "performance", "--", "echo", "rel"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+                          check=False)  # fmt: skip
+    assert (done.returncode, done.stdout) == (0, "rel\n"), done.stderr
+
+
 def test_stale_socket_falls_back_to_in_process(
     served: tuple[Cli, Server], no_leaks: Sandbox
 ) -> None:
