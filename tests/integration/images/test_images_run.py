@@ -24,7 +24,11 @@ pytestmark = pytest.mark.skipif(
 def _run(state: Path, pool: str, *args: str) -> subprocess.CompletedProcess[str]:
     if shutil.which(POOLS[pool]) is None:
         pytest.skip(f"needs {POOLS[pool]}")
-    env = {**os.environ, "SANDPOOL_WORKER_STATEDIR": str(state)}
+    env = {
+        **os.environ,
+        "SANDPOOL_WORKER_STATEDIR": str(state),
+        "SANDPOOL_SOCKET": str(state / "no-server.sock"),
+    }  # in-process, never a host server
     env.pop("SANDPOOL_CONFIG", None)  # the embedded default: pools performance and default
     argv = [str(SANDPOOL), "run", "--json", "--pool", pool, *args]
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
