@@ -40,6 +40,12 @@ class Cli:
         return subprocess.Popen([SANDPOOL, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, text=True, env=self.env)  # fmt: skip
 
+    def running(self, pool: str) -> subprocess.Popen[str]:
+        """A ``sandpool run`` whose container has started and sleeps for a minute."""
+        proc = self.popen("run", "--pool", pool, "--", "sh", "-c", "echo up; sleep 60")
+        assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+        return proc
+
 
 class Server:
     """A ``sandpool serve`` process on a socket of its own, its log in a file."""
@@ -163,8 +169,7 @@ def test_output_streams_before_the_command_ends(cli: Cli, no_leaks: Sandbox, poo
 def test_signal_stops_container_and_cleans_up(
     cli: Cli, no_leaks: Sandbox, pool: str, sig: signal.Signals, code: int
 ) -> None:
-    proc = cli.popen("run", "--pool", pool, "--", "sh", "-c", "echo up; sleep 60")
-    assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+    proc = cli.running(pool)
     proc.send_signal(sig)
     proc.communicate(timeout=30)
     assert proc.returncode == code
@@ -174,8 +179,7 @@ def test_signal_stops_container_and_cleans_up(
 def test_sigkilled_cli_then_gc_leaves_nothing(cli: Cli, no_leaks: Sandbox, pool: str) -> None:
     if cli.mode == "served":
         pytest.skip("served: the server stops the container itself (test_served_sigkilled_...)")
-    proc = cli.popen("run", "--pool", pool, "--", "sh", "-c", "echo up; sleep 60")
-    assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+    proc = cli.running(pool)
     listed = cli.run("ps", "--json")
     assert [row["pool"] for row in json.loads(listed.stdout)] == [pool]
     proc.kill()
@@ -188,8 +192,7 @@ def test_sigkilled_cli_then_gc_leaves_nothing(cli: Cli, no_leaks: Sandbox, pool:
 
 
 def test_kill_command_stops_a_running_container(cli: Cli, no_leaks: Sandbox) -> None:
-    proc = cli.popen("run", "--pool", "performance", "--", "sh", "-c", "echo up; sleep 60")
-    assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+    proc = cli.running("performance")
     [row] = json.loads(cli.run("ps", "--json").stdout)
     killed = cli.run("kill", row["id"])
     assert killed.returncode == 0
@@ -303,8 +306,7 @@ def test_served_sigkilled_client_has_its_container_stopped(
     served: tuple[Cli, Server], no_leaks: Sandbox, pool: str
 ) -> None:
     cli, _ = served
-    proc = cli.popen("run", "--pool", pool, "--", "sh", "-c", "echo up; sleep 60")
-    assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+    proc = cli.running(pool)
     assert cli.sandbox.leftovers(), "the container should be running"
     proc.kill()
     proc.communicate(timeout=30)  # the server killed the container: the pipes close
@@ -315,8 +317,7 @@ def test_server_stopping_kills_its_runs_and_removes_its_socket(
     served: tuple[Cli, Server], no_leaks: Sandbox
 ) -> None:
     cli, server = served
-    proc = cli.popen("run", "--pool", "performance", "--", "sh", "-c", "echo up; sleep 60")
-    assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+    proc = cli.running("performance")
     assert server.stop() == 0
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 137 and "`sandpool serve` stopped" in err
@@ -329,8 +330,7 @@ def test_a_server_killed_mid_run_fails_its_clients_and_gc_cleans_up(
     served: tuple[Cli, Server], no_leaks: Sandbox
 ) -> None:
     cli, server = served
-    proc = cli.popen("run", "--pool", "performance", "--", "sh", "-c", "echo up; sleep 60")
-    assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+    proc = cli.running("performance")
     server.proc.kill()
     server.proc.wait()
     assert proc.wait(timeout=30) == 125
