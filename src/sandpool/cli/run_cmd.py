@@ -13,12 +13,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 from sandpool.cli.options import config_option
 from sandpool.errors import EXIT_CANNOT_START, SandpoolError
+
+if TYPE_CHECKING:  # imported when a run happens: `sandpool --help` does not pay for them
+    from sandpool.api import Sandpool
+    from sandpool.worker.container import ContainerRun
 
 __all__ = ["RunArgs", "execute", "parse_run_args", "run", "stdin_fd"]
 
@@ -107,9 +111,9 @@ def stdin_fd(fd: int) -> int | None:
         return None
 
 
-def execute(args: RunArgs, sandpool: Any, streams: Streams,
-            on_container: Callable[[Any], None] | None = None) -> int:  # fmt: skip
-    """Run ``args`` with ``sandpool`` (a ``Sandpool``); report on ``streams``; the exit status."""
+def execute(args: RunArgs, sandpool: Sandpool, streams: Streams,
+            on_container: Callable[[ContainerRun], None] | None = None) -> int:  # fmt: skip
+    """Run ``args`` with ``sandpool``; report on ``streams``; the exit status."""
     from sandpool.worker.container import Stdio
     from sandpool.worker.request import RunRequest
 

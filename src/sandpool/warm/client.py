@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["run_served"]
 
-EXIT_CANNOT_START = 125
+EXIT_CANNOT_START = 125  # errors.EXIT_CANNOT_START; sandpool.errors is one import more
 _HELP = ("-h", "--help")
 
 
