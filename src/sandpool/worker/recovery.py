@@ -66,7 +66,7 @@ def stop_container(record: ContainerRecord, directory: Path | None = None) -> No
     container's ``directory``, its cgroup is swept only while the record is still there: a
     finished container's slot may hold the next container already; and a marker there tells
     the owner to stop the container itself (a start in progress cannot be killed yet)."""
-    if directory is not None:
+    if directory is not None and (directory / RECORD_FILE).exists():  # not one being removed
         with contextlib.suppress(OSError):
             (directory / KILLED_FILE).touch()
     _runtime_call(record, "kill", "--all", record.id, str(int(signal.SIGKILL)))
