@@ -326,6 +326,13 @@ def test_server_stopping_kills_its_runs_and_removes_its_socket(
     assert (after.returncode, after.stdout) == (0, "in-process\n")
 
 
+def test_a_server_whose_terminal_closes_stops_cleanly(served: tuple[Cli, Server]) -> None:
+    _, server = served
+    server.proc.send_signal(signal.SIGHUP)
+    assert server.proc.wait(timeout=30) == 0
+    assert not server.socket.exists()
+
+
 def test_a_server_killed_mid_run_fails_its_clients_and_gc_cleans_up(
     served: tuple[Cli, Server], no_leaks: Sandbox
 ) -> None:

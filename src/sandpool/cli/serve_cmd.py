@@ -21,7 +21,7 @@ _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
               help="Socket to listen on (default: $SANDPOOL_SOCKET, else "
                    "/run/sandpool/serve.sock).")  # fmt: skip
 def serve(path: str | None) -> None:
-    """Run `sandpool run` command lines handed over a unix socket, until SIGTERM or SIGINT.
+    """Run `sandpool run` command lines handed over a unix socket, until SIGTERM/INT/HUP.
 
     `sandpool run` uses this server when it listens (same behaviour, without Python's start-up,
     imports and config loading), and runs in its own process otherwise. Containers of a
@@ -41,7 +41,7 @@ def serve(path: str | None) -> None:
         logging.getLogger("sandpool.serve").info("%s: stopping", signal.Signals(signum).name)
         server.stop()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # HUP: its terminal closed
+        signal.signal(signum, on_signal)
     logging.getLogger("sandpool.serve").info("serving `sandpool run` on %s", path)
     server.serve()
