@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from pathlib import Path
 
 from sandpool.config.resolved import ResolvedConfig
 from sandpool.doctor.probes import HostProbes
 from sandpool.doctor.report import HOST, Check, fail, ok
+from sandpool.warm.protocol import server_listens
 from sandpool.worker.cgroups import detect_cgroup_version
 
 __all__ = ["cgroup_check", "ensure_writable_dir", "host_checks", "serve_check", "state_dir_check"]
@@ -94,12 +94,9 @@ def serve_check(probes: HostProbes) -> Check:
     path = probes.serve_socket
     if path is None:
         return ok(HOST, "serve", "no runtime directory for a serve socket: runs are in-process")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as probe:
-        try:
-            probe.connect(path)
-        except OSError:
-            return ok(HOST, "serve", f"no `sandpool serve` on {path}: `sandpool run` starts "
-                      "in-process (start `sandpool serve` for ~60 ms faster runs)")  # fmt: skip
+    if not server_listens(path):
+        return ok(HOST, "serve", f"no `sandpool serve` on {path}: `sandpool run` starts "
+                  "in-process (start `sandpool serve` for ~60 ms faster runs)")  # fmt: skip
     return ok(HOST, "serve", f"`sandpool serve` listens on {path}: `sandpool run` is served warm")
 
 

@@ -25,7 +25,7 @@ TYPE_CHECKING = False  # typing's own costs an import the thin client does witho
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["SOCKET_ENV", "decode", "encode", "peer_uid", "socket_path"]
+__all__ = ["SOCKET_ENV", "decode", "encode", "peer_uid", "server_listens", "socket_path"]
 
 SOCKET_ENV = "SANDPOOL_SOCKET"
 SOCKET_NAME = "serve.sock"
@@ -57,3 +57,13 @@ def peer_uid(conn: socket.socket) -> int:
     """The uid of the process at the other end of ``conn`` (SO_PEERCRED)."""
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
     return int.from_bytes(creds[4:8], "little")
+
+
+def server_listens(path: str) -> bool:
+    """Whether a ``sandpool serve`` accepts connections on ``path`` (a stale file: False)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True

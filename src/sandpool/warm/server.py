@@ -30,15 +30,14 @@ from sandpool.cli.run_cmd import RunArgs, Streams, execute, parse_run_args, stdi
 from sandpool.config.cache import cache_key, load_resolved
 from sandpool.config.paths import CONFIG_ENV_VAR, config_paths
 from sandpool.errors import EXIT_CANNOT_START, SandpoolError, ServeError
-from sandpool.warm.protocol import MAX_MESSAGE, decode, encode, peer_uid
-from sandpool.worker.container import ContainerRun
+from sandpool.warm.protocol import MAX_MESSAGE, decode, encode, peer_uid, server_listens
+from sandpool.worker.container import EXIT_KILLED, ContainerRun
 from sandpool.worker.recovery import reconcile_dead_owners
 
 __all__ = ["WarmServer"]
 
 log = logging.getLogger(__name__)
 RECONCILE_EVERY_S = 10.0
-_SIGNAL_EXIT = {2: 130, 15: 143}  # SIGINT, SIGTERM: as an in-process `sandpool run` exits
 
 
 class ClientRun:
@@ -103,7 +102,7 @@ class WarmServer:
 
     def bind(self) -> None:
         """Listen at ``path`` (0600, directory 0700); a stale socket file is replaced."""
-        if os.path.exists(self.path) and self._someone_listens():
+        if os.path.exists(self.path) and server_listens(self.path):
             raise ServeError(f"another `sandpool serve` already listens on {self.path}",
                              hint="stop it first, or pass --socket")  # fmt: skip
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
@@ -125,15 +124,6 @@ class WarmServer:
         listener.listen(64)
         listener.settimeout(0.2)
         self._listener = listener
-
-    def _someone_listens(self) -> bool:
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        with probe:
-            try:
-                probe.connect(self.path)
-            except OSError:
-                return False
-        return True
 
     def serve(self) -> None:
         """Accept connections until ``stop()``; then wind down (see the module docstring)."""
@@ -239,9 +229,9 @@ class WarmServer:
     def _final_status(run: ClientRun, code: int, err: TextIO) -> int:
         if run.stopped_by_server:
             err.write("sandpool: `sandpool serve` stopped; the container was killed\n")
-            return 137
+            return EXIT_KILLED
         if run.signal is not None:
-            return _SIGNAL_EXIT.get(run.signal, 128 + run.signal)
+            return 128 + run.signal  # 130 SIGINT, 143 SIGTERM: as an in-process run exits
         return code
 
     @staticmethod

@@ -49,7 +49,7 @@ from sandpool.worker.request import (
 from sandpool.worker.slots import CgroupSlots
 from sandpool.worker.users import resolve_user
 
-__all__ = ["ContainerRun", "Stdio", "new_container_id"]
+__all__ = ["EXIT_KILLED", "ContainerRun", "Stdio", "new_container_id"]
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
