@@ -5,8 +5,18 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
+
+from sandpool.sizes import MIN_DISK, parse_size
 
 __all__ = [
     "ContainerDefaults",
@@ -76,6 +86,21 @@ class ContainerDefaults(_Model):
     cpu: float | None = Field(default=None, gt=0)
     timeout: float | None = Field(default=None, gt=0)
     network: Literal["none"] = "none"
+    disk: StrictStr = "1Gi"
+    max_output: StrictStr = "16Mi"
+    gpu_sharing: StrictBool = False
+
+    @field_validator("disk")
+    @classmethod
+    def _disk_size(cls, value: str) -> str:
+        parse_size(value, MIN_DISK)
+        return value
+
+    @field_validator("max_output")
+    @classmethod
+    def _output_size(cls, value: str) -> str:
+        parse_size(value)
+        return value
 
 
 class JobSpec(_Model):

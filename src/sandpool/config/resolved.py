@@ -35,6 +35,9 @@ class ResolvedPool:
     pids: int
     cpu: float | None
     timeout: float | None
+    disk: str = "1Gi"
+    max_output: str = "16Mi"
+    gpu_sharing: bool = False
 
     @property
     def is_gvisor(self) -> bool:
@@ -60,6 +63,9 @@ class ResolvedPool:
                 "cpu": self.cpu,
                 "timeout": self.timeout,
                 "network": "none",
+                "disk": self.disk,
+                "maxOutput": self.max_output,
+                "gpuSharing": self.gpu_sharing,
             },
         }
 
@@ -122,6 +128,9 @@ def _resolve_pool(name: str, pool: PoolConfig, config: SandpoolConfig) -> Resolv
         pids=defaults.pids,
         cpu=defaults.cpu,
         timeout=defaults.timeout,
+        disk=defaults.disk,
+        max_output=defaults.max_output,
+        gpu_sharing=defaults.gpu_sharing,
     )
 
 

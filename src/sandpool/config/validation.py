@@ -101,7 +101,8 @@ def _message(err: ErrorDetails) -> tuple[KeyPath, str]:
     if kind in _TYPE_WORDS:
         shown = type(value).__name__ if isinstance(value, dict | list) else repr(value)
         return path, f"{_dotted(path)}: expected {_TYPE_WORDS[kind]}, got {shown}"
-    return path, f"{_dotted(path)}: {err['msg']} (got {value!r})"
+    message = str(err["msg"]).removeprefix("Value error, ")  # our own validators' text
+    return path, f"{_dotted(path)}: {message} (got {value!r})"
 
 
 def validate(doc: dict[str, Any], origins: Origins) -> SandpoolConfig:

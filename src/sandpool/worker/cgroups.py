@@ -21,6 +21,8 @@ import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from sandpool.sizes import parse_size
+
 __all__ = ["CGROUP_ROOT", "ContainerCgroup", "detect_cgroup_version", "open_cgroup", "parse_size"]
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -28,23 +30,6 @@ V1_CONTROLLERS = (
     "memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices", "freezer", "net_cls",
     "net_prio", "perf_event", "hugetlb", "rdma", "misc", "systemd", "unified",
 )  # fmt: skip
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    """``512Mi``, ``1G``, ``300m`` (mebibytes), ``1048576`` -> bytes."""
-    raw = text.strip().lower().removesuffix("b").removesuffix("i")
-    unit = raw[-1] if raw and raw[-1] in _UNITS else ""
-    number = raw[: len(raw) - len(unit)] if unit else raw
-    try:
-        value = int(float(number) * _UNITS[unit])
-    except ValueError:
-        raise ValueError(
-            f"not a size: {text!r} (use e.g. 512Mi, 2G or a number of bytes)"
-        ) from None
-    if value <= 0:
-        raise ValueError(f"size must be positive: {text!r}")
-    return value
 
 
 def detect_cgroup_version(root: Path = CGROUP_ROOT) -> int:
