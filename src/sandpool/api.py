@@ -10,8 +10,8 @@ in flight are capped per pool (2 per CPU for runc, 4 per CPU for gVisor, at most
 pool's ``containerStartConcurrency``); containers that have started do not count.
 
 A ``Sandpool`` keeps the parent cgroups of finished containers warm for the next ones
-(``worker.slots``); ``close`` (or leaving the ``with`` block) removes them, as does the exit
-of the process.
+(``worker.slots``), and their size-limited disks (``worker.disk``); ``close`` (or leaving the
+``with`` block) removes them, as does the exit of the process.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from sandpool.runtime.factory import create_runtime
 from sandpool.runtime.runner import FileArg
 from sandpool.runtime.spec import BindMount
 from sandpool.worker.container import START_TIMEOUT, ContainerRun, Stdio
+from sandpool.worker.disk import DiskSlots
 from sandpool.worker.records import ContainerRecord, load_records
 from sandpool.worker.recovery import collect_garbage, stop_container
 from sandpool.worker.request import RunRequest, RunResult
@@ -62,6 +63,7 @@ class Sandpool:
         self._gates: dict[str, threading.BoundedSemaphore] = {}
         warm = max((start_concurrency(p) for p in config.pools.values()), default=0)
         self._cgroup_slots = CgroupSlots(config.cgroup_parent, warm)
+        self._disk_slots = DiskSlots(self.state_dir, warm)
 
     @classmethod
     def from_config(
@@ -86,6 +88,7 @@ class Sandpool:
         with self._lock:
             self._runtimes.clear()
         self._cgroup_slots.close()
+        self._disk_slots.close()
 
     def runtime(self, pool: str) -> ContainerRuntime:
         """The pool's container runtime, created (and checked) once."""
@@ -101,14 +104,17 @@ class Sandpool:
             timeout: float | None = None, env: Sequence[str] = (), workdir: str | None = None,
             gpus: int = 0, mounts: Sequence[BindMount] = (), stdin: FileArg = None,
             stdout: FileArg = None, stderr: FileArg = None, capture: bool = True,
+            disk: str | None = None, max_output: str | None = None,
             ) -> RunResult:  # fmt: skip
         """Run ``command`` in a new container of ``pool`` and wait for it to end.
 
         With ``capture`` (the default) stdout and stderr are returned in the result; pass
         ``capture=False`` with file descriptors in ``stdout``/``stderr`` to stream instead.
+        ``disk`` limits the writable layer (e.g. ``"256Mi"``); ``max_output`` caps what is
+        captured of each stream (the rest is dropped and counted in the result).
         """
         request = RunRequest(tuple(command), image, cpu, memory, pids, timeout, tuple(env),
-                             workdir, gpus, tuple(mounts))  # fmt: skip
+                             workdir, gpus, tuple(mounts), disk, max_output)  # fmt: skip
         return self.run_request(pool, request, Stdio(stdin, stdout, stderr, capture=capture))
 
     def run_request(self, pool: str, request: RunRequest, stdio: Stdio, *,
@@ -130,7 +136,8 @@ class Sandpool:
         container = ContainerRun(self.config.pool(pool), runtime, image, request,
                                  state_dir=self.state_dir, cgroup_parent=self.config.cgroup_parent,
                                  start_timeout=self.start_timeout,
-                                 cgroup_slots=self._cgroup_slots)  # fmt: skip
+                                 cgroup_slots=self._cgroup_slots,
+                                 disk_slots=self._disk_slots)  # fmt: skip
         if on_container is not None:
             on_container(container)
         try:

@@ -64,6 +64,7 @@ class RunArgs:
     env: tuple[str, ...]
     workdir: str | None
     gpus: int
+    disk: str | None
     as_json: bool
     command: tuple[str, ...]
 
@@ -83,10 +84,10 @@ class Streams:
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
-    from sandpool.worker.cgroups import parse_size
+    from sandpool.sizes import MIN_DISK, parse_size
 
     try:
-        parse_size(value)
+        parse_size(value, MIN_DISK if param.name == "disk" else 1)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     return value
@@ -118,7 +119,8 @@ def execute(args: RunArgs, sandpool: Sandpool, streams: Streams,
     from sandpool.worker.request import RunRequest
 
     request = RunRequest(args.command, args.image, args.cpu, args.memory, args.pids,
-                         args.timeout, args.env, args.workdir, args.gpus)  # fmt: skip
+                         args.timeout, args.env, args.workdir, args.gpus,
+                         disk=args.disk)  # fmt: skip
     stdio = Stdio(streams.stdin, streams.stdout, streams.stderr)
     try:
         result = sandpool.run_request(args.pool, request, stdio, on_container=on_container)
@@ -143,6 +145,12 @@ def execute(args: RunArgs, sandpool: Sandpool, streams: Streams,
 @click.option("--env", "env", multiple=True, callback=_env, metavar="K=V", help="Repeatable.")
 @click.option("--workdir", default=None, help="Working directory inside the container.")
 @click.option("--gpu", "gpus", type=click.IntRange(min=0), default=0, help="GPUs to attach.")
+@click.option(
+    "--disk",
+    callback=_size,
+    default=None,
+    help="Writable layer size limit, e.g. 256Mi (at least 1Mi).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary after the run.")
 @click.argument("command", nargs=-1, required=False)
 def run(**params: Any) -> None:

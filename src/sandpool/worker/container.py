@@ -28,6 +28,7 @@ from sandpool.runtime.base import Capability, ContainerRuntime, RunFiles
 from sandpool.runtime.runner import FileArg, kill_group
 from sandpool.runtime.spec import ContainerSpec, build_spec
 from sandpool.worker.cgroups import ContainerCgroup, open_cgroup, parse_size
+from sandpool.worker.disk import DiskSlots, WritableDisk, request_size
 from sandpool.worker.overlay import mount_overlay
 from sandpool.worker.pump import copy_to_fd, is_regular_file
 from sandpool.worker.records import (
@@ -108,7 +109,8 @@ class ContainerRun:
     def __init__(self, pool: ResolvedPool, runtime: ContainerRuntime, image: ImageLike,
                  request: RunRequest, *, state_dir: Path, cgroup_parent: str,
                  start_timeout: float = START_TIMEOUT,
-                 cgroup_slots: CgroupSlots | None = None) -> None:  # fmt: skip
+                 cgroup_slots: CgroupSlots | None = None,
+                 disk_slots: DiskSlots | None = None) -> None:  # fmt: skip
         self.pool, self.runtime, self.image, self.request = pool, runtime, image, request
         self.id = new_container_id()
         self.dir = containers_dir(state_dir) / self.id
@@ -117,6 +119,8 @@ class ContainerRun:
         self._slots = cgroup_slots
         self.cgroup: ContainerCgroup = (cgroup_slots.take() if cgroup_slots
                                         else open_cgroup(cgroup_parent, self.id))  # fmt: skip
+        self._disks = disk_slots or DiskSlots(state_dir, 0)  # none: a disk of its own
+        self.disk: WritableDisk | None = None
         self.start_timeout = start_timeout
         self.result = RunResult(self.id, pool.name, runtime.name, runtime.platform,
                                 image.reference)  # fmt: skip
@@ -168,6 +172,8 @@ class ContainerRun:
                                        hint="pass a command after --")  # fmt: skip
         self.dir.mkdir(parents=True)
         self._record().save(self.dir)
+        self.disk = self._disks.take(request_size("disk", self.request.disk or self.pool.disk))
+        self.disk.attach(self.dir)
         rootfs = mount_overlay(Path(self.image.rootfs), self.dir)
         memory = parse_size(self.request.memory or self.pool.memory)
         pids = self.request.pids or self.pool.pids
@@ -353,6 +359,9 @@ class ContainerRun:
                 self.runtime.delete(self.id, force=True)
         self.runtime.forget(self.id)
         release_host_resources(self.cgroup, self.dir, self._slots)
+        if self.disk is not None:
+            self._disks.give_back(self.disk)
+            self.disk = None
 
 
 def _start_copies(

@@ -22,6 +22,7 @@ from sandpool.runtime.factory import create_runtime
 from sandpool.runtime.gvisor import forget_state
 from sandpool.runtime.runner import run_command
 from sandpool.worker.cgroups import ContainerCgroup, open_cgroup
+from sandpool.worker.disk import remove_dead_disks
 from sandpool.worker.overlay import unmount
 from sandpool.worker.records import KILLED_FILE, RECORD_FILE, ContainerRecord, load_records
 from sandpool.worker.slots import CgroupSlots, remove_dead_slots
@@ -117,7 +118,7 @@ def _is_garbage(directory: Path, record: ContainerRecord | None) -> bool:
 
 def reconcile_dead_owners(config: ResolvedConfig) -> list[str]:
     """The cheap part of ``collect_garbage`` that every ``sandpool run`` does first: dead
-    owners' containers, then their idle cgroup slots; the container ids removed."""
+    owners' containers, then their idle cgroup slots and disks; the container ids removed."""
     removed = []
     for directory, record in load_records(Path(config.state_dir)):
         if _is_garbage(directory, record):
@@ -125,6 +126,7 @@ def reconcile_dead_owners(config: ResolvedConfig) -> list[str]:
             remove_container(record, directory)
             removed.append(directory.name)
     remove_dead_slots(config.cgroup_parent)
+    remove_dead_disks(Path(config.state_dir))  # after the overlays above them
     return removed
 
 

@@ -57,6 +57,8 @@ class RunRequest:
     workdir: str | None = None
     gpus: int = 0
     mounts: tuple[BindMount, ...] = ()
+    disk: str | None = None
+    max_output: str | None = None
 
 
 def _iso(ts: float) -> str:
