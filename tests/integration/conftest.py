@@ -3,6 +3,7 @@ cgroup parent; after the session, nothing may be left (containers, mounts, cgrou
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 
 from sandpool.api import Sandpool
 from sandpool.config import LoadedConfig
+from sandpool.worker.disk import DISK_NAME
 from sandpool.worker.records import process_start_time
 from sandpool.worker.slots import SLOT_NAME
 
@@ -67,7 +69,14 @@ class Sandbox:
         if self.gvisor_root.exists():
             found += [f"runsc file {f}" for f in self.gvisor_root.glob("*_sandbox:sp-*")]
         with open("/proc/self/mountinfo") as info:
-            found += [f"mount {ln.split()[4]}" for ln in info if str(self.base) in ln.split()[4]]
+            mounts = [Path(ln.split()[4]) for ln in info if str(self.base) in ln.split()[4]]
+        found += [f"mount {m}" for m in mounts if not _idle_disk_of_another_live_process(m)]
+        for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+            with contextlib.suppress(OSError):  # a loop device detached meanwhile
+                file = backing.read_text().strip().removesuffix(" (deleted)")
+                disk = Path(file.removesuffix(".img"))
+                if str(self.base) in file and not _idle_disk_of_another_live_process(disk):
+                    found.append(f"loop device {backing.parent.parent.name} of {file}")
         for cg in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}/*"):
             if cg.is_dir() and not _idle_slot_of_another_live_process(cg):
                 found.append(f"cgroup {cg}")
@@ -78,6 +87,10 @@ class Sandbox:
 
     def remove_parent_cgroups(self) -> None:
         """Drop the (empty) per-session cgroup parents."""
+        for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+            with contextlib.suppress(OSError):  # a loop device detached meanwhile
+                if str(self.base) in backing.read_text():
+                    found.append(f"loop device {backing.parent.parent.name}")
         for cg in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}"):
             if cg.is_dir():
                 cg.rmdir()
@@ -92,6 +105,16 @@ def _idle_slot_of_another_live_process(cg: Path) -> bool:
     if process_start_time(int(match[1])) != int(match[2]) or (cg / "ctr").exists():
         return False
     return not (cg / "cgroup.procs").read_text().strip()
+
+
+def _idle_disk_of_another_live_process(path: Path) -> bool:
+    """A warm disk (``worker.disk``) that a live ``sandpool serve`` keeps, empty."""
+    match = DISK_NAME.match(path.name)
+    if match is None or int(match[1]) == os.getpid():
+        return False
+    if process_start_time(int(match[1])) != int(match[2]):
+        return False
+    return not (path / "upper").exists() and not (path / "work").exists()
 
 
 @pytest.fixture(scope="session")

@@ -94,6 +94,8 @@ def cli(request: pytest.FixtureRequest, sandbox: Sandbox,
         (["--memory", "30Mi", "--", "sh", "-c", "dd if=/dev/zero of=/dev/shm/x bs=1M count=60"],
          137),
         (["--memory", "lots", "--", "true"], 125),
+        (["--disk", "4Mi", "--", "sh", "-c", "dd if=/dev/zero of=/x bs=1M count=8"], 1),
+        (["--disk", "10k", "--", "true"], 125),
         (["--bogus-flag", "--", "true"], 125),
         (["--image", "oci-archive:/nonexistent.tar", "--", "true"], 125),
     ],
@@ -103,8 +105,10 @@ def test_exit_codes(cli: Cli, no_leaks: Sandbox, pool: str, args: list[str],
     done = cli.run("run", "--pool", pool, "--image", "builtin:busybox", *args)
     assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr
-    if args[0] == "--memory" and code == 125:
-        assert "Invalid value for '--memory'" in done.stderr
+    if args[0] in ("--memory", "--disk") and code == 125:
+        assert f"Invalid value for '{args[0]}'" in done.stderr
+    if args[0] == "--disk" and code == 1:
+        assert "No space left on device" in done.stderr
 
 
 def test_unknown_pool_and_missing_runtime_exit_125(
