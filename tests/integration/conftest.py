@@ -87,10 +87,6 @@ class Sandbox:
 
     def remove_parent_cgroups(self) -> None:
         """Drop the (empty) per-session cgroup parents."""
-        for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
-            with contextlib.suppress(OSError):  # a loop device detached meanwhile
-                if str(self.base) in backing.read_text():
-                    found.append(f"loop device {backing.parent.parent.name}")
         for cg in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}"):
             if cg.is_dir():
                 cg.rmdir()

@@ -246,9 +246,24 @@ def test_captured_output_is_whole_and_kept_apart(
     assert result.stderr == b"err\n"
     # Captured output is not the container's memory: more than its limit is still whole.
     big = sp.run(pool, ["head", "-c", "50000000", "/dev/zero"], image="builtin:busybox",
-                 memory="30Mi")  # fmt: skip
+                 memory="30Mi", max_output="64Mi")  # fmt: skip
     assert (big.exit_code, big.oom_killed) == (0, False)
     assert big.stdout is not None and len(big.stdout) == 50000000
+    assert not big.output_truncated
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_captured_output_past_the_limit_is_cut_and_counted(
+    sp: Sandpool, no_leaks: Sandbox, pool: str
+) -> None:
+    """Only the limit is read into memory; the result says how much was dropped."""
+    script = "head -c 3000000 /dev/zero; echo err >&2"
+    result = sp.run(pool, ["sh", "-c", script], image="builtin:busybox", max_output="1Mi")
+    assert result.exit_code == 0, result.error
+    assert result.stdout == b"\0" * (1 << 20)
+    assert (result.stdout_dropped, result.stderr_dropped) == (3000000 - (1 << 20), 0)
+    assert result.stderr == b"err\n"
+    assert result.to_json()["stdoutTruncated"] is True
 
 
 @pytest.mark.parametrize("pool", POOLS)

@@ -78,12 +78,13 @@ class Stdio:
 
 
 class CapturedOutput:
-    """Captured stdout and stderr: two unnamed temporary files in the container's directory
-    that the runtime writes into directly (no pipe, no reader thread), read back after the
-    run. Files on disk, not memory files: their page cache can be written back, so output
-    larger than the container's memory limit does not count as its memory (gVisor charges what
-    its Sentry writes to the sandbox). Fresh files start at offset 0, where gVisor's own
-    offset starts too, so its ``pwrite`` lands right (``worker.pump`` is for shared files).
+    """Captured stdout and stderr: two unnamed temporary files on the container's disk (so
+    they count against its disk limit) that the runtime writes into directly (no pipe, no
+    reader thread), read back after the run up to a limit. Files on disk, not memory files:
+    their page cache can be written back, so output larger than the container's memory limit
+    does not count as its memory (gVisor charges what its Sentry writes to the sandbox). Fresh
+    files start at offset 0, where gVisor's own offset starts too, so its ``pwrite`` lands
+    right (``worker.pump`` is for shared files).
     """
 
     def __init__(self, directory: Path) -> None:
@@ -92,15 +93,29 @@ class CapturedOutput:
                       tempfile.TemporaryFile(dir=directory))  # noqa: SIM115  # fmt: skip
         self.fds = (self.files[0].fileno(), self.files[1].fileno())
 
-    def read(self) -> tuple[bytes, bytes]:
-        """Everything written so far to stdout and to stderr."""
-        out, err = (os.pread(fd, os.fstat(fd).st_size, 0) for fd in self.fds)
+    def read(self, limit: int) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
+        """stdout's and stderr's first ``limit`` bytes each, and how many bytes of each were
+        dropped past them: never more than ``limit`` per stream in memory."""
+        out, err = (_read_head(fd, limit) for fd in self.fds)
         return out, err
 
     def close(self) -> None:
         """Release (and so delete) both files."""
         for file in self.files:
             file.close()
+
+
+def _read_head(fd: int, limit: int) -> tuple[bytes, int]:
+    """The first ``limit`` bytes of the file ``fd`` and the count of bytes after them."""
+    size = os.fstat(fd).st_size
+    chunks, offset = [], 0
+    while offset < min(size, limit):
+        chunk = os.pread(fd, min(size, limit) - offset, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks), max(0, size - offset)
 
 
 class ContainerRun:
@@ -323,7 +338,8 @@ class ContainerRun:
         captured: CapturedOutput | None = None
         try:
             spec = self.prepare()
-            captured = CapturedOutput(self.dir) if stdio.capture else None
+            where = self.disk.path if self.disk else self.dir  # counts against its disk limit
+            captured = CapturedOutput(where) if stdio.capture else None
             stdout, stderr, files = self._output_targets(stdio, captured)
             proc = self.runtime.run(self.id, self.dir, spec, self.files, stdin=stdio.stdin,
                                     stdout=stdout, stderr=stderr)  # fmt: skip
@@ -342,7 +358,7 @@ class ContainerRun:
                     t.join()
             self._classify(status)
             if captured is not None:
-                self.result.stdout, self.result.stderr = captured.read()
+                self._keep_output(captured)
             return self.result
         finally:
             self.result.finished_at = time.time()
@@ -350,6 +366,13 @@ class ContainerRun:
             if captured is not None:
                 captured.close()
             self.cleanup()
+
+    def _keep_output(self, captured: CapturedOutput) -> None:
+        """Put the captured output, capped at the run's ``max_output``, into the result."""
+        limit = parse_size(self.request.max_output or self.pool.max_output)
+        (out, out_dropped), (err, err_dropped) = captured.read(limit)
+        self.result.stdout, self.result.stderr = out, err
+        self.result.stdout_dropped, self.result.stderr_dropped = out_dropped, err_dropped
 
     def cleanup(self) -> None:
         """Remove everything this container left: runtime state, processes, mount, cgroup, dir."""

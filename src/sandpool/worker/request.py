@@ -83,6 +83,13 @@ class RunResult:
     error: str | None = None
     stdout: bytes | None = field(default=None, repr=False)
     stderr: bytes | None = field(default=None, repr=False)
+    stdout_dropped: int = 0  # captured bytes past the output limit, not in ``stdout``
+    stderr_dropped: int = 0
+
+    @property
+    def output_truncated(self) -> bool:
+        """Whether captured output went past the limit (``stdout``/``stderr`` hold its head)."""
+        return bool(self.stdout_dropped or self.stderr_dropped)
 
     @property
     def duration_ms(self) -> float:
@@ -105,4 +112,8 @@ class RunResult:
             "durationMs": self.duration_ms,
             "startLatencyMs": self.start_latency_ms,
             "error": self.error,
+            "stdoutTruncated": self.stdout_dropped > 0,
+            "stderrTruncated": self.stderr_dropped > 0,
+            "stdoutDroppedBytes": self.stdout_dropped,
+            "stderrDroppedBytes": self.stderr_dropped,
         }

@@ -7,6 +7,8 @@ from sandpool.worker.request import RunResult
 SPEC_KEYS = {
     "id", "pool", "containerRuntime", "gvisorPlatform", "image", "exitCode", "oomKilled",
     "timedOut", "startedAt", "finishedAt", "durationMs", "startLatencyMs", "error",
+    # captured output past the output limit (always false/0 for the CLI, which streams)
+    "stdoutTruncated", "stderrTruncated", "stdoutDroppedBytes", "stderrDroppedBytes",
 }  # fmt: skip
 
 
@@ -31,3 +33,12 @@ def test_captured_streams_are_not_in_the_json() -> None:
     data = result.to_json()
     assert set(data) == SPEC_KEYS
     assert data["gvisorPlatform"] is None
+
+
+def test_dropped_output_is_reported() -> None:
+    result = RunResult("sp-1", "performance", "runc", None, "img", stdout=b"x" * 4,
+                       stdout_dropped=10)  # fmt: skip
+    data = result.to_json()
+    assert (data["stdoutTruncated"], data["stdoutDroppedBytes"]) == (True, 10)
+    assert (data["stderrTruncated"], data["stderrDroppedBytes"]) == (False, 0)
+    assert result.output_truncated is True
