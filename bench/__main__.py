@@ -131,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         results["throughput"] = throughput_section(ws, sp, args)
         results["image_size"] = image_size(ws, sp, args)
         results["memory"] = memory(ws)
-        results["leftovers"] = leftovers(ws, [sp.runtime(p) for p in sp.config.pools])
+        runtimes = [sp.runtime(p) for p in sp.config.pools]
+        sp.close()  # its warm cgroups and disks are kept for reuse, not leaked
+        results["leftovers"] = leftovers(ws, runtimes)
     results["elapsed_s"] = round(time.time() - started, 1)
     results["targets"] = targets(results)
     _write(results)

@@ -22,7 +22,9 @@ from sandpool.images import Image, ImageStore
 from sandpool.runtime.base import ContainerRuntime
 from sandpool.runtime.spec import ContainerSpec, build_spec
 from sandpool.worker.cgroups import CGROUP_ROOT, V1_CONTROLLERS, detect_cgroup_version
+from sandpool.worker.disk import DISK_NAME
 from sandpool.worker.overlay import mount_overlay, unmount
+from sandpool.worker.records import process_start_time
 
 __all__ = ["CGROUP_PARENT", "RUNC_POOL", "RUNSC_POOL", "RawBundle", "Workspace"]
 
@@ -233,5 +235,12 @@ def leftovers(ws: Workspace, runtimes: list[ContainerRuntime]) -> dict[str, Any]
         with contextlib.suppress(Exception):
             out[runtime.name] = [s.id for s in runtime.list()]
     with open("/proc/self/mountinfo", encoding="utf-8") as info:
-        out["mounts"] = [ln.split()[4] for ln in info if f"{ws.root}/state" in ln.split()[4]]
+        mounts = [ln.split()[4] for ln in info if f"{ws.root}/state" in ln.split()[4]]
+    out["mounts"] = [m for m in mounts if not _warm_disk_of_live_process(m)]
     return out
+
+
+def _warm_disk_of_live_process(mount: str) -> bool:
+    """A disk that a live process (the bench's ``sandpool serve``) keeps for its next run."""
+    match = DISK_NAME.match(Path(mount).name)
+    return match is not None and process_start_time(int(match[1])) == int(match[2])
