@@ -31,6 +31,7 @@ from sandpool.runtime.runner import FileArg
 from sandpool.runtime.spec import BindMount
 from sandpool.worker.container import START_TIMEOUT, ContainerRun, Stdio
 from sandpool.worker.disk import DiskSlots
+from sandpool.worker.gpus import DEV_DIR
 from sandpool.worker.records import ContainerRecord, load_records
 from sandpool.worker.recovery import collect_garbage, stop_container
 from sandpool.worker.request import RunRequest, RunResult
@@ -53,8 +54,10 @@ class Sandpool:
     """Runs containers for every pool of one resolved configuration."""
 
     def __init__(self, config: ResolvedConfig, *, images: ImageStore | None = None,
-                 start_timeout: float = START_TIMEOUT) -> None:  # fmt: skip
+                 start_timeout: float = START_TIMEOUT, gpu_dev_dir: Path = DEV_DIR,
+                 ) -> None:  # fmt: skip
         self.config = config
+        self.gpu_dev_dir = gpu_dev_dir  # where the host's /dev/nvidia<N> are (tests: a stand-in)
         self.state_dir = Path(config.state_dir)
         self.images = images or ImageStore(self.state_dir)
         self.start_timeout = start_timeout
@@ -137,7 +140,8 @@ class Sandpool:
                                  state_dir=self.state_dir, cgroup_parent=self.config.cgroup_parent,
                                  start_timeout=self.start_timeout,
                                  cgroup_slots=self._cgroup_slots,
-                                 disk_slots=self._disk_slots)  # fmt: skip
+                                 disk_slots=self._disk_slots,
+                                 gpu_dev_dir=self.gpu_dev_dir)  # fmt: skip
         if on_container is not None:
             on_container(container)
         try:

@@ -62,6 +62,7 @@ class ContainerSpec:
     hostname: str = "sandbox"
     cpu: float | None = None
     gpus: int = 0
+    gpu_devices: str = ""  # NVIDIA_VISIBLE_DEVICES: the leased indices ("0,2"), never "all"
     gpu_hook: str | None = None  # nvidia-container-runtime-hook, for runc GPU passthrough
     mounts: tuple[BindMount, ...] = ()
     capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES
@@ -76,8 +77,8 @@ def _with_path(env: tuple[str, ...]) -> list[str]:
 def _process(spec: ContainerSpec) -> dict[str, Any]:
     caps = list(spec.capabilities)
     env = _with_path(spec.env)
-    if spec.gpus:
-        env.append("NVIDIA_VISIBLE_DEVICES=all")
+    if spec.gpus and spec.gpu_devices:
+        env.append(f"NVIDIA_VISIBLE_DEVICES={spec.gpu_devices}")
     return {
         "terminal": False,
         "user": {"uid": spec.uid, "gid": spec.gid},

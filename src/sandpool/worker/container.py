@@ -29,6 +29,7 @@ from sandpool.runtime.runner import FileArg, kill_group
 from sandpool.runtime.spec import ContainerSpec, build_spec
 from sandpool.worker.cgroups import ContainerCgroup, open_cgroup, parse_size
 from sandpool.worker.disk import DiskSlots, WritableDisk, request_size
+from sandpool.worker.gpus import DEV_DIR, GpuLease, acquire_gpus
 from sandpool.worker.overlay import mount_overlay
 from sandpool.worker.pump import copy_to_fd, is_regular_file
 from sandpool.worker.records import (
@@ -125,7 +126,8 @@ class ContainerRun:
                  request: RunRequest, *, state_dir: Path, cgroup_parent: str,
                  start_timeout: float = START_TIMEOUT,
                  cgroup_slots: CgroupSlots | None = None,
-                 disk_slots: DiskSlots | None = None) -> None:  # fmt: skip
+                 disk_slots: DiskSlots | None = None,
+                 gpu_dev_dir: Path = DEV_DIR) -> None:  # fmt: skip
         self.pool, self.runtime, self.image, self.request = pool, runtime, image, request
         self.id = new_container_id()
         self.dir = containers_dir(state_dir) / self.id
@@ -136,6 +138,8 @@ class ContainerRun:
                                         else open_cgroup(cgroup_parent, self.id))  # fmt: skip
         self._disks = disk_slots or DiskSlots(state_dir, 0)  # none: a disk of its own
         self.disk: WritableDisk | None = None
+        self._state_dir, self._gpu_dev_dir = state_dir, gpu_dev_dir
+        self.gpus = GpuLease()
         self.start_timeout = start_timeout
         self.result = RunResult(self.id, pool.name, runtime.name, runtime.platform,
                                 image.reference)  # fmt: skip
@@ -164,6 +168,7 @@ class ContainerRun:
             gid=gid,
             cpu=req.cpu or self.pool.cpu,
             gpus=req.gpus,
+            gpu_devices=self.gpus.visible_devices,
             gpu_hook=shutil.which("nvidia-container-runtime-hook") if req.gpus else None,
             mounts=req.mounts,
             annotations={"sandpool.pool": self.pool.name, "sandpool.id": self.id},
@@ -195,6 +200,9 @@ class ContainerRun:
         if Capability.USERSPACE_KERNEL in self.runtime.capabilities:
             pids += GVISOR_PIDS_HEADROOM
         self.cgroup.create(memory, pids)
+        self.gpus = acquire_gpus(self.request.gpus, self._state_dir,
+                                 sharing=self.pool.gpu_sharing,
+                                 dev_dir=self._gpu_dev_dir)  # fmt: skip
         spec = self._spec(rootfs)
         (self.dir / "config.json").write_text(json.dumps(spec))
         return spec
@@ -381,6 +389,7 @@ class ContainerRun:
             if self.runtime.has_state(self.id):
                 self.runtime.delete(self.id, force=True)
         self.runtime.forget(self.id)
+        self.gpus.release()
         release_host_resources(self.cgroup, self.dir, self._slots)
         if self.disk is not None:
             self._disks.give_back(self.disk)

@@ -30,7 +30,8 @@ def fresh_probe() -> Iterator[None]:
 
 def _spec(tmp_path: Path, *, gpus: int = 0) -> dict[str, Any]:
     return build_spec(ContainerSpec(args=("true",), rootfs=tmp_path / "rootfs",
-                                    cgroups_path="/sandpool/sp-1/ctr", gpus=gpus))  # fmt: skip
+                                    cgroups_path="/sandpool/sp-1/ctr", gpus=gpus,
+                                    gpu_devices="0" if gpus else ""))  # fmt: skip
 
 
 def _runtime(stand_in: StandIn, tmp_path: Path, platform: str = "ptrace") -> GvisorRuntime:

@@ -17,7 +17,8 @@ from tests.unit.runtime.stand_in import verb_index, write_stand_in
 
 def _spec(tmp_path: Path) -> dict[str, object]:
     return build_spec(ContainerSpec(args=("true",), rootfs=tmp_path / "rootfs",
-                                    cgroups_path="/sandpool/sp-1/ctr", gpus=1))  # fmt: skip
+                                    cgroups_path="/sandpool/sp-1/ctr", gpus=1,
+                                    gpu_devices="0"))  # fmt: skip
 
 
 def test_every_verb_starts_with_the_root(tmp_path: Path) -> None:

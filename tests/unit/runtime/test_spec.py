@@ -79,9 +79,11 @@ def test_bind_mounts_read_only_or_read_write() -> None:
 
 def test_gpu_hook_only_with_gpus_and_a_hook_path() -> None:
     hook = "/usr/bin/nvidia-container-runtime-hook"
-    with_gpu = _build(gpus=1, gpu_hook=hook)
+    with_gpu = _build(gpus=2, gpu_hook=hook, gpu_devices="1,3")
     assert with_gpu["hooks"] == {"prestart": [{"path": hook, "args": [hook, "prestart"]}]}
-    assert "NVIDIA_VISIBLE_DEVICES=all" in with_gpu["process"]["env"]
+    assert "NVIDIA_VISIBLE_DEVICES=1,3" in with_gpu["process"]["env"]
+    # never every GPU: without leased devices, no NVIDIA_VISIBLE_DEVICES at all
+    assert not [e for e in _build(gpus=1)["process"]["env"] if e.startswith("NVIDIA_")]
     assert "hooks" not in _build(gpus=1)  # no hook installed: nvproxy or nothing
     assert "hooks" not in _build(gpu_hook=hook)
     assert not [e for e in _build()["process"]["env"] if e.startswith("NVIDIA_")]
