@@ -124,6 +124,23 @@ def test_unknown_pool_and_missing_runtime_exit_125(
     assert "failed to create gvisor runtime: runsc not found at /nope/runsc" in done.stderr
 
 
+@pytest.mark.parametrize("state_dir", ["/proc/sandpool-state", "{tmp}/a-file/state"])
+def test_an_unusable_state_dir_is_one_line_and_125(
+    cli: Cli, no_leaks: Sandbox, tmp_path: Path, state_dir: str
+) -> None:
+    """Was a traceback and exit 1 (an OSError from the image store)."""
+    (tmp_path / "a-file").touch()
+    state = state_dir.format(tmp=tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(cli.sandbox.config_file.read_text().replace(
+        f"stateDir: {cli.sandbox.state_dir}", f"stateDir: {state}"))  # fmt: skip
+    done = cli.run("run", "-c", str(bad), "--pool", "performance", "--", "true")
+    assert done.returncode == 125, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"sandpool: cannot use {state}")
+    assert f"worker.stateDir {state} must be a writable directory" in done.stderr
+
+
 @pytest.mark.parametrize("pool", POOLS)
 def test_json_summary(cli: Cli, no_leaks: Sandbox, pool: str) -> None:
     done = cli.run("run", "--pool", pool, "--json", "--image", "builtin:busybox",

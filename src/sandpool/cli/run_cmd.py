@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # imported when a run happens: `sandpool --help` does not pay
     from sandpool.api import Sandpool
     from sandpool.worker.container import ContainerRun
 
-__all__ = ["RunArgs", "execute", "parse_run_args", "run", "stdin_fd"]
+__all__ = ["RunArgs", "execute", "os_error_line", "parse_run_args", "run", "stdin_fd"]
 
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
@@ -112,6 +112,15 @@ def stdin_fd(fd: int) -> int | None:
         return None
 
 
+def os_error_line(error: OSError, state_dir: str | None) -> str:
+    """One line for an OSError on the run path, naming the path and the fix."""
+    path = error.filename if error.filename is not None else "(no path)"
+    line = f"sandpool: cannot use {path}: {error.strerror or error}"
+    if state_dir is not None and str(path).startswith(state_dir):
+        line += f" (worker.stateDir {state_dir} must be a writable directory on a local disk)"
+    return line
+
+
 def execute(args: RunArgs, sandpool: Sandpool, streams: Streams,
             on_container: Callable[[ContainerRun], None] | None = None) -> int:  # fmt: skip
     """Run ``args`` with ``sandpool``; report on ``streams``; the exit status."""
@@ -126,6 +135,9 @@ def execute(args: RunArgs, sandpool: Sandpool, streams: Streams,
         result = sandpool.run_request(args.pool, request, stdio, on_container=on_container)
     except SandpoolError as error:
         streams.err.write(f"{type(error).__name__}: {error}\n")
+        return EXIT_CANNOT_START
+    except OSError as error:  # the host refused a file sandpool needs (e.g. the state dir)
+        streams.err.write(os_error_line(error, sandpool.config.state_dir) + "\n")
         return EXIT_CANNOT_START
     if result.error and not args.as_json:
         streams.err.write(f"sandpool: {result.error}\n")
@@ -164,12 +176,16 @@ def run(**params: Any) -> None:
     args = RunArgs(**params)
     signal.signal(signal.SIGTERM, _on_sigterm)
     streams = Streams(stdin_fd(0), 1, 2, sys.stdout, sys.stderr)
+    sp: Sandpool | None = None
     try:
         sp = Sandpool(load_resolved(args.config_files))  # no YAML/pydantic when unchanged
         reconcile_dead_owners(sp.config)
         code = execute(args, sp, streams)
     except SandpoolError as error:
         click.echo(f"{type(error).__name__}: {error}", err=True)
+        sys.exit(EXIT_CANNOT_START)
+    except OSError as error:  # before the run: reconciling the state dir
+        click.echo(os_error_line(error, sp.config.state_dir if sp else None), err=True)
         sys.exit(EXIT_CANNOT_START)
     except KeyboardInterrupt:
         sys.exit(EXIT_SIGINT)
