@@ -1,7 +1,8 @@
-"""The default image's root filesystem: busybox for ``sh`` plus Debian's own Python 3.11.
+"""The default image's root filesystem: busybox for ``sh`` plus Debian's own Python 3.
 
 Built from this host's files, not a registry (none is reachable where sandpool is set up): the
-busybox rootfs with every applet linked, ``/usr/bin/python3.11`` from Debian's python3.11 package,
+busybox rootfs with every applet linked, the host's ``/usr/bin/python3.<minor>`` (the one
+``/usr/bin/python3`` names, e.g. 3.11 on bookworm, 3.13 on trixie) from Debian's package,
 its standard library without the test suite, tkinter, IDLE and the static libpython, and every
 shared library ``ldd`` names for the interpreter and its extension modules. ``./setup.sh`` builds
 it once; the store packs it as an OCI image like any other.
@@ -9,7 +10,9 @@ it once; the store packs it as an OCI image like any other.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,19 +21,38 @@ from sandpool.errors import ImageNotFound
 from sandpool.images.busybox import build_busybox_rootfs
 from sandpool.images.tools import run_tool
 
-__all__ = ["PYTHON", "STDLIB", "build_default_rootfs", "shared_libraries"]
+__all__ = ["PYTHON", "STDLIB", "build_default_rootfs", "host_python", "shared_libraries"]
 
-PYTHON = Path("/usr/bin/python3.11")
-STDLIB = PYTHON.parent.parent / "lib" / "python3.11"
+_VERSIONED = re.compile(r"^python(3\.\d+)$")
+
+
+def host_python(bin_dir: Path = Path("/usr/bin")) -> Path:
+    """The host's Debian Python 3: what ``python3`` links to (``python3.11``), else the
+    newest ``python3.<minor>`` there; ``python3.11`` when there is none (named as missing)."""
+    with contextlib.suppress(OSError):
+        target = os.readlink(bin_dir / "python3")
+        if _VERSIONED.match(target) and (bin_dir / target).exists():
+            return bin_dir / target
+    with contextlib.suppress(OSError):
+        found = [m[1] for m in map(_VERSIONED.match, os.listdir(bin_dir)) if m]
+        if found:
+            newest = max(found, key=lambda v: int(v.split(".")[1]))
+            return bin_dir / f"python{newest}"
+    return bin_dir / "python3.11"
+
+
+PYTHON = host_python()
+VERSION = PYTHON.name.removeprefix("python")  # "3.11"
+STDLIB = PYTHON.parent.parent / "lib" / PYTHON.name
 _SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "pydoc_data"}
-_SKIP_PREFIX = "config-3.11"
+_SKIP_PREFIX = f"config-{VERSION}"
 
 
 def _require(path: Path) -> None:
     if not path.exists():
         raise ImageNotFound(
             f"image 'builtin:default' cannot be built: {path} is missing",
-            hint="install Debian's python3.11 package (./setup.sh does it)",
+            hint=f"install Debian's python3 package, {PYTHON.name} (./setup.sh does it)",
         )
 
 
@@ -92,6 +114,6 @@ def build_default_rootfs(dest: Path) -> Path:
     _add_python(dest)
     (dest / "etc" / "os-release").write_text(
         'NAME="sandpool default image"\nID=sandpool\nPRETTY_NAME="sandpool default '
-        '(busybox + Debian python3.11)"\n'
+        f'(busybox + Debian {PYTHON.name})"\n'
     )
     return dest
