@@ -1,9 +1,9 @@
 """The ``Sandpool`` API and one container's lifecycle without root, runc or a cgroupfs.
 
-``ContainerRun`` needs root for two things, replaced here by stand-ins in ``container.py``:
-the overlay mount (a plain ``rootfs`` directory instead) and the cgroup (a ``CgroupV2`` over
-a tree in ``tmp_path``, whose ``memory.events`` a test can write to fake an OOM kill; the warm
-slots of ``worker.slots`` live there too). The
+``ContainerRun`` needs root for three things, replaced here by stand-ins: the overlay mount (a
+plain ``rootfs`` directory instead), the size-limited disk (a plain directory) and the cgroup
+(a ``CgroupV2`` over a tree in ``tmp_path``, whose ``memory.events`` a test can write to fake
+an OOM kill; the warm slots of ``worker.slots`` live there too). The
 runtime is ``sandpool.runtime.fake.FakeRuntime``, whose containers are Python subprocesses
 reading ``process.args`` as a tiny script (``["exit", "3"]``, ``["echo", "hi"]``, …). What
 this covers is the worker's own logic: exit classification, capture, timeouts, the start
@@ -14,6 +14,7 @@ cgroups and runtimes are covered by tests/integration.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import time
@@ -27,7 +28,7 @@ from sandpool.api import Sandpool
 from sandpool.config.resolved import ResolvedConfig, ResolvedPool
 from sandpool.errors import ContainerStartFailed, RuntimeTimeout
 from sandpool.runtime.fake import FakeRuntime
-from sandpool.worker import container, slots
+from sandpool.worker import container, disk, slots
 from sandpool.worker.cgroups import CgroupV2
 from sandpool.worker.container import ContainerRun, Stdio
 from sandpool.worker.records import ContainerRecord
@@ -108,7 +109,8 @@ class Harness:
             sp.close()
         cgroups = self.cgroups / "sandpool"
         dirs = sorted(p.name for p in cgroups.iterdir() if p.is_dir()) if cgroups.exists() else []
-        left = self.containers() + dirs
+        disks = self.tmp / "state" / "disks"
+        left = self.containers() + dirs + (sorted(os.listdir(disks)) if disks.exists() else [])
         return left + [s.id for s in self.runtime.list()]
 
 
@@ -124,6 +126,13 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness
         return merged
 
     monkeypatch.setattr(container, "mount_overlay", fake_mount)
+
+    def fake_disk(path: Path, size: int) -> disk.WritableDisk:
+        path.mkdir()
+        return disk.WritableDisk(path, size)
+
+    monkeypatch.setattr(disk, "make_disk", fake_disk)
+    monkeypatch.setattr(disk, "remove_disk", lambda path: shutil.rmtree(path, ignore_errors=True))
 
     def open_tmp_cgroup(parent: str, name: str, root: Path = cgroups) -> TmpCgroup:
         return TmpCgroup(cgroups, parent, name)
