@@ -10,6 +10,7 @@ from sandpool.doctor.kube import ClusterFactory, kube_checks
 from sandpool.doctor.probes import HostProbes
 from sandpool.doctor.report import HOST, Check, fail, ok, warn
 from sandpool.doctor.runtime_checks import runtime_checks
+from sandpool.doctor.seccomp import seccomp_check
 
 __all__ = ["config_checks", "diagnose", "pool_checks", "selected_pools"]
 
@@ -49,7 +50,7 @@ def _describe(pool: ResolvedPool) -> str:
 def pool_checks(pool: ResolvedPool, config: ResolvedConfig, probes: HostProbes) -> list[Check]:
     """One pool: its runtime checks, the smoke test when they passed, then the GPU checks."""
     found = runtime_checks(pool, config, probes)
-    checks = [ok(pool.name, "pool", _describe(pool)), *found.checks]
+    checks = [ok(pool.name, "pool", _describe(pool)), *found.checks, seccomp_check(pool)]
     if found.ready:
         checks.append(probes.smoke_test(pool, config, probes.smoke_timeout))
     else:

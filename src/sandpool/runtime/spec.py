@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandpool.runtime.seccomp import seccomp_profile
+
 __all__ = ["DEFAULT_CAPABILITIES", "DEFAULT_PATH", "BindMount", "ContainerSpec", "build_spec"]
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -25,18 +27,6 @@ MASKED_PATHS = (
 )  # fmt: skip
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 CPU_PERIOD_US = 100_000
-# runc only (gVisor drops it: the Sentry is the boundary). Allow by default, refuse the calls
-# untrusted code has no business making and that widen the kernel surface: new user
-# namespaces (clone/unshare flags are checked too), keyrings, bpf, perf, module and kexec
-# loading, userfaultfd, handle-based opens, and the rest of Docker's default blocklist.
-DENIED_SYSCALLS = (
-    "add_key", "bpf", "delete_module", "finit_module", "init_module", "kexec_file_load",
-    "kexec_load", "keyctl", "lookup_dcookie", "mount", "move_mount", "open_by_handle_at",
-    "open_tree", "perf_event_open", "pivot_root", "ptrace", "quotactl", "reboot",
-    "request_key", "setns", "swapoff", "swapon", "umount2", "unshare", "userfaultfd",
-    "fsopen", "fsmount", "fsconfig", "fspick", "acct", "syslog", "name_to_handle_at",
-)  # fmt: skip
-CLONE_NEWUSER = 0x10000000
 
 
 @dataclass(frozen=True)
@@ -114,21 +104,6 @@ def _mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
     return mounts
 
 
-def _seccomp() -> dict[str, Any]:
-    """Allow-by-default profile refusing ``DENIED_SYSCALLS`` and ``clone(CLONE_NEWUSER)``."""
-    arches = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"]
-    return {
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": arches,
-        "syscalls": [
-            {"names": list(DENIED_SYSCALLS), "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
-            {"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
-             "args": [{"index": 0, "value": CLONE_NEWUSER, "valueTwo": CLONE_NEWUSER,
-                       "op": "SCMP_CMP_MASKED_EQ"}]},
-        ],
-    }  # fmt: skip
-
-
 def _linux(spec: ContainerSpec) -> dict[str, Any]:
     resources: dict[str, Any] = {"devices": [{"allow": False, "access": "rwm"}]}
     if spec.cpu:
@@ -136,7 +111,7 @@ def _linux(spec: ContainerSpec) -> dict[str, Any]:
     namespaces = ["pid", "network", "ipc", "uts", "mount"]
     return {
         "resources": resources,
-        "seccomp": _seccomp(),
+        "seccomp": seccomp_profile(),  # runc only: gVisor drops it
         "cgroupsPath": spec.cgroups_path,
         "namespaces": [{"type": ns} for ns in namespaces],
         "maskedPaths": list(MASKED_PATHS),

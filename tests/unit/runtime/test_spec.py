@@ -96,14 +96,7 @@ def test_annotations_are_copied() -> None:
     assert annotations == {"sandpool.pool": "default"}
 
 
-def test_runc_spec_carries_a_seccomp_denylist_that_gvisor_drops() -> None:
-    from pathlib import Path
+def test_runc_spec_carries_the_seccomp_allowlist() -> None:
+    from sandpool.runtime.seccomp import seccomp_profile
 
-    from sandpool.runtime.spec import ContainerSpec, build_spec
-
-    built = build_spec(ContainerSpec(args=("true",), rootfs=Path("/r"), cgroups_path="/p/c"))
-    seccomp = built["linux"]["seccomp"]
-    assert seccomp["defaultAction"] == "SCMP_ACT_ALLOW"
-    denied = {n for rule in seccomp["syscalls"] if "args" not in rule for n in rule["names"]}
-    assert {"unshare", "keyctl", "bpf", "ptrace", "init_module"} <= denied
-    assert any(rule["names"] == ["clone"] and rule["args"] for rule in seccomp["syscalls"])
+    assert _build()["linux"]["seccomp"] == seccomp_profile()
