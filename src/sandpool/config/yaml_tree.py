@@ -1,0 +1,220 @@
+"""Reading YAML within bounds: a size-capped read of regular files only, and a tree walk that
+caps nesting and alias expansion, so no input can hang the reader or exhaust its memory.
+
+The document is composed by ruamel.yaml's pure-Python safe composer (its round-trip scanner
+gathers a comment one character at a time into a growing string, quadratic in the length of a
+comment line: a 1 MB comment took 19.5 s) and the node tree is then copied into plain dicts and
+lists here, noting the line each key sits on. Every node visited counts against
+``MAX_NODES``, so an alias that repeats a subtree costs what it expands to: an "anchor bomb"
+stops at the cap instead of growing without bound later, when the tree is validated.
+Messages say what was expected and where, never what the file holds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import SafeConstructor
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from sandpool.errors import ConfigFileError
+
+__all__ = [
+    "MAX_CONFIG_BYTES",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "MERGE_KEY",
+    "KeyPath",
+    "Origins",
+    "compose",
+    "decode",
+    "is_plain_name",
+    "kind_of",
+    "parse_document",
+    "parse_value",
+    "read_config_bytes",
+]
+
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB per configuration file
+MAX_NODES = 100_000  # keys, items and values after alias expansion, per document
+MAX_DEPTH = 32  # nested mappings and lists
+MERGE_KEY = "<<"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+KeyPath = tuple[str, ...]
+Origins = dict[KeyPath, str]
+
+
+def read_config_bytes(path: str | Path) -> bytes:
+    """The bytes of a configuration file: a regular file of at most ``MAX_CONFIG_BYTES``.
+
+    Opened without blocking (a FIFO would wait for a writer) and checked with fstat before
+    anything is read, so a device, FIFO or directory is refused at once.
+    """
+    p = Path(path)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(p, flags)
+    except FileNotFoundError as exc:
+        hint = "check the path given with -c or $SANDPOOL_CONFIG"
+        raise ConfigFileError(f"configuration file not found: {p}", hint=hint) from exc
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read configuration file {p}: {exc.strerror}") from exc
+    try:
+        return _read_regular(fd, p)
+    finally:
+        os.close(fd)
+
+
+def _read_regular(fd: int, path: Path) -> bytes:
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigFileError(f"configuration file {path} is not a regular file",
+                                  hint="name a YAML file, not a device, FIFO or directory")  # fmt: skip
+        chunks, size = [], 0
+        while size <= MAX_CONFIG_BYTES and (chunk := os.read(fd, 1 << 16)):
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read configuration file {path}: {exc.strerror}") from exc
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigFileError(f"configuration file {path} is larger than 1 MiB",
+                              hint="a configuration file may hold at most 1 MiB")  # fmt: skip
+    return b"".join(chunks)
+
+
+def decode(data: bytes, where: str) -> str:
+    """UTF-8 text; bytes that are not name their line and column, not a byte offset."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigFileError(f"{where} line {line} column {column}: not UTF-8 text",
+                              hint="save the file as UTF-8") from None  # fmt: skip
+
+
+def kind_of(value: Any) -> str:
+    """What a YAML value is, in words (never the value itself)."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if value is None:
+        return "nothing (null)"
+    return "a text" if isinstance(value, str) else "a YAML value of another type"
+
+
+def _problem(exc: YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    line = f" line {mark.line + 1}" if mark is not None else ""
+    problem = exc.problem if isinstance(exc, MarkedYAMLError) and exc.problem else "bad syntax"
+    if len(problem) > 80:  # ruamel quotes tokens of the file; keep that short
+        problem = problem[:77] + "..."
+    return f"{line}: malformed YAML: {problem}"
+
+
+def compose(text: str, where: str) -> Node | None:
+    """The node tree of one YAML document; malformed YAML is a ConfigFileError with a line."""
+    try:
+        return YAML(typ="safe", pure=True).compose(text)  # type: ignore[no-any-return]
+    except YAMLError as exc:
+        raise ConfigFileError(f"{where}{_problem(exc)}") from exc
+    except RecursionError as exc:
+        raise ConfigFileError(f"{where}: nested too deeply",
+                              hint=f"at most {MAX_DEPTH} levels of mappings and lists") from exc  # fmt: skip
+
+
+class _Walk:
+    """One copy of a node tree into plain data, with its node budget and origins."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.origins: Origins = {}
+        self.nodes = 0
+        self.scalars = SafeConstructor()
+
+    def fail(self, node: Node, what: str, hint: str | None = None) -> ConfigFileError:
+        return ConfigFileError(f"{self.where} line {node.start_mark.line + 1}: {what}", hint=hint)
+
+    def value(self, node: Node, path: KeyPath) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise self.fail(node, f"more than {MAX_NODES} values (after expanding aliases)",
+                            "a configuration is small: do not repeat anchors in anchors")  # fmt: skip
+        if len(path) > MAX_DEPTH:
+            raise self.fail(node, "nested too deeply", f"at most {MAX_DEPTH} levels")
+        if isinstance(node, MappingNode):
+            return self.mapping(node, path)
+        if isinstance(node, SequenceNode):
+            return [self.value(item, path) for item in node.value]
+        try:
+            return self.scalars.construct_object(node, deep=True)
+        except (YAMLError, ValueError, TypeError, OverflowError) as exc:
+            raise self.fail(node, f"value with tag {node.tag[:40]} cannot be read") from exc
+
+    def key(self, node: Node) -> str:
+        if not isinstance(node, ScalarNode):
+            raise self.fail(node, "a key must be a plain word, not a mapping or list")
+        key = self.scalars.construct_object(node)
+        return str(key).lower() if isinstance(key, bool) else str(key)
+
+    def mapping(self, node: MappingNode, path: KeyPath) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        merged: list[dict[str, Any]] = []
+        for key_node, value_node in node.value:
+            key = self.key(key_node)
+            if key == MERGE_KEY and key_node.tag.endswith(":merge"):
+                merged.extend(self.merge_sources(value_node, path))
+                continue
+            if key in out:
+                raise self.fail(key_node, "a key appears twice in one mapping",
+                                "keep one of them")  # fmt: skip
+            sub = (*path, key)
+            self.origins[sub] = f"{self.where} line {key_node.start_mark.line + 1}"
+            out[key] = self.value(value_node, sub)
+        for source in merged:  # YAML merge keys: the mapping's own keys win
+            out = {**source, **out}
+        return out
+
+    def merge_sources(self, node: Node, path: KeyPath) -> list[dict[str, Any]]:
+        items = node.value if isinstance(node, SequenceNode) else [node]
+        sources = [self.value(item, path) for item in items]
+        if not all(isinstance(s, dict) for s in sources):
+            raise self.fail(node, "'<<' must merge a mapping or a list of mappings")
+        return sources
+
+
+def parse_document(text: str, where: str) -> tuple[dict[str, Any], Origins]:
+    """One YAML document as plain data with the origin of every key; the top must be a mapping."""
+    root = compose(text, where)
+    if root is None:
+        return {}, {}
+    walk = _Walk(where)
+    tree = walk.value(root, ())
+    if not isinstance(tree, dict):
+        raise ConfigFileError(f"{where}: expected a mapping (key: value lines) at the top, "
+                              f"got {kind_of(tree)}")  # fmt: skip
+    return tree, walk.origins
+
+
+def parse_value(text: str, where: str) -> Any:
+    """One YAML scalar or flow collection (an environment variable's value), within bounds."""
+    root = compose(text, where)
+    return None if root is None else _Walk(where).value(root, ())
+
+
+def is_plain_name(key: str) -> bool:
+    """Whether a key is a short plain name that a message may repeat."""
+    return _NAME.fullmatch(key) is not None
