@@ -6,10 +6,10 @@ Two rules, applied to every pool under ``worker.pools``:
     ``runtime`` (the container runtime, not the pod RuntimeClass): the key becomes
     ``containerRuntime`` and the pod runtime is left unset.
 
-The document is composed into YAML nodes (bounded, see ``yaml_tree``), which say where every key
-sits; the rename then edits only those key tokens in the original text. Comments, key order, quoting,
-indentation and every byte of untouched pools stay exactly as they were, which a full re-dump
-would not guarantee (it reflows indentation and drops trailing whitespace).
+The document is composed into YAML nodes (bounded, see ``yaml_tree``), which say where every
+key sits; the rename then edits only those key tokens in the original text. Comments, key order,
+quoting, indentation and every byte of untouched pools stay exactly as they were, which a full
+re-dump would not guarantee (it reflows indentation and drops trailing whitespace).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
@@ -62,7 +61,7 @@ class Migration:
         return bool(self.changes)
 
 
-def _own_keys(node: Node) -> dict[str, tuple[ScalarNode, Node]]:
+def _own_keys(node: Node | None) -> dict[str, tuple[ScalarNode, Node]]:
     """The keys a mapping node writes itself (not those merged in with ``<<``)."""
     if not isinstance(node, MappingNode):
         return {}

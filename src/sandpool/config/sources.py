@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+
 from sandpool.config.models import PoolConfig, SandpoolConfig, WorkerConfig, model_in
 from sandpool.config.yaml_tree import (
     KeyPath,

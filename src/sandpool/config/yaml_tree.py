@@ -76,8 +76,10 @@ def _read_regular(fd: int, path: Path) -> bytes:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ConfigFileError(f"configuration file {path} is not a regular file",
-                                  hint="name a YAML file, not a device, FIFO or directory")  # fmt: skip
+            raise ConfigFileError(
+                f"configuration file {path} is not a regular file",
+                hint="name a YAML file, not a device, FIFO or directory",
+            )
         chunks, size = [], 0
         while size <= MAX_CONFIG_BYTES and (chunk := os.read(fd, 1 << 16)):
             chunks.append(chunk)
@@ -85,8 +87,10 @@ def _read_regular(fd: int, path: Path) -> bytes:
     except OSError as exc:
         raise ConfigFileError(f"cannot read configuration file {path}: {exc.strerror}") from exc
     if size > MAX_CONFIG_BYTES:
-        raise ConfigFileError(f"configuration file {path} is larger than 1 MiB",
-                              hint="a configuration file may hold at most 1 MiB")  # fmt: skip
+        raise ConfigFileError(
+            f"configuration file {path} is larger than 1 MiB",
+            hint="a configuration file may hold at most 1 MiB",
+        )
     return b"".join(chunks)
 
 
@@ -97,8 +101,9 @@ def decode(data: bytes, where: str) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise ConfigFileError(f"{where} line {line} column {column}: not UTF-8 text",
-                              hint="save the file as UTF-8") from None  # fmt: skip
+        raise ConfigFileError(
+            f"{where} line {line} column {column}: not UTF-8 text", hint="save the file as UTF-8"
+        ) from None
 
 
 def kind_of(value: Any) -> str:
@@ -125,72 +130,78 @@ def _problem(exc: YAMLError) -> str:
     return f"{line}: malformed YAML: {problem}"
 
 
-def compose(text: str, where: str) -> Node | None:
+def compose(text: str, where: str, yaml: YAML | None = None) -> Node | None:
     """The node tree of one YAML document; malformed YAML is a ConfigFileError with a line."""
     try:
-        return YAML(typ="safe", pure=True).compose(text)  # type: ignore[no-any-return]
+        return (yaml or YAML(typ="safe", pure=True)).compose(text)  # type: ignore[no-any-return]
     except YAMLError as exc:
         raise ConfigFileError(f"{where}{_problem(exc)}") from exc
     except RecursionError as exc:
-        raise ConfigFileError(f"{where}: nested too deeply",
-                              hint=f"at most {MAX_DEPTH} levels of mappings and lists") from exc  # fmt: skip
+        raise ConfigFileError(
+            f"{where}: nested too deeply", hint=f"at most {MAX_DEPTH} levels of mappings and lists"
+        ) from exc
 
 
 class _Walk:
     """One copy of a node tree into plain data, with its node budget and origins."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, yaml: YAML) -> None:
         self.where = where
         self.origins: Origins = {}
         self.nodes = 0
-        self.scalars = SafeConstructor()
+        self.scalars: SafeConstructor = yaml.constructor
 
     def fail(self, node: Node, what: str, hint: str | None = None) -> ConfigFileError:
         return ConfigFileError(f"{self.where} line {node.start_mark.line + 1}: {what}", hint=hint)
 
-    def value(self, node: Node, path: KeyPath) -> Any:
+    def value(self, node: Node, path: KeyPath, depth: int = 0) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise self.fail(node, f"more than {MAX_NODES} values (after expanding aliases)",
-                            "a configuration is small: do not repeat anchors in anchors")  # fmt: skip
-        if len(path) > MAX_DEPTH:
+            raise self.fail(
+                node,
+                f"more than {MAX_NODES} values (after expanding aliases)",
+                "a configuration is small: do not repeat anchors in anchors",
+            )
+        if depth > MAX_DEPTH:
             raise self.fail(node, "nested too deeply", f"at most {MAX_DEPTH} levels")
         if isinstance(node, MappingNode):
-            return self.mapping(node, path)
+            return self.mapping(node, path, depth + 1)
         if isinstance(node, SequenceNode):
-            return [self.value(item, path) for item in node.value]
+            return [self.value(item, path, depth + 1) for item in node.value]
         try:
             return self.scalars.construct_object(node, deep=True)
         except (YAMLError, ValueError, TypeError, OverflowError) as exc:
-            raise self.fail(node, f"value with tag {node.tag[:40]} cannot be read") from exc
+            raise self.fail(node, "a value that cannot be read (a bad tag or number)") from exc
 
     def key(self, node: Node) -> str:
         if not isinstance(node, ScalarNode):
             raise self.fail(node, "a key must be a plain word, not a mapping or list")
-        key = self.scalars.construct_object(node)
+        try:
+            key = self.scalars.construct_object(node)
+        except (YAMLError, ValueError, TypeError, OverflowError) as exc:
+            raise self.fail(node, "a key that cannot be read (a bad tag or number)") from exc
         return str(key).lower() if isinstance(key, bool) else str(key)
 
-    def mapping(self, node: MappingNode, path: KeyPath) -> dict[str, Any]:
+    def mapping(self, node: MappingNode, path: KeyPath, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         merged: list[dict[str, Any]] = []
         for key_node, value_node in node.value:
             key = self.key(key_node)
             if key == MERGE_KEY and key_node.tag.endswith(":merge"):
-                merged.extend(self.merge_sources(value_node, path))
+                merged.extend(self.merge_sources(value_node, path, depth))
                 continue
             if key in out:
-                raise self.fail(key_node, "a key appears twice in one mapping",
-                                "keep one of them")  # fmt: skip
+                raise self.fail(key_node, "a key appears twice in one mapping", "keep one of them")
             sub = (*path, key)
             self.origins[sub] = f"{self.where} line {key_node.start_mark.line + 1}"
-            out[key] = self.value(value_node, sub)
+            out[key] = self.value(value_node, sub, depth)
         for source in merged:  # YAML merge keys: the mapping's own keys win
             out = {**source, **out}
         return out
 
-    def merge_sources(self, node: Node, path: KeyPath) -> list[dict[str, Any]]:
+    def merge_sources(self, node: Node, path: KeyPath, depth: int) -> list[dict[str, Any]]:
         items = node.value if isinstance(node, SequenceNode) else [node]
-        sources = [self.value(item, path) for item in items]
+        sources = [self.value(item, path, depth) for item in items]
         if not all(isinstance(s, dict) for s in sources):
             raise self.fail(node, "'<<' must merge a mapping or a list of mappings")
         return sources
@@ -198,21 +209,24 @@ class _Walk:
 
 def parse_document(text: str, where: str) -> tuple[dict[str, Any], Origins]:
     """One YAML document as plain data with the origin of every key; the top must be a mapping."""
-    root = compose(text, where)
+    yaml = YAML(typ="safe", pure=True)
+    root = compose(text, where, yaml)
     if root is None:
         return {}, {}
-    walk = _Walk(where)
+    walk = _Walk(where, yaml)
     tree = walk.value(root, ())
     if not isinstance(tree, dict):
-        raise ConfigFileError(f"{where}: expected a mapping (key: value lines) at the top, "
-                              f"got {kind_of(tree)}")  # fmt: skip
+        raise ConfigFileError(
+            f"{where}: expected a mapping (key: value lines) at the top, got {kind_of(tree)}"
+        )
     return tree, walk.origins
 
 
 def parse_value(text: str, where: str) -> Any:
     """One YAML scalar or flow collection (an environment variable's value), within bounds."""
-    root = compose(text, where)
-    return None if root is None else _Walk(where).value(root, ())
+    yaml = YAML(typ="safe", pure=True)
+    root = compose(text, where, yaml)
+    return None if root is None else _Walk(where, yaml).value(root, ())
 
 
 def is_plain_name(key: str) -> bool:
