@@ -148,7 +148,7 @@ def validate(doc: dict[str, Any], origins: Origins) -> SandpoolConfig:
             problems.append(text + _where(path, origins))
         if len(errors) > MAX_PROBLEMS:
             problems.append(f"... and {len(errors) - MAX_PROBLEMS} more problems")
-        raise ConfigValidationError(problems) from exc
+        raise ConfigValidationError(problems, total=len(errors)) from exc
 
 
 def legacy_warnings(config: SandpoolConfig) -> list[str]:

@@ -186,10 +186,10 @@ class _Walk:
         out: dict[str, Any] = {}
         merged: list[dict[str, Any]] = []
         for key_node, value_node in node.value:
-            key = self.key(key_node)
-            if key == MERGE_KEY and key_node.tag.endswith(":merge"):
+            if key_node.tag.endswith(":merge"):  # ``<<: *anchor``
                 merged.extend(self.merge_sources(value_node, path, depth))
                 continue
+            key = self.key(key_node)
             if key in out:
                 raise self.fail(key_node, "a key appears twice in one mapping", "keep one of them")
             sub = (*path, key)
