@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.composer import Composer, MaxDepthExceededError
 from ruamel.yaml.constructor import SafeConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -42,10 +43,12 @@ __all__ = [
 ]
 
 MAX_CONFIG_BYTES = 1 << 20  # 1 MiB per configuration file
-MAX_NODES = 100_000  # keys, items and values after alias expansion, per document
+MAX_NODES = 10_000  # keys, items and values, per document, aliases expanded
 MAX_DEPTH = 32  # nested mappings and lists
 MERGE_KEY = "<<"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+_TOO_MANY = f"more than {MAX_NODES} keys and values (aliases expanded)"
 
 KeyPath = tuple[str, ...]
 Origins = dict[KeyPath, str]
@@ -130,10 +133,43 @@ def _problem(exc: YAMLError) -> str:
     return f"{line}: malformed YAML: {problem}"
 
 
+class _TooManyNodes(MarkedYAMLError):
+    """Raised by ``_BoundedComposer`` past ``MAX_NODES``."""
+
+
+class _BoundedComposer(Composer):
+    """ruamel's composer, stopped after ``MAX_NODES`` nodes: parsing is pure Python (tens of
+    microseconds a node), so a 1 MiB list of small items would otherwise take a minute."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.warn_double_anchors = False  # its warning quotes the file's lines on stderr
+        self.node_count = getattr(self, "node_count", 0) + 1
+        if self.node_count > MAX_NODES:
+            mark = self.parser.peek_event().start_mark
+            raise _TooManyNodes(problem=_TOO_MANY, problem_mark=mark)
+        return super().compose_node(parent, index)
+
+
+def new_yaml() -> YAML:
+    """A pure-Python safe loader whose composer stops at the depth and node caps."""
+    yaml = YAML(typ="safe", pure=True)
+    yaml.Composer = _BoundedComposer
+    yaml.max_depth = MAX_DEPTH
+    return yaml
+
+
 def compose(text: str, where: str, yaml: YAML | None = None) -> Node | None:
     """The node tree of one YAML document; malformed YAML is a ConfigFileError with a line."""
     try:
-        return (yaml or YAML(typ="safe", pure=True)).compose(text)  # type: ignore[no-any-return]
+        node: Node | None = (yaml or new_yaml()).compose(text)
+        return node
+    except MaxDepthExceededError as exc:
+        mark = exc.problem_mark
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigFileError(
+            f"{where}{line}: nested too deeply",
+            hint=f"at most {MAX_DEPTH} levels of mappings and lists",
+        ) from exc
     except YAMLError as exc:
         raise ConfigFileError(f"{where}{_problem(exc)}") from exc
     except RecursionError as exc:
@@ -157,11 +193,7 @@ class _Walk:
     def value(self, node: Node, path: KeyPath, depth: int = 0) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise self.fail(
-                node,
-                f"more than {MAX_NODES} values (after expanding aliases)",
-                "a configuration is small: do not repeat anchors in anchors",
-            )
+            raise self.fail(node, _TOO_MANY)
         if depth > MAX_DEPTH:
             raise self.fail(node, "nested too deeply", f"at most {MAX_DEPTH} levels")
         if isinstance(node, MappingNode):
@@ -209,7 +241,7 @@ class _Walk:
 
 def parse_document(text: str, where: str) -> tuple[dict[str, Any], Origins]:
     """One YAML document as plain data with the origin of every key; the top must be a mapping."""
-    yaml = YAML(typ="safe", pure=True)
+    yaml = new_yaml()
     root = compose(text, where, yaml)
     if root is None:
         return {}, {}
@@ -224,7 +256,7 @@ def parse_document(text: str, where: str) -> tuple[dict[str, Any], Origins]:
 
 def parse_value(text: str, where: str) -> Any:
     """One YAML scalar or flow collection (an environment variable's value), within bounds."""
-    yaml = YAML(typ="safe", pure=True)
+    yaml = new_yaml()
     root = compose(text, where, yaml)
     return None if root is None else _Walk(where, yaml).value(root, ())
 

@@ -229,7 +229,7 @@ def test_an_alias_bomb_stops_at_the_cap(tmp_path: Path) -> None:
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
     path = write(tmp_path, "\n".join(lines) + "\nworker:\n  pools:\n    p:\n      gpuType: *a9\n")
     started = time.monotonic()
-    refused(validate(path), "more than 100000 values (after expanding aliases)")
+    refused(validate(path), "more than 10000 keys and values (aliases expanded)")
     assert time.monotonic() - started < 3
 
 
