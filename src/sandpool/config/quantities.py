@@ -66,7 +66,8 @@ def _plain(number: float) -> str:
 def range_text(bounds: tuple[float, float], unit: str, *, whole: bool = False) -> str:
     """``a number of cores from 0.01 to 1024``: what a bounded value must be, in words."""
     kind = "a whole number" if whole else "a number"
-    return f"{kind} of {unit} from {_plain(bounds[0])} to {_plain(bounds[1])}"
+    of_unit = f" of {unit}" if unit else ""
+    return f"{kind}{of_unit} from {_plain(bounds[0])} to {_plain(bounds[1])}"
 
 
 def _check_path_text(text: str) -> None:
