@@ -282,3 +282,15 @@ def test_many_problems_are_capped(tmp_path: Path) -> None:
     text = "".join(f"key{i}: 1\n" for i in range(500))
     message = refused(validate(write(tmp_path, text)), "(500 problems)", "... and 480 more")
     assert message.count("\n") < 30
+
+
+def test_migrate_reads_within_the_same_bounds(tmp_path: Path) -> None:
+    for path in ("/dev/zero", str(tmp_path)):
+        result = CliRunner().invoke(cli, ["config", "migrate", path])
+        assert result.exit_code == 2 and "Traceback" not in result.output
+    comment = write(tmp_path, "# " + "x" * 1_000_000 + "\nworker:\n  pools:\n    p:\n"
+                    "      runtimeConfig: {}\n")  # fmt: skip
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["config", "migrate", comment])
+    assert result.exit_code == 0 and "containerRuntimeConfig: {}" in result.stdout
+    assert time.monotonic() - started < 5
