@@ -88,9 +88,9 @@ class ConfigFileError(ConfigError):
 class ConfigValidationError(ConfigError):
     """One or more keys or values are wrong; ``problems`` holds one line for each."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
+    def __init__(self, problems: Sequence[str], *, total: int | None = None) -> None:
         self.problems = list(problems)
-        count = len(self.problems)
+        count = len(self.problems) if total is None else total  # more than are listed
         head = "invalid configuration"
         if count > 1:
             head += f" ({count} problems)"

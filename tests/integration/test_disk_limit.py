@@ -48,5 +48,5 @@ def test_a_reused_disk_starts_empty(sp: Sandpool, no_leaks: Sandbox, pool: str) 
 def test_a_bad_disk_size_is_a_start_failure(sp: Sandpool, no_leaks: Sandbox) -> None:
     from sandpool.errors import ContainerStartFailed
 
-    with pytest.raises(ContainerStartFailed, match="disk: size '10k' is below the minimum"):
+    with pytest.raises(ContainerStartFailed, match="disk: expected a size of at least 1Mi"):
         sp.run("performance", ["true"], image=BUSYBOX, disk="10k")

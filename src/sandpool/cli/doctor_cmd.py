@@ -6,7 +6,7 @@ import json
 
 import click
 
-from sandpool.cli.options import config_option, load, pool_option
+from sandpool.cli.options import Number, config_option, load, pool_option
 from sandpool.doctor.kube import ClusterFactory, RuntimeClassLookup
 from sandpool.doctor.probes import SMOKE_TIMEOUT, HostProbes
 from sandpool.doctor.report import HOST, Check, exit_status, fail, render_text
@@ -56,7 +56,7 @@ def _cluster_factory(kubeconfig: str | None) -> ClusterFactory:
     "--smoke-timeout",
     default=SMOKE_TIMEOUT,
     show_default=True,
-    type=click.FloatRange(min=0.5),
+    type=Number((0.5, 3600.0), "seconds"),
     metavar="SECONDS",
     help="How long the smoke test's container may take to start.",
 )

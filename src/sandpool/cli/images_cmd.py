@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from sandpool.cli.options import config_option, load
+from sandpool.cli.options import Number, config_option, load
+from sandpool.config.quantities import TIMEOUT_RANGE
 from sandpool.images import DEFAULT_IMAGE, Image, ImageStore, choose_reference
 
 __all__ = ["images"]
@@ -78,7 +79,8 @@ def ls(config_files: tuple[str, ...], json_out: bool, quiet: bool) -> None:
 
 @images.command()
 @config_option
-@click.option("--timeout", type=float, default=None, metavar="S", help="Give up after S seconds.")
+@click.option("--timeout", type=Number(TIMEOUT_RANGE, "seconds"), default=None, metavar="S",
+              help="Give up after S seconds.")  # fmt: skip
 @click.argument("references", nargs=-1, required=True)
 def pull(config_files: tuple[str, ...], timeout: float | None, references: tuple[str, ...]) -> None:
     """Fetch and unpack images now, even if cached (a moved tag, a rebuilt archive)."""

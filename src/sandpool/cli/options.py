@@ -7,9 +7,46 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["config_option", "load", "pool_option"]
+from sandpool.config.quantities import check_number, parse_size, range_text
+
+__all__ = ["Number", "Size", "config_option", "load", "pool_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Number(click.ParamType[float | int, Any]):
+    """A finite number within bounds (NaN, infinities and out-of-range values are refused);
+    ``whole`` takes integers only. Bounds come from ``config.quantities``, as for the keys."""
+
+    def __init__(self, bounds: tuple[float, float], unit: str, *, whole: bool = False) -> None:
+        self.bounds, self.unit, self.whole = bounds, unit, whole
+        self.name = "integer" if whole else "float"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:  # fmt: skip
+        try:
+            number = (int if self.whole else float)(value)
+            return check_number(number, self.bounds, self.unit)
+        except (ValueError, TypeError, OverflowError):
+            expected = range_text(self.bounds, self.unit, whole=self.whole)
+            self.fail(f"expected {expected}", param, ctx)
+
+
+class Size(click.ParamType[str, Any]):
+    """A size such as ``512Mi`` (kept as text; checked as ``containerDefaults.memory`` is)."""
+
+    name = "size"
+
+    def __init__(self, minimum: int = 1) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:  # fmt: skip
+        try:
+            parse_size(str(value), self.minimum)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return value
 
 
 def config_option(func: F) -> F:

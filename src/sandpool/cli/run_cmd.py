@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from sandpool.cli.options import config_option
+from sandpool.cli.options import Number, Size, config_option
+from sandpool.config.quantities import CPU_RANGE, GPU_RANGE, PIDS_RANGE, TIMEOUT_RANGE
 from sandpool.errors import EXIT_CANNOT_START, SandpoolError
+from sandpool.sizes import MIN_DISK
 
 if TYPE_CHECKING:  # imported when a run happens: `sandpool --help` does not pay for them
     from sandpool.api import Sandpool
@@ -81,18 +83,6 @@ class Streams:
     err: TextIO
 
 
-def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    from sandpool.sizes import MIN_DISK, parse_size
-
-    try:
-        parse_size(value, MIN_DISK if param.name == "disk" else 1)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
-    return value
-
-
 def _env(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
     for value in values:
         if "=" not in value or value.startswith("="):
@@ -150,19 +140,17 @@ def execute(args: RunArgs, sandpool: Sandpool, streams: Streams,
 @config_option
 @click.option("--pool", default="default", show_default=True, help="Worker pool to run in.")
 @click.option("--image", default=None, help="Image reference (default: the default image).")
-@click.option("--cpu", type=click.FloatRange(min=0.01), default=None, help="CPU cores.")
-@click.option("--memory", callback=_size, default=None, help="Memory limit, e.g. 256Mi.")
-@click.option("--pids", type=click.IntRange(min=1), default=None, help="Process limit.")
-@click.option("--timeout", type=click.FloatRange(min=0.001), default=None, help="Seconds.")
+@click.option("--cpu", type=Number(CPU_RANGE, "cores"), default=None, help="CPU cores.")
+@click.option("--memory", type=Size(), default=None, help="Memory limit, e.g. 256Mi.")
+@click.option("--pids", type=Number(PIDS_RANGE, "processes", whole=True), default=None,
+              help="Process limit.")  # fmt: skip
+@click.option("--timeout", type=Number(TIMEOUT_RANGE, "seconds"), default=None, help="Seconds.")
 @click.option("--env", "env", multiple=True, callback=_env, metavar="K=V", help="Repeatable.")
 @click.option("--workdir", default=None, help="Working directory inside the container.")
-@click.option("--gpu", "gpus", type=click.IntRange(min=0), default=0, help="GPUs to attach.")
-@click.option(
-    "--disk",
-    callback=_size,
-    default=None,
-    help="Writable layer size limit, e.g. 256Mi (at least 1Mi).",
-)
+@click.option("--gpu", "gpus", type=Number(GPU_RANGE, "GPUs", whole=True), default=0,
+              help="GPUs to attach.")  # fmt: skip
+@click.option("--disk", type=Size(MIN_DISK), default=None,
+              help="Writable layer size limit, e.g. 256Mi (at least 1Mi).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary after the run.")
 @click.argument("command", nargs=-1, required=False)
 def run(**params: Any) -> None:

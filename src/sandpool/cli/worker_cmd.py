@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from sandpool.cli.options import config_option
+from sandpool.cli.options import Number, config_option
 from sandpool.config.resolved import ResolvedConfig, ResolvedPool
 from sandpool.controller.worker_env import (
     HEALTH_PATH,
@@ -140,7 +140,8 @@ def serve_until_signal(check: RuntimeCheck, host: str, port: int) -> None:
 @click.option("--pool", required=True, envvar=POOL_ENV, help="The pool this worker serves.")
 @config_option
 @click.option("--health-host", default="0.0.0.0", show_default=True, help="Probe address.")
-@click.option("--health-port", default=HEALTH_PORT, show_default=True, help="Probe port.")
+@click.option("--health-port", default=HEALTH_PORT, show_default=True, help="Probe port.",
+              type=Number((1, 65535), "", whole=True))  # fmt: skip
 def worker(pool: str, config_files: tuple[str, ...], health_host: str, health_port: int) -> None:
     """Run the worker of POOL: check its container runtime, answer probes until SIGTERM."""
     logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)

@@ -29,8 +29,8 @@ __all__ = ["cache_dir", "file_stamp", "load_resolved", "write_entry"]
 
 _VERSION = "1"
 _PACKAGE = Path(__file__).resolve().parent
-_CODE = ("cache.py", "loader.py", "models.py", "paths.py", "resolved.py", "sources.py",
-         "validation.py")  # fmt: skip
+_CODE = ("cache.py", "gvisor_flags.py", "loader.py", "models.py", "paths.py", "quantities.py",
+         "resolved.py", "sources.py", "validation.py", "yaml_tree.py")  # fmt: skip
 _EMBEDDED = _PACKAGE / "default.yaml"
 
 

@@ -6,10 +6,10 @@ Two rules, applied to every pool under ``worker.pools``:
     ``runtime`` (the container runtime, not the pod RuntimeClass): the key becomes
     ``containerRuntime`` and the pod runtime is left unset.
 
-The document is parsed with ruamel.yaml's round-trip loader, which reports where every key sits;
-the rename then edits only those key tokens in the original text. Comments, key order, quoting,
-indentation and every byte of untouched pools stay exactly as they were, which a full re-dump
-would not guarantee (it reflows indentation and drops trailing whitespace).
+The document is composed into YAML nodes (bounded, see ``yaml_tree``), which say where every
+key sits; the rename then edits only those key tokens in the original text. Comments, key order,
+quoting, indentation and every byte of untouched pools stay exactly as they were, which a full
+re-dump would not guarantee (it reflows indentation and drops trailing whitespace).
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
 from sandpool.config.models import ContainerRuntimeName
 from sandpool.config.sources import parse_yaml
+from sandpool.config.yaml_tree import MERGE_KEY, compose, decode, read_config_bytes
 from sandpool.errors import ConfigFileError, ConfigValidationError
 
 __all__ = ["Migration", "migrate", "read_config_text", "write_atomically"]
@@ -62,15 +61,25 @@ class Migration:
         return bool(self.changes)
 
 
-def _rename(pool: CommentedMap, path: str, old: str, new: str) -> Rename:
-    line, column = pool.lc.key(old)
-    return Rename(line, column, old, new, f"{path}.{old}")
+def _own_keys(node: Node | None) -> dict[str, tuple[ScalarNode, Node]]:
+    """The keys a mapping node writes itself (not those merged in with ``<<``)."""
+    if not isinstance(node, MappingNode):
+        return {}
+    return {
+        str(k.value): (k, v)
+        for k, v in node.value
+        if isinstance(k, ScalarNode) and k.value != MERGE_KEY
+    }
 
 
-def _pool_renames(name: str, pool: CommentedMap) -> list[Rename]:
+def _rename(key: ScalarNode, path: str, old: str, new: str) -> Rename:
+    return Rename(key.start_mark.line, key.start_mark.column, old, new, f"{path}.{old}")
+
+
+def _pool_renames(name: str, pool: Node) -> list[Rename]:
     """The renames one pool needs; a pool that mixes old and new names is an error."""
     path = f"worker.pools.{name}"
-    own = dict(pool.non_merged_items())
+    own = _own_keys(pool)
     renames = []
     if OLD_CONFIG_KEY in own:
         if NEW_CONFIG_KEY in own:
@@ -80,25 +89,24 @@ def _pool_renames(name: str, pool: CommentedMap) -> list[Rename]:
                     f"set; merge them by hand into '{NEW_CONFIG_KEY}' and delete '{OLD_CONFIG_KEY}'"
                 ]
             )
-        renames.append(_rename(pool, path, OLD_CONFIG_KEY, NEW_CONFIG_KEY))
+        renames.append(_rename(own[OLD_CONFIG_KEY][0], path, OLD_CONFIG_KEY, NEW_CONFIG_KEY))
     legacy = {e.value for e in ContainerRuntimeName}
-    value = own.get(OLD_RUNTIME_KEY)
-    if isinstance(value, str) and value in legacy and NEW_RUNTIME_KEY not in own:
-        renames.append(_rename(pool, path, OLD_RUNTIME_KEY, NEW_RUNTIME_KEY))
+    runtime = own.get(OLD_RUNTIME_KEY)
+    value = runtime[1] if runtime else None
+    if isinstance(value, ScalarNode) and value.value in legacy and NEW_RUNTIME_KEY not in own:
+        renames.append(_rename(own[OLD_RUNTIME_KEY][0], path, OLD_RUNTIME_KEY, NEW_RUNTIME_KEY))
     return renames
 
 
-def _find_renames(tree: Any) -> list[Rename]:
-    """Every rename in the document, in no particular order."""
-    worker = tree.get("worker") if isinstance(tree, CommentedMap) else None
-    pools = worker.get("pools") if isinstance(worker, CommentedMap) else None
-    if not isinstance(pools, CommentedMap):
-        return []
-    renames = []
-    for name, pool in pools.non_merged_items():
-        if isinstance(pool, CommentedMap):
-            renames.extend(_pool_renames(str(name), pool))
-    return renames
+def _find_renames(tree: Node | None) -> list[Rename]:
+    """Every rename in the document, each key once (a pool reached twice through an alias)."""
+    worker = _own_keys(tree).get("worker") if tree is not None else None
+    pools = _own_keys(worker[1]).get("pools") if worker else None
+    renames = {}
+    for name, (_, pool) in _own_keys(pools[1] if pools else None).items():
+        for r in _pool_renames(name, pool):
+            renames[(r.line, r.column)] = r
+    return list(renames.values())
 
 
 def _line_starts(text: str) -> list[int]:
@@ -133,8 +141,7 @@ def _describe(r: Rename) -> str:
 def migrate(text: str, where: str = "<text>") -> Migration:
     """Rewrite old field names in a configuration document; the text is otherwise untouched."""
     parse_yaml(text, where)  # malformed YAML or a non-mapping top level -> ConfigFileError
-    tree = YAML(typ="rt").load(text)
-    renames = _find_renames(tree)
+    renames = _find_renames(compose(text, where))
     if not renames:
         return Migration(text)
     ordered = sorted(renames, key=lambda r: (r.line, r.column))
@@ -142,14 +149,8 @@ def migrate(text: str, where: str = "<text>") -> Migration:
 
 
 def read_config_text(path: str | Path) -> str:
-    """The text of a configuration file; a missing or unreadable one is a ConfigFileError."""
-    p = Path(path)
-    try:
-        return p.read_bytes().decode("utf-8")  # bytes: keep the file's own line endings
-    except FileNotFoundError as exc:
-        raise ConfigFileError(f"configuration file not found: {p}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigFileError(f"cannot read configuration file {p}: {exc}") from exc
+    """The text of a configuration file (bounded, see ``yaml_tree``), its line endings kept."""
+    return decode(read_config_bytes(path), str(path))
 
 
 def write_atomically(path: str | Path, text: str) -> None:

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
-    field_validator,
 )
 from pydantic.alias_generators import to_camel
 
-from sandpool.sizes import MIN_DISK, parse_size
+from sandpool.config.gvisor_flags import check_extra_args
+from sandpool.config.quantities import (
+    CPU_RANGE,
+    PIDS_RANGE,
+    TIMEOUT_RANGE,
+    check_absolute_path,
+    check_binary,
+    check_kube_quantity,
+    check_number,
+    parse_size,
+)
+from sandpool.sizes import MIN_DISK
 
 __all__ = [
     "ContainerDefaults",
@@ -30,6 +44,46 @@ __all__ = [
     "WorkerConfig",
     "model_in",
 ]
+
+
+def _bounded(bounds: tuple[float, float], unit: str) -> Callable[[float], float]:
+    return lambda value: check_number(value, bounds, unit)
+
+
+def _size(text: str) -> str:
+    parse_size(text)
+    return text
+
+
+def _disk_size(text: str) -> str:
+    parse_size(text, MIN_DISK)
+    return text
+
+
+def _pool_name(name: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", name) is None:
+        raise ValueError("a pool name is 1 to 63 letters, digits, '-', '_' or '.', "
+                         "starting with a letter or digit")  # fmt: skip
+    return name
+
+
+def _cgroup_name(name: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9_.-]{1,255}", name) is None or name in (".", ".."):
+        raise ValueError("expected one cgroup name: letters, digits, '_', '.' or '-' "
+                         "(not '.' or '..')")  # fmt: skip
+    return name
+
+
+AbsolutePath = Annotated[StrictStr, AfterValidator(check_absolute_path)]
+Binary = Annotated[StrictStr, AfterValidator(check_binary)]
+KubeQuantity = Annotated[StrictStr, AfterValidator(check_kube_quantity)]
+Size = Annotated[StrictStr, AfterValidator(_size)]
+DiskSize = Annotated[StrictStr, AfterValidator(_disk_size)]
+Cpu = Annotated[StrictFloat, AfterValidator(_bounded(CPU_RANGE, "cores"))]
+Seconds = Annotated[StrictFloat, AfterValidator(_bounded(TIMEOUT_RANGE, "seconds"))]
+CgroupName = Annotated[StrictStr, AfterValidator(_cgroup_name)]
+PoolName = Annotated[StrictStr, AfterValidator(_pool_name)]
+RunscArgs = Annotated[list[StrictStr], AfterValidator(check_extra_args)]
 
 DEFAULT_GVISOR_ROOT = "/run/gvisor"
 DEFAULT_STATE_DIR = "/var/lib/sandpool"
@@ -74,33 +128,21 @@ class ContainerRuntimeConfig(_Model):
     """gVisor settings of a pool; validated always, used only when the runtime is gvisor."""
 
     gvisor_platform: GvisorPlatform | None = None
-    gvisor_root: StrictStr = DEFAULT_GVISOR_ROOT
-    gvisor_extra_args: list[StrictStr] = Field(default_factory=list)
+    gvisor_root: AbsolutePath = DEFAULT_GVISOR_ROOT
+    gvisor_extra_args: RunscArgs = Field(default_factory=list)
 
 
 class ContainerDefaults(_Model):
     """Limits every container of the pool gets unless the run asks for others."""
 
-    memory: StrictStr = "512Mi"
-    pids: StrictInt = Field(default=512, ge=1)
-    cpu: float | None = Field(default=None, gt=0)
-    timeout: float | None = Field(default=None, gt=0)
+    memory: Size = "512Mi"
+    pids: StrictInt = Field(default=512, ge=PIDS_RANGE[0], le=PIDS_RANGE[1])
+    cpu: Cpu | None = None
+    timeout: Seconds | None = None
     network: Literal["none"] = "none"
-    disk: StrictStr = "1Gi"
-    max_output: StrictStr = "16Mi"
+    disk: DiskSize = "1Gi"
+    max_output: Size = "16Mi"
     gpu_sharing: StrictBool = False
-
-    @field_validator("disk")
-    @classmethod
-    def _disk_size(cls, value: str) -> str:
-        parse_size(value, MIN_DISK)
-        return value
-
-    @field_validator("max_output")
-    @classmethod
-    def _output_size(cls, value: str) -> str:
-        parse_size(value)
-        return value
 
 
 class JobSpec(_Model):
@@ -115,9 +157,9 @@ class JobSpec(_Model):
 class PoolSizing(_Model):
     """Resources of one worker pod of the pool."""
 
-    default_worker_cpu: StrictStr = Field(default="1000m", alias="defaultWorkerCPU")
-    default_worker_memory: StrictStr = "1Gi"
-    default_worker_gpu_count: StrictInt = Field(default=1, ge=0)
+    default_worker_cpu: KubeQuantity = Field(default="1000m", alias="defaultWorkerCPU")
+    default_worker_memory: KubeQuantity = "1Gi"
+    default_worker_gpu_count: StrictInt = Field(default=1, ge=0, le=1024)
 
 
 class PoolConfig(_Model):
@@ -132,8 +174,8 @@ class PoolConfig(_Model):
     container_defaults: ContainerDefaults = Field(default_factory=ContainerDefaults)
     job_spec: JobSpec = Field(default_factory=JobSpec)
     pool_sizing: PoolSizing = Field(default_factory=PoolSizing)
-    tmp_size_limit: StrictStr = "30Gi"
-    priority: StrictInt = 0
+    tmp_size_limit: KubeQuantity = "30Gi"
+    priority: StrictInt = Field(default=0, ge=-(2**31), le=2**31 - 1)
     requires_pool_selector: StrictBool = False
 
 
@@ -141,15 +183,15 @@ class WorkerConfig(_Model):
     """The worker section: binaries, state, the worker image and the pools."""
 
     container_runtime: ContainerRuntimeName | None = None
-    runc_path: StrictStr = "runc"
-    runsc_path: StrictStr = "runsc"
-    state_dir: StrictStr = DEFAULT_STATE_DIR
-    cgroup_parent: StrictStr = Field(default="sandpool", pattern=r"^[A-Za-z0-9_.-]+$")
+    runc_path: Binary = "runc"
+    runsc_path: Binary = "runsc"
+    state_dir: AbsolutePath = DEFAULT_STATE_DIR
+    cgroup_parent: CgroupName = "sandpool"
     default_image: StrictStr = ""
     image_registry: StrictStr = "docker.io"
     image_name: StrictStr = "sandpool/worker"
     image_tag: StrictStr = "latest"
-    pools: dict[StrictStr, PoolConfig] = Field(default_factory=dict)
+    pools: dict[PoolName, PoolConfig] = Field(default_factory=dict)
 
 
 class SandpoolConfig(_Model):

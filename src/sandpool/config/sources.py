@@ -14,70 +14,40 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
 
 from sandpool.config.models import PoolConfig, SandpoolConfig, WorkerConfig, model_in
+from sandpool.config.yaml_tree import (
+    KeyPath,
+    Origins,
+    decode,
+    parse_document,
+    parse_value,
+    read_config_bytes,
+)
 from sandpool.errors import ConfigFileError, ConfigValidationError
 
 __all__ = [
     "ENV_PREFIX",
+    "KeyPath",
     "Origins",
     "apply_env",
     "embedded_default",
     "merge",
+    "parse_yaml",
     "read_file",
 ]
 
 ENV_PREFIX = "SANDPOOL_"
-KeyPath = tuple[str, ...]
-Origins = dict[KeyPath, str]
-
-
-def _plain(node: Any, where: str, path: KeyPath, origins: Origins) -> Any:
-    """Copy a ruamel tree into plain dicts/lists, noting the line each key sits on."""
-    if isinstance(node, CommentedMap):
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            line = node.lc.key(key)[0] + 1
-            sub = (*path, str(key))
-            origins[sub] = f"{where} line {line}"
-            out[str(key)] = _plain(value, where, sub, origins)
-        return out
-    if isinstance(node, CommentedSeq):
-        return [_plain(v, where, path, origins) for v in node]
-    return node
 
 
 def parse_yaml(text: str, where: str) -> tuple[dict[str, Any], Origins]:
-    """Parse one YAML document; malformed YAML becomes ConfigFileError with the line number."""
-    try:
-        tree = YAML(typ="rt").load(text)
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigFileError(f"{where}{line}: malformed YAML: {problem}") from exc
-    if tree is None:
-        return {}, {}
-    if not isinstance(tree, CommentedMap):
-        raise ConfigFileError(f"{where}: expected a mapping at the top, got {type(tree).__name__}")
-    origins: Origins = {}
-    return _plain(tree, where, (), origins), origins
+    """Parse one YAML document (bounded, see ``yaml_tree``); errors name the line."""
+    return parse_document(text, where)
 
 
 def read_file(path: str | Path) -> tuple[dict[str, Any], Origins]:
-    """Read a configuration file; a missing or unreadable one is named in the error."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        hint = "check the path given with -c or $SANDPOOL_CONFIG"
-        raise ConfigFileError(f"configuration file not found: {p}", hint=hint) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigFileError(f"cannot read configuration file {p}: {exc}") from exc
-    return parse_yaml(text, str(p))
+    """Read a configuration file: a regular UTF-8 file of at most 1 MiB, named in any error."""
+    return parse_document(decode(read_config_bytes(path), str(path)), str(path))
 
 
 def embedded_default() -> tuple[dict[str, Any], Origins]:
@@ -153,9 +123,9 @@ def _walk_pools(parts: list[str], pools: Mapping[str, Any]) -> KeyPath | None:
 def _parse_env_value(raw: str, var: str) -> Any:
     """An env value is read as a YAML scalar or flow collection (``[a, b]``, ``4``, ``true``)."""
     try:
-        value = YAML(typ="safe").load(raw)
-    except YAMLError as exc:
-        raise ConfigValidationError([f"{var}: cannot parse value {raw!r}: {exc}"]) from exc
+        value = parse_value(raw, f"environment variable {var}")
+    except ConfigFileError as exc:
+        raise ConfigValidationError([exc.message]) from exc
     return raw if value is None and raw != "" else value
 
 

@@ -16,11 +16,12 @@ from sandpool.config.models import (
     WorkerConfig,
     model_in,
 )
-from sandpool.config.sources import KeyPath, Origins
+from sandpool.config.yaml_tree import KeyPath, Origins, is_plain_name, kind_of
 from sandpool.errors import ConfigValidationError
 
 __all__ = ["legacy_warnings", "validate"]
 
+MAX_PROBLEMS = 20  # listed; the rest are counted
 # Old key name -> new key name (Beta9 renamed these; `config migrate` rewrites them).
 RENAMED_KEYS = {"runtimeConfig": "containerRuntimeConfig"}
 _TYPE_WORDS = {
@@ -36,8 +37,29 @@ _TYPE_WORDS = {
 }
 
 
+_RANGE_WORDS = {
+    "greater_than_equal": ("of at least", "ge"),
+    "less_than_equal": ("of at most", "le"),
+    "greater_than": ("above", "gt"),
+    "less_than": ("below", "lt"),
+}
+
+
 def _dotted(path: KeyPath) -> str:
-    return ".".join(path) if path else "(top level)"
+    """The key path; a key that is not a plain name is not repeated (it may be any text)."""
+    if path and path[-1] == "[key]":  # the key itself is the problem: name its parent
+        path = path[:-2]
+    shown = [p if is_plain_name(p) else "<key>" for p in path]
+    return ".".join(shown) if path else "(top level)"
+
+
+def _shown(value: Any) -> str:
+    """A bad value as a message may show it: short scalars as they are, others by kind."""
+    if isinstance(value, bool | int | float) or value is None:
+        return repr(value)
+    if isinstance(value, str) and len(value) <= 40 and value.isprintable():
+        return repr(value)
+    return kind_of(value)
 
 
 def _where(path: KeyPath, origins: Origins) -> str:
@@ -79,6 +101,9 @@ def _unknown_key(path: KeyPath) -> str:
             f"(`sandpool config migrate FILE --write` does it for you)"
         )
     allowed = _allowed_keys(parent)
+    if not is_plain_name(key):
+        listed = ", ".join(allowed)
+        return f"{_dotted(path)}: not a key of this section; allowed keys here: {listed}"
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"{_dotted(path)}: unknown key '{key}'{hint}; allowed keys here: {', '.join(allowed)}"
@@ -86,9 +111,10 @@ def _unknown_key(path: KeyPath) -> str:
 
 def _bad_enum(path: KeyPath, value: Any, expected: str) -> str:
     allowed = [a.strip(" '") for a in expected.replace(" or ", ",").split(",") if a.strip(" '")]
-    close = difflib.get_close_matches(str(value), allowed, n=1, cutoff=0.5)
+    close = difflib.get_close_matches(str(value)[:100], allowed, n=1, cutoff=0.5)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"{_dotted(path)}: {value!r} is not allowed{hint}; allowed values: {', '.join(allowed)}"
+    listed = ", ".join(allowed)
+    return f"{_dotted(path)}: {_shown(value)} is not allowed{hint}; allowed values: {listed}"
 
 
 def _message(err: ErrorDetails) -> tuple[KeyPath, str]:
@@ -99,10 +125,15 @@ def _message(err: ErrorDetails) -> tuple[KeyPath, str]:
     if kind in ("enum", "literal_error"):
         return path, _bad_enum(path, value, str(err.get("ctx", {}).get("expected", "")))
     if kind in _TYPE_WORDS:
-        shown = type(value).__name__ if isinstance(value, dict | list) else repr(value)
-        return path, f"{_dotted(path)}: expected {_TYPE_WORDS[kind]}, got {shown}"
-    message = str(err["msg"]).removeprefix("Value error, ")  # our own validators' text
-    return path, f"{_dotted(path)}: {message} (got {value!r})"
+        return path, f"{_dotted(path)}: expected {_TYPE_WORDS[kind]}, got {_shown(value)}"
+    if kind == "value_error":  # our own checks: the message says what was expected
+        got = "" if isinstance(value, list | dict) else f", got {_shown(value)}"
+        return path, f"{_dotted(path)}: {err.get('ctx', {}).get('error')}{got}"
+    if kind in _RANGE_WORDS:
+        limit = err.get("ctx", {}).get(_RANGE_WORDS[kind][1])
+        expected = f"{_RANGE_WORDS[kind][0]} {limit}"
+        return path, f"{_dotted(path)}: expected a whole number {expected}, got {_shown(value)}"
+    return path, f"{_dotted(path)}: {err['msg']} (got {_shown(value)})"
 
 
 def validate(doc: dict[str, Any], origins: Origins) -> SandpoolConfig:
@@ -111,10 +142,13 @@ def validate(doc: dict[str, Any], origins: Origins) -> SandpoolConfig:
         return SandpoolConfig.model_validate(doc)
     except ValidationError as exc:
         problems = []
-        for err in exc.errors(include_url=False):
+        errors = exc.errors(include_url=False)
+        for err in errors[:MAX_PROBLEMS]:
             path, text = _message(err)
             problems.append(text + _where(path, origins))
-        raise ConfigValidationError(problems) from exc
+        if len(errors) > MAX_PROBLEMS:
+            problems.append(f"... and {len(errors) - MAX_PROBLEMS} more problems")
+        raise ConfigValidationError(problems, total=len(errors)) from exc
 
 
 def legacy_warnings(config: SandpoolConfig) -> list[str]:

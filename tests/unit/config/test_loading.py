@@ -121,7 +121,7 @@ def test_unknown_env_key_is_an_error() -> None:
         ),
         (
             "worker:\n  pools:\n    a:\n      gpuType: [T4]\n",
-            ["worker.pools.a.gpuType", "expected a string, got list"],
+            ["worker.pools.a.gpuType", "expected a string, got a list"],
         ),
         (
             "worker:\n  pools:\n    a:\n      runtimeConfig: {}\n",

@@ -19,11 +19,11 @@ def test_sizes(text: str, expected: int) -> None:
 
 @pytest.mark.parametrize("text", ["", "abc", "12x", "Mi", "1..5G"])
 def test_not_a_size(text: str) -> None:
-    with pytest.raises(ValueError, match=r"not a size: .*use e\.g\. 512Mi"):
+    with pytest.raises(ValueError, match="expected a size such as 512Mi"):
         parse_size(text)
 
 
 @pytest.mark.parametrize("text", ["0", "-1M", "0Mi"])
 def test_size_must_be_positive(text: str) -> None:
-    with pytest.raises(ValueError, match="size must be positive"):
+    with pytest.raises(ValueError, match="expected a size"):
         parse_size(text)
