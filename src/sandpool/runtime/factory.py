@@ -12,7 +12,7 @@ from sandpool.errors import RuntimeNotAvailable
 from sandpool.runtime.base import ContainerRuntime
 from sandpool.runtime.gvisor import GvisorRuntime
 from sandpool.runtime.probe import check_platform, default_platform, probe_runsc
-from sandpool.runtime.runc import RuncRuntime
+from sandpool.runtime.runc import RuncRuntime, find_init
 
 __all__ = ["create_runtime", "find_binary", "runc_root"]
 
@@ -61,4 +61,10 @@ def create_runtime(pool: ResolvedPool, config: ResolvedConfig) -> ContainerRunti
     binary = find_binary(config.runc_path)
     if binary is None:
         raise _missing("runc", config.runc_path, "runcPath")
-    return RuncRuntime(binary, runc_root(config))
+    init = find_init()
+    if init is None:
+        raise RuntimeNotAvailable(
+            "failed to create runc runtime: no init for its containers (tini-static not found)",
+            hint="install the tini package (./setup.sh does)",
+        )
+    return RuncRuntime(binary, runc_root(config), init=init)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sandpool.errors import OperationNotSupported
-from sandpool.runtime.base import Capability, ContainerRuntime
+from sandpool.runtime.base import Capability, ContainerRuntime, RunFiles
 from sandpool.runtime.probe import RunscInfo
 
 __all__ = ["GvisorRuntime", "forget_state", "spec_requests_gpu", "state_files"]
@@ -92,6 +92,10 @@ class GvisorRuntime(ContainerRuntime):
         linux.pop("devices", None)
         linux.get("resources", {}).pop("devices", None)
         return out
+
+    def log_args(self, files: RunFiles) -> list[str]:
+        """``--panic-log``: a Sentry panic is written nowhere else (not to ``--log``)."""
+        return ["--panic-log", str(files.panic_log)]
 
     def has_state(self, container_id: str) -> bool:
         """Whether runsc has a state or lock file for this container."""

@@ -9,7 +9,34 @@ from typing import Any
 
 from sandpool.runtime.base import Capability, ContainerRuntime
 
-__all__ = ["RuncRuntime"]
+__all__ = ["INIT_PATH", "RuncRuntime", "find_init", "with_init"]
+
+# Debian's package `tini` ships a static build: it runs in any image, with no libc there.
+INIT_BINARIES = ("/usr/bin/tini-static", "tini-static")
+INIT_PATH = "/dev/init"  # on the container's /dev tmpfs: nothing is written into the image
+
+
+def find_init() -> str | None:
+    """The host's static tini, or None."""
+    for name in INIT_BINARIES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def with_init(spec: dict[str, Any], init: str) -> dict[str, Any]:
+    """``spec`` whose PID 1 is ``init`` (bind-mounted read-only), running the command as its
+    child, as ``docker run --init`` does: signals are forwarded, a command killed by a signal
+    ends the container with 128+signal (as under gVisor, whose PID 1 has no special signal
+    treatment), and orphans are reaped."""
+    process = spec.setdefault("process", {})
+    process["args"] = [INIT_PATH, "--", *process.get("args", [])]
+    spec.setdefault("mounts", []).append(
+        {"destination": INIT_PATH, "type": "bind", "source": init,
+         "options": ["bind", "ro", "nosuid", "nodev"]}
+    )  # fmt: skip
+    return spec
 
 
 class RuncRuntime(ContainerRuntime):
@@ -17,8 +44,10 @@ class RuncRuntime(ContainerRuntime):
 
     name = "runc"
 
-    def __init__(self, binary: str, root: Path, *, timeout: float = 30.0) -> None:
+    def __init__(self, binary: str, root: Path, *, timeout: float = 30.0,
+                 init: str | None = None) -> None:  # fmt: skip
         super().__init__(binary, root, timeout=timeout)
+        self.init = init
         caps = {Capability.GPU_PASSTHROUGH, Capability.OOM_EVENTS, Capability.EXEC}
         if shutil.which("criu"):
             caps.add(Capability.CHECKPOINT_RESTORE)
@@ -29,8 +58,14 @@ class RuncRuntime(ContainerRuntime):
         return ["--root", str(self.root)]
 
     def prepare(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """runc takes the spec as built (seccomp and device rules are enforced by runc)."""
-        return copy.deepcopy(spec)
+        """The spec as built (runc enforces its seccomp and device rules), plus a cgroup
+        namespace (``/proc/self/cgroup`` shows ``/``, not the host's cgroup path) and, with
+        ``init``, that init as PID 1 (see ``with_init``)."""
+        out = copy.deepcopy(spec)
+        namespaces = out.setdefault("linux", {}).setdefault("namespaces", [])
+        if not any(ns.get("type") == "cgroup" for ns in namespaces):
+            namespaces.append({"type": "cgroup"})
+        return with_init(out, self.init) if self.init else out
 
     def checkpoint(self, container_id: str, image_dir: Path) -> None:
         """``runc checkpoint --image-path DIR ID`` (needs CRIU)."""

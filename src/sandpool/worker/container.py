@@ -28,6 +28,13 @@ from sandpool.runtime.base import Capability, ContainerRuntime, RunFiles
 from sandpool.runtime.runner import FileArg, kill_group
 from sandpool.runtime.spec import ContainerSpec, build_spec
 from sandpool.worker.cgroups import ContainerCgroup, open_cgroup, parse_size
+from sandpool.worker.limits import (
+    check_limits,
+    check_workdir,
+    host_pids,
+    running_pids,
+    with_guest_pids,
+)
 from sandpool.worker.overlay import mount_overlay
 from sandpool.worker.pump import copy_to_fd, is_regular_file
 from sandpool.worker.records import (
@@ -41,21 +48,26 @@ from sandpool.worker.request import (
     EXIT_NOT_EXECUTABLE,
     EXIT_NOT_FOUND,
     EXIT_OOM,
+    EXIT_RUNTIME_FAILED,
     EXIT_TIMEOUT,
     ImageLike,
     RunRequest,
     RunResult,
 )
 from sandpool.worker.slots import CgroupSlots
+from sandpool.worker.start_errors import (
+    StartContext,
+    explain,
+    explain_death,
+    first_error,
+    sandbox_death,
+)
 from sandpool.worker.users import resolve_user
 
 __all__ = ["EXIT_KILLED", "ContainerRun", "Stdio", "new_container_id"]
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
-# Under gVisor the host cgroup also holds the Sentry's and gofer's threads: give them room
-# on top of the pids limit asked for (user processes still map to host processes).
-GVISOR_PIDS_HEADROOM = 128
 EXIT_KILLED = 128 + int(signal.SIGKILL)
 _NOT_FOUND_MARKERS = ("executable file not found", "error finding executable", "no such file")
 
@@ -140,7 +152,7 @@ class ContainerRun:
             rootfs=rootfs,
             cgroups_path=self.cgroup.runtime_path,
             env=(*image.env, *req.env),
-            cwd=req.workdir or image.working_dir or "/",
+            cwd=self._cwd()[0],
             uid=uid,
             gid=gid,
             cpu=req.cpu or self.pool.cpu,
@@ -161,22 +173,44 @@ class ContainerRun:
             command=self._command(), image=self.image.reference,
         )  # fmt: skip
 
-    def prepare(self) -> dict[str, Any]:
-        """Create the container's directory, record, overlay, cgroup and bundle."""
+    def _cwd(self) -> tuple[str, str]:
+        """The working directory, and where it comes from (for messages)."""
+        if self.request.workdir:
+            return self.request.workdir, "--workdir"
+        return self.image.working_dir or "/", "the image's WorkingDir"
+
+    def _check(self) -> int:
+        """Refuse, before anything is created, what cannot start; the memory limit."""
         if not self._command():
             raise ContainerStartFailed("no command given and the image has no Entrypoint/Cmd",
                                        hint="pass a command after --")  # fmt: skip
+        memory_text = self.request.memory or self.pool.memory
+        memory = parse_size(memory_text)
+        check_limits(self.runtime.name, memory, memory_text, self._pids)
+        check_workdir(*self._cwd(), rootfs=Path(self.image.rootfs))
+        return memory
+
+    def prepare(self) -> dict[str, Any]:
+        """Create the container's directory, record, overlay, cgroup and bundle."""
+        memory = self._check()
         self.dir.mkdir(parents=True)
         self._record().save(self.dir)
         rootfs = mount_overlay(Path(self.image.rootfs), self.dir)
-        memory = parse_size(self.request.memory or self.pool.memory)
-        pids = self.request.pids or self.pool.pids
-        if Capability.USERSPACE_KERNEL in self.runtime.capabilities:
-            pids += GVISOR_PIDS_HEADROOM
-        self.cgroup.create(memory, pids)
+        has_init = self.runtime.init is not None
+        self.cgroup.create(memory, host_pids(self._gvisor, self._pids, has_init))
         spec = self._spec(rootfs)
+        if self._gvisor:
+            spec = with_guest_pids(spec, self._pids)
         (self.dir / "config.json").write_text(json.dumps(spec))
         return spec
+
+    @property
+    def _pids(self) -> int:
+        return self.request.pids or self.pool.pids
+
+    @property
+    def _gvisor(self) -> bool:
+        return Capability.USERSPACE_KERNEL in self.runtime.capabilities
 
     # ---- running ----------------------------------------------------------------------------
 
@@ -203,6 +237,19 @@ class ContainerRun:
             latency = max(0.0, written - self.result.started_at)
             self.result.start_latency_ms = round(latency * 1000, 3)
         self._started.set()
+        if not self._gvisor:
+            self._settle_pids()
+
+    def _settle_pids(self) -> None:
+        """Take back runc's start headroom once ``runc init`` has become the container's
+        first process (its Go threads need it until then)."""
+        with contextlib.suppress(OSError, ValueError):
+            comm = Path(f"/proc/{int(self.files.pid_file.read_text())}/comm")
+            deadline = time.monotonic() + 1.0
+            while comm.read_text().startswith("runc:") and time.monotonic() < deadline:
+                time.sleep(0.001)
+            has_init = self.runtime.init is not None
+            self.cgroup.set_pids_limit(running_pids(False, self._pids, has_init))
 
     def _watch(self, proc: subprocess.Popen[bytes], on_started: Callable[[], None]) -> None:
         """Note the start (or stop a start that hangs), then kill the container on OOM
@@ -266,36 +313,54 @@ class ContainerRun:
 
     def _runtime_error(self) -> str | None:
         """The runtime's own error (from its JSON log), if it logged one."""
-        with contextlib.suppress(OSError):
-            for line in reversed(self.files.log_file.read_text().splitlines()):
-                with contextlib.suppress(ValueError):
-                    entry = json.loads(line)
-                    if entry.get("level") in ("error", "fatal"):
-                        return str(entry.get("msg", "")).strip()
-        return None
+        return first_error(self.files.log_file)
+
+    def _sandbox_death(self, status: int) -> str | None:
+        """The Sentry's or gofer's panic, if the sandbox died (gVisor; nothing for runc)."""
+        return sandbox_death(self.files.panic_log) if status != 0 else None
 
     def _classify(self, status: int) -> None:
         result = self.result
         result.exit_code = 128 - status if status < 0 else status
-        if self.cgroup.oom_killed():
+        if self.cgroup.oom_killed() and not self._started.is_set():
+            self._start_failure(status, oom=True)
+        elif self.cgroup.oom_killed():
             result.oom_killed, result.exit_code = True, EXIT_OOM
         elif result.timed_out:
             result.exit_code = EXIT_TIMEOUT
         elif self._kill_requested():
             result.exit_code = EXIT_KILLED  # whether it had started or not
-        elif not self._started.is_set() or (status != 0 and self._runtime_error()):
+        elif not self._started.is_set():
+            self._start_failure(status)
+        elif death := self._sandbox_death(status):
+            result.exit_code = EXIT_RUNTIME_FAILED
+            result.error = explain_death(death, self._start_context())
+        elif status != 0 and self._runtime_error():
             self._start_failure(status)
 
-    def _start_failure(self, status: int) -> None:
-        message = self._runtime_error() or f"{self.runtime.name} exited {status} before start"
+    def _start_context(self) -> StartContext:
+        memory = self.request.memory or self.pool.memory
+        host = host_pids(self._gvisor, self._pids, self.runtime.init is not None)
+        return StartContext(self.runtime.name, memory, self._pids, self._cwd()[0], host)
+
+    def _start_failure(self, status: int, *, oom: bool = False) -> None:
+        message = (self._runtime_error() or self._sandbox_death(status)
+                   or f"{self.runtime.name} exited {status} before start")  # fmt: skip
         self.result.error = message
         lowered = message.lower()
-        if any(marker in lowered for marker in _NOT_FOUND_MARKERS):
+        if oom:
+            context = self._start_context()
+            message = (f"the memory limit ({context.memory}) is too small for "
+                       f"{context.runtime} to start the container: it ran out of memory "
+                       "while starting")  # fmt: skip
+        elif any(marker in lowered for marker in _NOT_FOUND_MARKERS):
             self.result.exit_code = EXIT_NOT_FOUND
+            return
         elif "permission denied" in lowered:
             self.result.exit_code = EXIT_NOT_EXECUTABLE
-        else:
-            raise ContainerStartFailed(f"container {self.id} could not start: {message}")
+            return
+        message = explain(message, self._start_context())
+        raise ContainerStartFailed(f"container {self.id} could not start: {message}")
 
     def _output_targets(
         self, stdio: Stdio, captured: CapturedOutput | None
@@ -329,6 +394,9 @@ class ContainerRun:
             watcher.start()
             try:
                 status = self._wait(proc)
+            except BaseException:  # SIGINT/SIGTERM of the caller: stop it now, not after
+                self._force_stop(proc)  # `delete --force` waited for gVisor's run to end
+                raise
             finally:
                 self._exited.set()
                 self.cgroup.interrupt()
