@@ -122,7 +122,7 @@ class ContainerRuntime(ABC):
         stderr: FileArg = None,
     ) -> subprocess.Popen[bytes]:
         """Start ``runtime run`` in the foreground, in its own process group."""
-        log = ["--log", str(files.log_file), "--log-format", "json", *self.log_args(files),
+        log = [*self.log_args(files), "--log", str(files.log_file), "--log-format", "json",
                *self.run_args(spec)]  # fmt: skip
         argv = self.argv(
             "run",

@@ -95,7 +95,7 @@ class GvisorRuntime(ContainerRuntime):
 
     def log_args(self, files: RunFiles) -> list[str]:
         """``--panic-log``: a Sentry panic is written nowhere else (not to ``--log``)."""
-        return ["--panic-log", str(files.panic_log)]
+        return [f"--panic-log={files.panic_log}"]
 
     def has_state(self, container_id: str) -> bool:
         """Whether runsc has a state or lock file for this container."""

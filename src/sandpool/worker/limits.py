@@ -5,7 +5,7 @@ Measured on this project's CI machine (Debian bookworm, kernel 6.18, runc 1.1.5,
 20221219 on ptrace), ``true`` started with:
 
 - memory: runc from 3Mi (2Mi OOMs in ``runc init``), gVisor from 14Mi (12Mi OOMs the Sentry).
-  The minimums below are about twice that, so that a start never OOMs on a loaded host.
+  The minimums below (8Mi, 24Mi) leave room above that for a start on a loaded host.
 - pids: ``runc init`` needs up to 6 host pids of the container's cgroup while it starts (its Go
   threads). The cgroup gets ``RUNC_START_PIDS`` more during the start; once the container's
   process has replaced ``runc init`` the limit is lowered to the one asked for (+1 for the init).
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 MIB = 1 << 20
-MIN_MEMORY = {"runc": 8 * MIB, "gvisor": 32 * MIB}
+MIN_MEMORY = {"runc": 8 * MIB, "gvisor": 24 * MIB}
 MIN_PIDS = 1
 RUNC_START_PIDS = 64
 GVISOR_PIDS_BASE = 64
