@@ -8,35 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from sandpool.runtime.base import Capability, ContainerRuntime
+from sandpool.runtime.init import with_init
 
-__all__ = ["INIT_PATH", "RuncRuntime", "find_init", "with_init"]
-
-# Debian's package `tini` ships a static build: it runs in any image, with no libc there.
-INIT_BINARIES = ("/usr/bin/tini-static", "tini-static")
-INIT_PATH = "/dev/init"  # on the container's /dev tmpfs: nothing is written into the image
-
-
-def find_init() -> str | None:
-    """The host's static tini, or None."""
-    for name in INIT_BINARIES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-def with_init(spec: dict[str, Any], init: str) -> dict[str, Any]:
-    """``spec`` whose PID 1 is ``init`` (bind-mounted read-only), running the command as its
-    child, as ``docker run --init`` does: signals are forwarded, a command killed by a signal
-    ends the container with 128+signal (as under gVisor, whose PID 1 has no special signal
-    treatment), and orphans are reaped."""
-    process = spec.setdefault("process", {})
-    process["args"] = [INIT_PATH, "--", *process.get("args", [])]
-    spec.setdefault("mounts", []).append(
-        {"destination": INIT_PATH, "type": "bind", "source": init,
-         "options": ["bind", "ro", "nosuid", "nodev"]}
-    )  # fmt: skip
-    return spec
+__all__ = ["RuncRuntime"]
 
 
 class RuncRuntime(ContainerRuntime):

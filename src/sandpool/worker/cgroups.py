@@ -84,13 +84,6 @@ class ContainerCgroup(ABC):
         """Make the cgroup (or take over an idle one) with its limits and arm OOM detection;
         OOM kills and peaks from before this call are not reported."""
 
-    def set_pids_limit(self, pids: int) -> None:
-        """Change ``pids.max`` of the created cgroup (fewer than it holds stops new forks)."""
-        (self._pids_dir() / "pids.max").write_text(str(pids))
-
-    def _pids_dir(self) -> Path:
-        return self.root / self.rel
-
     @abstractmethod
     def oom_killed(self) -> bool:
         """Whether the kernel OOM-killed anything in this cgroup so far (non-blocking)."""
@@ -211,9 +204,6 @@ class CgroupV1(ContainerCgroup):
         # The runtimes put every process in every hierarchy; these two are the ones sandpool
         # creates, so reading them (not all sixteen) finds every process, in 4 reads not 32.
         return [self.root / "memory" / self.rel, self.root / "pids" / self.rel]
-
-    def _pids_dir(self) -> Path:
-        return self.root / "pids" / self.rel
 
     def create(self, memory_bytes: int, pids: int) -> None:
         memory = self.root / "memory" / self.rel

@@ -32,7 +32,7 @@ from sandpool.worker.limits import (
     check_limits,
     check_workdir,
     host_pids,
-    running_pids,
+    with_cgroup_pids,
     with_guest_pids,
 )
 from sandpool.worker.overlay import mount_overlay
@@ -199,8 +199,8 @@ class ContainerRun:
         has_init = self.runtime.init is not None
         self.cgroup.create(memory, host_pids(self._gvisor, self._pids, has_init))
         spec = self._spec(rootfs)
-        if self._gvisor:
-            spec = with_guest_pids(spec, self._pids)
+        guest_pids = self._pids + int(has_init)
+        spec = (with_guest_pids if self._gvisor else with_cgroup_pids)(spec, guest_pids)
         (self.dir / "config.json").write_text(json.dumps(spec))
         return spec
 
@@ -237,19 +237,6 @@ class ContainerRun:
             latency = max(0.0, written - self.result.started_at)
             self.result.start_latency_ms = round(latency * 1000, 3)
         self._started.set()
-        if not self._gvisor:
-            self._settle_pids()
-
-    def _settle_pids(self) -> None:
-        """Take back runc's start headroom once ``runc init`` has become the container's
-        first process (its Go threads need it until then)."""
-        with contextlib.suppress(OSError, ValueError):
-            comm = Path(f"/proc/{int(self.files.pid_file.read_text())}/comm")
-            deadline = time.monotonic() + 1.0
-            while comm.read_text().startswith("runc:") and time.monotonic() < deadline:
-                time.sleep(0.001)
-            has_init = self.runtime.init is not None
-            self.cgroup.set_pids_limit(running_pids(False, self._pids, has_init))
 
     def _watch(self, proc: subprocess.Popen[bytes], on_started: Callable[[], None]) -> None:
         """Note the start (or stop a start that hangs), then kill the container on OOM

@@ -6,9 +6,11 @@ Measured on this project's CI machine (Debian bookworm, kernel 6.18, runc 1.1.5,
 
 - memory: runc from 3Mi (2Mi OOMs in ``runc init``), gVisor from 14Mi (12Mi OOMs the Sentry).
   The minimums below (8Mi, 24Mi) leave room above that for a start on a loaded host.
-- pids: ``runc init`` needs up to 6 host pids of the container's cgroup while it starts (its Go
-  threads). The cgroup gets ``RUNC_START_PIDS`` more during the start; once the container's
-  process has replaced ``runc init`` the limit is lowered to the one asked for (+1 for the init).
+- pids: ``runc init`` needs up to 6 pids of the container's cgroup while it starts (its Go
+  threads; with fewer the start fails with ``can't get final child's PID from pipe: EOF``).
+  sandpool's parent cgroup gets ``RUNC_START_PIDS`` more than the limit asked for (+1 for the
+  init); the exact limit goes in the spec, and runc sets it on the container's own cgroup
+  after its init's threads exist and before the command runs (as for ``docker --pids-limit``).
 - gVisor: the host cgroup holds the Sentry and the gofer, 36-42 host pids for a sandbox running
   one or two processes, and on ptrace every guest process costs 7-9.5 more (40 sleeping
   processes: 417; 100: 874; 200: 1581). The guest limit is enforced inside the sandbox with
@@ -36,7 +38,7 @@ __all__ = [
     "check_limits",
     "check_workdir",
     "host_pids",
-    "running_pids",
+    "with_cgroup_pids",
     "with_guest_pids",
 ]
 
@@ -64,17 +66,20 @@ def check_limits(runtime: str, memory: int, memory_text: str, pids: int) -> None
 
 
 def host_pids(userspace_kernel: bool, pids: int, has_init: bool) -> int:
-    """``pids.max`` of the host cgroup while the container starts."""
+    """``pids.max`` of the host cgroup while the container starts (the init, PID 1, is not
+    counted in ``pids``: the command and what it starts get all of them)."""
     if userspace_kernel:
-        return GVISOR_PIDS_BASE + GVISOR_PIDS_PER_PROCESS * pids
+        return GVISOR_PIDS_BASE + GVISOR_PIDS_PER_PROCESS * (pids + int(has_init))
     return pids + int(has_init) + RUNC_START_PIDS
 
 
-def running_pids(userspace_kernel: bool, pids: int, has_init: bool) -> int:
-    """``pids.max`` once the container runs: runc's start headroom taken back."""
-    if userspace_kernel:
-        return host_pids(True, pids, has_init)
-    return pids + int(has_init)
+def with_cgroup_pids(spec: dict[str, Any], pids: int) -> dict[str, Any]:
+    """``spec`` with the OCI pids limit, which runc sets on the container's own cgroup once
+    ``runc init`` no longer needs its start headroom, before the command runs (runc only:
+    runsc would put it on the host cgroup that holds its Sentry)."""
+    out = copy.deepcopy(spec)
+    out.setdefault("linux", {}).setdefault("resources", {})["pids"] = {"limit": pids}
+    return out
 
 
 def with_guest_pids(spec: dict[str, Any], pids: int) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from sandpool.runtime.base import Capability, RunFiles
-from sandpool.runtime.runc import INIT_PATH, RuncRuntime
+from sandpool.runtime.init import INIT_PATH
+from sandpool.runtime.runc import RuncRuntime
 from sandpool.runtime.spec import ContainerSpec, build_spec
 from tests.unit.runtime.stand_in import verb_index, write_stand_in
 
