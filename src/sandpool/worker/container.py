@@ -45,8 +45,6 @@ from sandpool.worker.records import (
 )
 from sandpool.worker.recovery import release_host_resources
 from sandpool.worker.request import (
-    EXIT_NOT_EXECUTABLE,
-    EXIT_NOT_FOUND,
     EXIT_OOM,
     EXIT_RUNTIME_FAILED,
     EXIT_TIMEOUT,
@@ -57,10 +55,10 @@ from sandpool.worker.request import (
 from sandpool.worker.slots import CgroupSlots
 from sandpool.worker.start_errors import (
     StartContext,
-    explain,
     explain_death,
     first_error,
     sandbox_death,
+    start_failure,
 )
 from sandpool.worker.users import resolve_user
 
@@ -69,7 +67,6 @@ __all__ = ["EXIT_KILLED", "ContainerRun", "Stdio", "new_container_id"]
 log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
 EXIT_KILLED = 128 + int(signal.SIGKILL)
-_NOT_FOUND_MARKERS = ("executable file not found", "error finding executable", "no such file")
 
 
 def new_container_id() -> str:
@@ -334,20 +331,10 @@ class ContainerRun:
         message = (self._runtime_error() or self._sandbox_death(status)
                    or f"{self.runtime.name} exited {status} before start")  # fmt: skip
         self.result.error = message
-        lowered = message.lower()
-        if oom:
-            context = self._start_context()
-            message = (f"the memory limit ({context.memory}) is too small for "
-                       f"{context.runtime} to start the container: it ran out of memory "
-                       "while starting")  # fmt: skip
-        elif any(marker in lowered for marker in _NOT_FOUND_MARKERS):
-            self.result.exit_code = EXIT_NOT_FOUND
-            return
-        elif "permission denied" in lowered:
-            self.result.exit_code = EXIT_NOT_EXECUTABLE
-            return
-        message = explain(message, self._start_context())
-        raise ContainerStartFailed(f"container {self.id} could not start: {message}")
+        code, line = start_failure(message, self._start_context(), oom=oom)
+        if code is None:
+            raise ContainerStartFailed(f"container {self.id} could not start: {line}")
+        self.result.exit_code = code
 
     def _output_targets(
         self, stdio: Stdio, captured: CapturedOutput | None

@@ -15,9 +15,19 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["StartContext", "explain", "explain_death", "first_error", "sandbox_death"]
+from sandpool.worker.request import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND
+
+__all__ = [
+    "StartContext",
+    "explain",
+    "explain_death",
+    "first_error",
+    "sandbox_death",
+    "start_failure",
+]
 
 _PANIC_MARKERS = ("panic:", "fatal error:")
+_NOT_FOUND_MARKERS = ("executable file not found", "error finding executable", "no such file")
 
 
 @dataclass(frozen=True)
@@ -96,3 +106,18 @@ def explain(message: str, context: StartContext) -> str:
         if pattern.search(message):
             return meaning.format(**vars(context)) + f" ({context.runtime}: {message})"
     return message
+
+
+def start_failure(message: str, context: StartContext, *, oom: bool) -> tuple[int | None, str]:
+    """What a failed start means: 127/126 for a command the runtime could not find or run
+    (the command's status, as a shell gives it), else None and the line to report (``oom``:
+    the start itself ran out of memory)."""
+    lowered = message.lower()
+    if oom:
+        return None, (f"the memory limit ({context.memory}) is too small for {context.runtime} "
+                      "to start the container: it ran out of memory while starting")  # fmt: skip
+    if any(marker in lowered for marker in _NOT_FOUND_MARKERS):
+        return EXIT_NOT_FOUND, message
+    if "permission denied" in lowered:
+        return EXIT_NOT_EXECUTABLE, message
+    return None, explain(message, context)

@@ -10,6 +10,7 @@ from sandpool.worker.start_errors import (
     explain_death,
     first_error,
     sandbox_death,
+    start_failure,
 )
 
 CONTEXT = StartContext("runc", "64Mi", 3, "/work", host_pids=200)
@@ -70,3 +71,14 @@ def test_a_death_by_host_pids_names_the_host_limit() -> None:
     assert said.startswith("the gVisor sandbox died: panic: creating stub process")
     assert "reached 200 pids, the host limit for --pids 3" in said
     assert explain_death("panic: other", CONTEXT) == "the gVisor sandbox died: panic: other"
+
+
+def test_a_start_failure_is_a_commands_status_or_a_line() -> None:
+    missing = 'error finding executable "nosuch" in PATH: no such file or directory'
+    assert start_failure(missing, CONTEXT, oom=False) == (127, missing)
+    assert start_failure("exec /etc/passwd: permission denied", CONTEXT, oom=False)[0] == 126
+    code, line = start_failure("read init-p: connection reset by peer", CONTEXT, oom=False)
+    assert code is None and "the pids limit (3) or the memory limit (64Mi)" in line
+    assert start_failure(missing, CONTEXT, oom=True) == (None, (
+        "the memory limit (64Mi) is too small for runc to start the container: it ran out of "
+        "memory while starting"))  # fmt: skip
