@@ -88,9 +88,8 @@ def test_a_gvisor_sandbox_that_dies_is_reported_with_its_own_message(
 ) -> None:
     result = sp.run("default", ["python3", "-c", ESCAPE_BY_UID], pids=8, timeout=60)
     assert result.exit_code == 125 and result.error is not None
-    assert result.error.startswith("the gVisor sandbox died: panic: ")
-    assert "resource temporarily unavailable" in result.error
-    assert "host limit for --pids 8" in result.error
+    assert result.error.startswith("the gVisor sandbox died: ")
+    assert "host limit for --pids 8" in result.error  # it ran out of host pids
 
 
 # ---- 13.5: start failures named for what they are --------------------------------------------

@@ -27,6 +27,8 @@ __all__ = [
 ]
 
 _PANIC_MARKERS = ("panic:", "fatal error:")
+# Go's runtime says why a thread could not be made ("errno=11": EAGAIN, the pids limit).
+_GO_THREAD_FAILURE = "runtime: failed to create new OS thread"
 _NOT_FOUND_MARKERS = ("executable file not found", "error finding executable", "no such file")
 
 
@@ -83,9 +85,10 @@ def sandbox_death(panic_log: Path) -> str | None:
     ``--panic-log``, if the sandbox died."""
     with contextlib.suppress(OSError):
         lines = [ln.strip() for ln in panic_log.read_text(errors="replace").splitlines()]
+        cause = next((ln for ln in lines if ln.startswith(_GO_THREAD_FAILURE)), None)
         for line in lines:
             if line.startswith(_PANIC_MARKERS):
-                return line
+                return f"{line} ({cause})" if cause else line
     return None
 
 
@@ -93,7 +96,7 @@ def explain_death(death: str, context: StartContext) -> str:
     """A sandbox that died mid-run, with its own last words and, when it ran out of host
     pids, which limit that was."""
     line = f"the gVisor sandbox died: {death}"
-    if "resource temporarily unavailable" in death:
+    if "resource temporarily unavailable" in death or "errno=11" in death:
         line += (f" (its host cgroup reached {context.host_pids} pids, the host limit for "
                  f"--pids {context.pids}: processes under other uids each get the guest "
                  "limit)")  # fmt: skip

@@ -82,3 +82,14 @@ def test_a_start_failure_is_a_commands_status_or_a_line() -> None:
     assert start_failure(missing, CONTEXT, oom=True) == (None, (
         "the memory limit (64Mi) is too small for runc to start the container: it ran out of "
         "memory while starting"))  # fmt: skip
+
+
+def test_a_go_thread_failure_keeps_its_cause(tmp_path: Path) -> None:
+    panic = tmp_path / "runtime-panic.log"
+    panic.write_text("runtime: failed to create new OS thread (have 2 already; errno=11)\n"
+                     "runtime: may need to increase max user processes (ulimit -u)\n"
+                     "fatal error: newosproc\n")  # fmt: skip
+    death = sandbox_death(panic)
+    assert death == ("fatal error: newosproc (runtime: failed to create new OS thread "
+                     "(have 2 already; errno=11))")  # fmt: skip
+    assert "the host limit for --pids 3" in explain_death(death, CONTEXT)
