@@ -12,11 +12,12 @@ import pytest
 
 from sandpool.api import Sandpool
 from sandpool.config import LoadedConfig
+from sandpool.worker.container import Stdio
+from sandpool.worker.request import RunRequest
 from tests.integration.conftest import Sandbox
 
 pytestmark = [pytest.mark.root, pytest.mark.runc]
 BUSYBOX = "builtin:busybox"
-SHOW_CGROUP = "grep ':memory:' /proc/self/cgroup"  # v1; runc does not unshare the cgroup ns
 
 
 def _slots(sandbox: Sandbox) -> list[Path]:
@@ -30,23 +31,30 @@ def own_sp(sandbox: Sandbox, no_leaks: Sandbox) -> Iterator[Sandpool]:
         yield pool
 
 
-def _memory_cgroup(output: bytes) -> str:
-    """The container's memory cgroup path, from ``/proc/self/cgroup``."""
-    return output.decode().splitlines()[0].split(":", 2)[2]
+class _Run:
+    """One runc run and the cgroup it ran in, as the host names it (inside its cgroup
+    namespace the container sees ``/``)."""
+
+    def __init__(self, sp: Sandpool, command: str, memory: str | None = None,
+                 timeout: float | None = None) -> None:  # fmt: skip
+        seen: list[str] = []
+        request = RunRequest(("sh", "-c", command), BUSYBOX, memory=memory, timeout=timeout)
+        self.result = sp.run_request("performance", request, Stdio(capture=True),
+                                     on_container=lambda c: seen.append(c.cgroup.rel))  # fmt: skip
+        self.exit_code, self.oom_killed = self.result.exit_code, self.result.oom_killed
+        self.cgroup = seen[0]
 
 
 def test_consecutive_runs_reuse_one_slot_and_close_removes_it(
     own_sp: Sandpool, sandbox: Sandbox
 ) -> None:
-    first = own_sp.run("performance", ["sh", "-c", SHOW_CGROUP], image=BUSYBOX)
-    second = own_sp.run("performance", ["sh", "-c", SHOW_CGROUP], image=BUSYBOX)
+    first = _Run(own_sp, "true")
+    second = _Run(own_sp, "true")
     assert (first.exit_code, second.exit_code) == (0, 0)
-    path = _memory_cgroup(first.stdout)
-    assert path.startswith(f"/{sandbox.cgroup_parent}/slot-{os.getpid()}-") and path.endswith(
-        "/ctr"
-    )
-    assert _memory_cgroup(second.stdout) == path
-    slot = path.split("/")[2]
+    path = first.cgroup
+    assert path.startswith(f"{sandbox.cgroup_parent}/slot-{os.getpid()}-")
+    assert second.cgroup == path
+    slot = path.split("/")[1]
     assert [p.name for p in _slots(sandbox)] and {p.name for p in _slots(sandbox)} == {slot}
     assert not list(Path("/sys/fs/cgroup/memory", sandbox.cgroup_parent, slot).glob("ctr"))
     own_sp.close()
@@ -56,13 +64,12 @@ def test_consecutive_runs_reuse_one_slot_and_close_removes_it(
 def test_an_oom_kill_in_a_slot_is_not_reported_for_the_next_run(
     own_sp: Sandpool, sandbox: Sandbox
 ) -> None:
-    hog = f"{SHOW_CGROUP}; x=$(head -c 100000000 /dev/zero | tr '\\0' x); echo survived"
-    oomed = own_sp.run("performance", ["sh", "-c", hog], image=BUSYBOX, memory="30Mi",
-                       timeout=60)  # fmt: skip
+    hog = "x=$(head -c 100000000 /dev/zero | tr '\\0' x); echo survived"
+    oomed = _Run(own_sp, hog, memory="30Mi", timeout=60)
     assert (oomed.exit_code, oomed.oom_killed) == (137, True)
-    after = own_sp.run("performance", ["sh", "-c", SHOW_CGROUP], image=BUSYBOX, memory="128Mi")
+    after = _Run(own_sp, "true", memory="128Mi")
     assert (after.exit_code, after.oom_killed) == (0, False)
-    assert _memory_cgroup(after.stdout) == _memory_cgroup(oomed.stdout)
+    assert after.cgroup == oomed.cgroup
     smaller = own_sp.run("performance", ["true"], image=BUSYBOX, memory="16Mi")
     assert (smaller.exit_code, smaller.oom_killed) == (0, False)
 
@@ -71,6 +78,8 @@ CRASHING_OWNER = """
 import os, sys
 from sandpool.api import Sandpool
 from sandpool.config import LoadedConfig
+from sandpool.worker.container import Stdio
+from sandpool.worker.request import RunRequest
 sp = Sandpool(LoadedConfig.load([sys.argv[1]], {}).resolved)
 result = sp.run("performance", ["true"], image="builtin:busybox")
 print(result.exit_code, flush=True)

@@ -61,12 +61,18 @@ class RunFiles:
     pid_file: Path
     log_file: Path
 
+    @property
+    def panic_log(self) -> Path:
+        """Where gVisor's sandbox and gofer write a panic (``--panic-log``)."""
+        return self.log_file.with_name("runtime-panic.log")
+
 
 class ContainerRuntime(ABC):
     """One OCI runtime binary with its global flags bound."""
 
     name: str
     capabilities: frozenset[Capability]
+    init: str | None = None  # a host init binary run as the container's PID 1 (runc: tini)
 
     def __init__(self, binary: str, root: Path, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.binary = binary
@@ -88,6 +94,10 @@ class ContainerRuntime(ABC):
 
     def run_args(self, spec: dict[str, Any]) -> list[str]:
         """Extra global flags for the ``run`` of one container (e.g. nvproxy for GPU specs)."""
+        return []
+
+    def log_args(self, files: RunFiles) -> list[str]:
+        """Extra logging flags for ``run`` (gVisor: where its sandbox writes a panic)."""
         return []
 
     def argv(self, verb: str, *args: str, extra_global: list[str] | None = None) -> list[str]:
@@ -112,7 +122,8 @@ class ContainerRuntime(ABC):
         stderr: FileArg = None,
     ) -> subprocess.Popen[bytes]:
         """Start ``runtime run`` in the foreground, in its own process group."""
-        log = ["--log", str(files.log_file), "--log-format", "json", *self.run_args(spec)]
+        log = [*self.log_args(files), "--log", str(files.log_file), "--log-format", "json",
+               *self.run_args(spec)]  # fmt: skip
         argv = self.argv(
             "run",
             "--bundle",

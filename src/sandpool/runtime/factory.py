@@ -11,6 +11,7 @@ from sandpool.config.resolved import ResolvedConfig, ResolvedPool
 from sandpool.errors import RuntimeNotAvailable
 from sandpool.runtime.base import ContainerRuntime
 from sandpool.runtime.gvisor import GvisorRuntime
+from sandpool.runtime.init import find_init
 from sandpool.runtime.probe import check_platform, default_platform, probe_runsc
 from sandpool.runtime.runc import RuncRuntime
 
@@ -51,7 +52,20 @@ def _gvisor(pool: ResolvedPool, config: ResolvedConfig) -> GvisorRuntime:
             "pool %s: gvisorPlatform unset, using %s (runsc %s)", pool.name, platform, info.version
         )
     check_platform(info, platform)
-    return GvisorRuntime(info, Path(pool.gvisor_root), platform, extra_args=pool.gvisor_extra_args)
+    return GvisorRuntime(info, Path(pool.gvisor_root), platform,
+                         extra_args=pool.gvisor_extra_args, init=_init("gvisor"))  # fmt: skip
+
+
+def _init(runtime: str) -> str:
+    """The init every container gets as PID 1 (``runtime.init``)."""
+    init = find_init()
+    if init is None:
+        raise RuntimeNotAvailable(
+            f"failed to create {runtime} runtime: no init for its containers "
+            "(tini-static not found)",
+            hint="install the tini package (./setup.sh does)",
+        )
+    return init
 
 
 def create_runtime(pool: ResolvedPool, config: ResolvedConfig) -> ContainerRuntime:
@@ -61,4 +75,4 @@ def create_runtime(pool: ResolvedPool, config: ResolvedConfig) -> ContainerRunti
     binary = find_binary(config.runc_path)
     if binary is None:
         raise _missing("runc", config.runc_path, "runcPath")
-    return RuncRuntime(binary, runc_root(config))
+    return RuncRuntime(binary, runc_root(config), init=_init("runc"))

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from sandpool.errors import OperationNotSupported
-from sandpool.runtime.base import Capability, ContainerRuntime
+from sandpool.runtime.base import Capability, ContainerRuntime, RunFiles
+from sandpool.runtime.init import with_init
 from sandpool.runtime.probe import RunscInfo
 
 __all__ = ["GvisorRuntime", "forget_state", "spec_requests_gpu", "state_files"]
@@ -58,8 +59,10 @@ class GvisorRuntime(ContainerRuntime):
         *,
         extra_args: tuple[str, ...] = (),
         timeout: float = 30.0,
+        init: str | None = None,
     ) -> None:
         super().__init__(info.binary, root, timeout=timeout)
+        self.init = init
         self.info = info
         self._platform = platform
         self.extra_args = tuple(extra_args)
@@ -85,13 +88,18 @@ class GvisorRuntime(ContainerRuntime):
         ]
 
     def prepare(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """Drop what gVisor enforces itself or cannot honour: seccomp and device rules."""
+        """Drop what gVisor enforces itself or cannot honour: seccomp and device rules; with
+        ``init``, run the command under it (``runtime.init``)."""
         out = copy.deepcopy(spec)
         linux = out.setdefault("linux", {})
         linux.pop("seccomp", None)
         linux.pop("devices", None)
         linux.get("resources", {}).pop("devices", None)
-        return out
+        return with_init(out, self.init) if self.init else out
+
+    def log_args(self, files: RunFiles) -> list[str]:
+        """``--panic-log``: a Sentry panic is written nowhere else (not to ``--log``)."""
+        return [f"--panic-log={files.panic_log}"]
 
     def has_state(self, container_id: str) -> bool:
         """Whether runsc has a state or lock file for this container."""

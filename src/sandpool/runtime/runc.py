@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sandpool.runtime.base import Capability, ContainerRuntime
+from sandpool.runtime.init import with_init
 
 __all__ = ["RuncRuntime"]
 
@@ -17,8 +18,10 @@ class RuncRuntime(ContainerRuntime):
 
     name = "runc"
 
-    def __init__(self, binary: str, root: Path, *, timeout: float = 30.0) -> None:
+    def __init__(self, binary: str, root: Path, *, timeout: float = 30.0,
+                 init: str | None = None) -> None:  # fmt: skip
         super().__init__(binary, root, timeout=timeout)
+        self.init = init
         caps = {Capability.GPU_PASSTHROUGH, Capability.OOM_EVENTS, Capability.EXEC}
         if shutil.which("criu"):
             caps.add(Capability.CHECKPOINT_RESTORE)
@@ -29,8 +32,14 @@ class RuncRuntime(ContainerRuntime):
         return ["--root", str(self.root)]
 
     def prepare(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """runc takes the spec as built (seccomp and device rules are enforced by runc)."""
-        return copy.deepcopy(spec)
+        """The spec as built (runc enforces its seccomp and device rules), plus a cgroup
+        namespace (``/proc/self/cgroup`` shows ``/``, not the host's cgroup path) and, with
+        ``init``, that init as PID 1 (see ``with_init``)."""
+        out = copy.deepcopy(spec)
+        namespaces = out.setdefault("linux", {}).setdefault("namespaces", [])
+        if not any(ns.get("type") == "cgroup" for ns in namespaces):
+            namespaces.append({"type": "cgroup"})
+        return with_init(out, self.init) if self.init else out
 
     def checkpoint(self, container_id: str, image_dir: Path) -> None:
         """``runc checkpoint --image-path DIR ID`` (needs CRIU)."""

@@ -30,6 +30,13 @@ from sandpool.runtime.spec import ContainerSpec, build_spec
 from sandpool.worker.cgroups import ContainerCgroup, open_cgroup, parse_size
 from sandpool.worker.disk import DiskSlots, WritableDisk, request_size
 from sandpool.worker.gpus import DEV_DIR, GpuLease, acquire_gpus
+from sandpool.worker.limits import (
+    check_limits,
+    check_workdir,
+    host_pids,
+    with_cgroup_pids,
+    with_guest_pids,
+)
 from sandpool.worker.overlay import mount_overlay
 from sandpool.worker.pump import copy_to_fd, is_regular_file
 from sandpool.worker.records import (
@@ -40,26 +47,28 @@ from sandpool.worker.records import (
 )
 from sandpool.worker.recovery import release_host_resources
 from sandpool.worker.request import (
-    EXIT_NOT_EXECUTABLE,
-    EXIT_NOT_FOUND,
     EXIT_OOM,
+    EXIT_RUNTIME_FAILED,
     EXIT_TIMEOUT,
     ImageLike,
     RunRequest,
     RunResult,
 )
 from sandpool.worker.slots import CgroupSlots
+from sandpool.worker.start_errors import (
+    StartContext,
+    explain_death,
+    first_error,
+    sandbox_death,
+    start_failure,
+)
 from sandpool.worker.users import resolve_user
 
 __all__ = ["EXIT_KILLED", "ContainerRun", "Stdio", "new_container_id"]
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
-# Under gVisor the host cgroup also holds the Sentry's and gofer's threads: give them room
-# on top of the pids limit asked for (user processes still map to host processes).
-GVISOR_PIDS_HEADROOM = 128
 EXIT_KILLED = 128 + int(signal.SIGKILL)
-_NOT_FOUND_MARKERS = ("executable file not found", "error finding executable", "no such file")
 
 
 def new_container_id() -> str:
@@ -163,7 +172,7 @@ class ContainerRun:
             rootfs=rootfs,
             cgroups_path=self.cgroup.runtime_path,
             env=(*image.env, *req.env),
-            cwd=req.workdir or image.working_dir or "/",
+            cwd=self._cwd()[0],
             uid=uid,
             gid=gid,
             cpu=req.cpu or self.pool.cpu,
@@ -185,27 +194,49 @@ class ContainerRun:
             command=self._command(), image=self.image.reference,
         )  # fmt: skip
 
-    def prepare(self) -> dict[str, Any]:
-        """Create the container's directory, record, overlay, cgroup and bundle."""
+    def _cwd(self) -> tuple[str, str]:
+        """The working directory, and where it comes from (for messages)."""
+        if self.request.workdir:
+            return self.request.workdir, "--workdir"
+        return self.image.working_dir or "/", "the image's WorkingDir"
+
+    def _check(self) -> int:
+        """Refuse, before anything is created, what cannot start; the memory limit."""
         if not self._command():
             raise ContainerStartFailed("no command given and the image has no Entrypoint/Cmd",
                                        hint="pass a command after --")  # fmt: skip
+        memory_text = self.request.memory or self.pool.memory
+        memory = parse_size(memory_text)
+        check_limits(self.runtime.name, memory, memory_text, self._pids)
+        check_workdir(*self._cwd(), rootfs=Path(self.image.rootfs))
+        return memory
+
+    def prepare(self) -> dict[str, Any]:
+        """Create the container's directory, record, overlay, cgroup and bundle."""
+        memory = self._check()
         self.dir.mkdir(parents=True)
         self._record().save(self.dir)
         self.disk = self._disks.take(request_size("disk", self.request.disk or self.pool.disk))
         self.disk.attach(self.dir)
         rootfs = mount_overlay(Path(self.image.rootfs), self.dir)
-        memory = parse_size(self.request.memory or self.pool.memory)
-        pids = self.request.pids or self.pool.pids
-        if Capability.USERSPACE_KERNEL in self.runtime.capabilities:
-            pids += GVISOR_PIDS_HEADROOM
-        self.cgroup.create(memory, pids)
+        has_init = self.runtime.init is not None
+        self.cgroup.create(memory, host_pids(self._gvisor, self._pids, has_init))
         self.gpus = acquire_gpus(self.request.gpus, self._state_dir,
                                  sharing=self.pool.gpu_sharing,
                                  dev_dir=self._gpu_dev_dir)  # fmt: skip
         spec = self._spec(rootfs)
+        guest_pids = self._pids + int(has_init)
+        spec = (with_guest_pids if self._gvisor else with_cgroup_pids)(spec, guest_pids)
         (self.dir / "config.json").write_text(json.dumps(spec))
         return spec
+
+    @property
+    def _pids(self) -> int:
+        return self.request.pids or self.pool.pids
+
+    @property
+    def _gvisor(self) -> bool:
+        return Capability.USERSPACE_KERNEL in self.runtime.capabilities
 
     # ---- running ----------------------------------------------------------------------------
 
@@ -295,36 +326,44 @@ class ContainerRun:
 
     def _runtime_error(self) -> str | None:
         """The runtime's own error (from its JSON log), if it logged one."""
-        with contextlib.suppress(OSError):
-            for line in reversed(self.files.log_file.read_text().splitlines()):
-                with contextlib.suppress(ValueError):
-                    entry = json.loads(line)
-                    if entry.get("level") in ("error", "fatal"):
-                        return str(entry.get("msg", "")).strip()
-        return None
+        return first_error(self.files.log_file)
+
+    def _sandbox_death(self, status: int) -> str | None:
+        """The Sentry's or gofer's panic, if the sandbox died (gVisor; nothing for runc)."""
+        return sandbox_death(self.files.panic_log) if status != 0 else None
 
     def _classify(self, status: int) -> None:
         result = self.result
         result.exit_code = 128 - status if status < 0 else status
-        if self.cgroup.oom_killed():
+        if self.cgroup.oom_killed() and not self._started.is_set():
+            self._start_failure(status, oom=True)
+        elif self.cgroup.oom_killed():
             result.oom_killed, result.exit_code = True, EXIT_OOM
         elif result.timed_out:
             result.exit_code = EXIT_TIMEOUT
         elif self._kill_requested():
             result.exit_code = EXIT_KILLED  # whether it had started or not
-        elif not self._started.is_set() or (status != 0 and self._runtime_error()):
+        elif not self._started.is_set():
+            self._start_failure(status)
+        elif death := self._sandbox_death(status):
+            result.exit_code = EXIT_RUNTIME_FAILED
+            result.error = explain_death(death, self._start_context())
+        elif status != 0 and self._runtime_error():
             self._start_failure(status)
 
-    def _start_failure(self, status: int) -> None:
-        message = self._runtime_error() or f"{self.runtime.name} exited {status} before start"
+    def _start_context(self) -> StartContext:
+        memory = self.request.memory or self.pool.memory
+        host = host_pids(self._gvisor, self._pids, self.runtime.init is not None)
+        return StartContext(self.runtime.name, memory, self._pids, self._cwd()[0], host)
+
+    def _start_failure(self, status: int, *, oom: bool = False) -> None:
+        message = (self._runtime_error() or self._sandbox_death(status)
+                   or f"{self.runtime.name} exited {status} before start")  # fmt: skip
         self.result.error = message
-        lowered = message.lower()
-        if any(marker in lowered for marker in _NOT_FOUND_MARKERS):
-            self.result.exit_code = EXIT_NOT_FOUND
-        elif "permission denied" in lowered:
-            self.result.exit_code = EXIT_NOT_EXECUTABLE
-        else:
-            raise ContainerStartFailed(f"container {self.id} could not start: {message}")
+        code, line = start_failure(message, self._start_context(), oom=oom)
+        if code is None:
+            raise ContainerStartFailed(f"container {self.id} could not start: {line}")
+        self.result.exit_code = code
 
     def _output_targets(
         self, stdio: Stdio, captured: CapturedOutput | None
@@ -359,6 +398,9 @@ class ContainerRun:
             watcher.start()
             try:
                 status = self._wait(proc)
+            except BaseException:  # SIGINT/SIGTERM of the caller: stop it now, not after
+                self._force_stop(proc)  # `delete --force` waited for gVisor's run to end
+                raise
             finally:
                 self._exited.set()
                 self.cgroup.interrupt()

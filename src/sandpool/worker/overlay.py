@@ -30,11 +30,19 @@ def mount_overlay(lower: Path, container_dir: Path) -> Path:
     upper, work, merged = (container_dir / n for n in ("upper", "work", "rootfs"))
     for d in (upper, work, merged):
         d.mkdir(parents=True, exist_ok=True)
-    options = f"lowerdir={lower},upperdir={upper},workdir={work}"
-    _check(
-        _libc.mount(b"overlay", str(merged).encode(), b"overlay", 0, options.encode()),
-        f"mount overlay at {merged}",
-    )
+    # The layers are named by /proc/self/fd/N, not their paths: the options are what the
+    # container's /proc/self/mountinfo shows, and must reveal nothing of the host's layout.
+    fds = [os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for d in (lower, upper, work)]
+    try:
+        options = "lowerdir=/proc/self/fd/{},upperdir=/proc/self/fd/{},workdir=/proc/self/fd/{}"
+        _check(
+            _libc.mount(b"overlay", str(merged).encode(), b"overlay", 0,
+                        options.format(*fds).encode()),
+            f"mount overlay at {merged}",
+        )  # fmt: skip
+    finally:
+        for fd in fds:
+            os.close(fd)
     return merged
 
 

@@ -12,6 +12,7 @@ __all__ = [
     "EXIT_NOT_EXECUTABLE",
     "EXIT_NOT_FOUND",
     "EXIT_OOM",
+    "EXIT_RUNTIME_FAILED",
     "EXIT_TIMEOUT",
     "ImageLike",
     "RunRequest",
@@ -22,6 +23,9 @@ EXIT_TIMEOUT = 124
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
 EXIT_OOM = 137
+# The container started but its runtime failed under it (a gVisor Sentry panic): the same
+# status as "could not start", since the command's own status is lost.
+EXIT_RUNTIME_FAILED = 125
 
 
 class ImageLike(Protocol):

@@ -183,10 +183,15 @@ def visible_processes() -> set[str]:
 
 def proc_files() -> dict[str, Result]:
     """Host files through /proc: pid 1's root, inherited fds, masked and read-only paths."""
-    root, mine = os.stat("/proc/1/root/"), os.stat("/")
+    mine = os.stat("/")
+
+    def pid1_root_is_own_root() -> bool:
+        root = os.stat("/proc/1/root/")
+        return (root.st_dev, root.st_ino) == (mine.st_dev, mine.st_ino)
+
     open_fds = [fd for fd in range(1024) if outcome(functools.partial(os.fstat, fd)) == "ok"]
     return {
-        "pid1_root_is_own_root": (root.st_dev, root.st_ino) == (mine.st_dev, mine.st_ino),
+        "pid1_root_is_own_root": fact(pid1_root_is_own_root),
         "pid1_is_own": Path("/proc/1/cmdline").read_bytes().split(b"\0")[0],
         "open_fds": open_fds,
         "fd_targets": [os.readlink(f"/proc/self/fd/{fd}") for fd in open_fds],

@@ -60,11 +60,13 @@ EXPECTED: dict[str, tuple[Any, Any]] = {
     "ptrace_attach_sibling": ("EPERM", "EPERM"),
     "ptrace_attach_child": ("EPERM", "ok"),
     "process_vm_readv_child": ("EPERM", "ENOSYS"),
-    "visible_processes": (["python3"], ["python3"]),  # no host process is visible
+    # no host process is visible: only the container's init (tini) and the probe
+    "visible_processes": (["init", "python3"], ["init", "python3"]),
     # Host files through /proc: pid 1's root is the container's root; only stdio is inherited
     # (pipes under runc, the host fds runsc donates for stdio under gVisor)
-    "pid1_root_is_own_root": (True, True),
-    "pid1_is_own": ("python3", "python3"),
+    # pid 1 is the container's own init; gVisor refuses another process's root link outright
+    "pid1_root_is_own_root": (True, "EACCES"),
+    "pid1_is_own": ("/dev/init", "/dev/init"),
     "open_fds": ([0, 1, 2], [0, 1, 2]),
     "kcore_bytes": (HOST_KCORE, "ENOENT"),
     "write_core_pattern": ("EROFS", "ENOENT"),
@@ -137,7 +139,8 @@ DANGEROUS_CAPS = {"CAP_DAC_READ_SEARCH": 2, "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 
                   "CAP_SYS_ADMIN": 21, "CAP_SYS_BOOT": 22, "CAP_SYS_TIME": 25, "CAP_MKNOD": 27,
                   "CAP_PERFMON": 38, "CAP_BPF": 39}  # fmt: skip
 DEV_ENTRIES = {"fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin",
-               "stdout", "tty", "urandom", "zero"}  # fmt: skip
+               "stdout", "tty", "urandom", "zero",
+               "init"}  # fmt: skip  # the container's init (tini), bind-mounted read-only
 EXTRA_DEV = {"runc": {"mqueue"}, "gvisor": {"fuse", "net"}}  # gVisor: its own fuse and tun
 
 

@@ -100,3 +100,18 @@ def test_a_file_that_is_not_executable_counts_as_missing(tmp_path: Path) -> None
     runsc.path.chmod(0o644)
     with pytest.raises(RuntimeNotAvailable, match="runsc not found at"):
         create_runtime(POOL, _config(tmp_path, runsc=str(runsc.path)))
+
+
+@pytest.mark.parametrize("runtime", ["runc", "gvisor"])
+def test_every_runtime_gets_tini_as_its_containers_init(
+    tmp_path: Path, runtime: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runc, runsc = write_stand_in(tmp_path, "runc"), write_stand_in(tmp_path)
+    config = _config(tmp_path, runc=str(runc.path), runsc=str(runsc.path))
+    pool = replace(POOL, container_runtime=runtime, gvisor_platform="ptrace")
+    monkeypatch.setattr("sandpool.runtime.factory.find_init", lambda: "/usr/bin/tini-static")
+    assert create_runtime(pool, config).init == "/usr/bin/tini-static"
+    monkeypatch.setattr("sandpool.runtime.factory.find_init", lambda: None)
+    with pytest.raises(RuntimeNotAvailable, match=f"failed to create {runtime} runtime: no init "
+                       r"for its containers \(tini-static not found\)"):  # fmt: skip
+        create_runtime(pool, config)

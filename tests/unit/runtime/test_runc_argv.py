@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sandpool.runtime.base import Capability, RunFiles
+from sandpool.runtime.init import INIT_PATH
 from sandpool.runtime.runc import RuncRuntime
 from sandpool.runtime.spec import ContainerSpec, build_spec
 from tests.unit.runtime.stand_in import verb_index, write_stand_in
@@ -44,7 +45,11 @@ def test_prepare_keeps_the_spec_as_built_and_copies_it(tmp_path: Path) -> None:
     runtime = RuncRuntime("/nonexistent/runc", tmp_path)
     spec = _spec(tmp_path)
     prepared = runtime.prepare(spec)
-    assert prepared == spec
+    namespaces = prepared["linux"]["namespaces"]  # type: ignore[index]
+    assert namespaces[-1] == {"type": "cgroup"}  # the container's cgroup is its root
+    expected = copy.deepcopy(spec)
+    expected["linux"]["namespaces"] = namespaces  # type: ignore[index]
+    assert prepared == expected
     assert prepared is not spec
     before = copy.deepcopy(spec)
     prepared["linux"]["resources"].pop("devices")  # type: ignore[index, union-attr]
@@ -59,3 +64,11 @@ def test_checkpoint_argv(tmp_path: Path) -> None:
     runtime.checkpoint("sp-1", tmp_path / "img")
     assert stand_in.calls()[-1] == ["--root", str(tmp_path / "state"), "checkpoint",
                                     "--image-path", str(tmp_path / "img"), "sp-1"]  # fmt: skip
+
+
+def test_prepare_with_an_init_runs_the_command_under_it(tmp_path: Path) -> None:
+    runtime = RuncRuntime("/nonexistent/runc", tmp_path, init="/usr/bin/tini-static")
+    prepared = runtime.prepare(_spec(tmp_path))
+    assert prepared["process"]["args"] == [INIT_PATH, "--", "true"]  # type: ignore[index]
+    [mount] = [m for m in prepared["mounts"] if m["destination"] == INIT_PATH]  # type: ignore[union-attr]
+    assert mount["source"] == "/usr/bin/tini-static" and "ro" in mount["options"]

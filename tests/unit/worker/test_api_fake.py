@@ -31,6 +31,7 @@ from sandpool.runtime.fake import FakeRuntime
 from sandpool.worker import container, disk, slots
 from sandpool.worker.cgroups import CgroupV2
 from sandpool.worker.container import ContainerRun, Stdio
+from sandpool.worker.limits import RUNC_START_PIDS
 from sandpool.worker.records import ContainerRecord
 from sandpool.worker.request import RunRequest, RunResult
 
@@ -309,9 +310,11 @@ def test_record_limits_and_spec_while_running(harness: Harness) -> None:
     assert record.owner_alive()
     cgroup = harness.cgroup(record)
     assert (cgroup / "memory.max").read_text() == str(32 << 20)
-    assert (cgroup / "pids.max").read_text() == "8"
+    # the parent has room for the runtime's start; the exact limit is the runtime's to set
+    assert (cgroup / "pids.max").read_text() == str(8 + RUNC_START_PIDS)
     spec_file = harness.tmp / "state" / "containers" / record.id / "config.json"
     spec = json.loads(spec_file.read_text())
+    assert spec["linux"]["resources"]["pids"] == {"limit": 8}
     assert spec["process"]["cwd"] == "/tmp"
     assert "GREETING=hi" in spec["process"]["env"] and "LANG=C.UTF-8" in spec["process"]["env"]
     assert spec["linux"]["cgroupsPath"] == f"/{record.cgroup_parent}/ctr"
@@ -330,7 +333,7 @@ def test_pool_defaults_apply_when_the_request_has_none(harness: Harness) -> None
     container_id = record.id
     cgroup = harness.cgroup(record)
     assert (cgroup / "memory.max").read_text() == str(48 << 20)
-    assert (cgroup / "pids.max").read_text() == "5"
+    assert (cgroup / "pids.max").read_text() == str(5 + RUNC_START_PIDS)
     harness.runtime.kill(container_id)
     thread.join(timeout=15)
 
