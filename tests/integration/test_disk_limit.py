@@ -50,3 +50,13 @@ def test_a_bad_disk_size_is_a_start_failure(sp: Sandpool, no_leaks: Sandbox) -> 
 
     with pytest.raises(ContainerStartFailed, match="disk: expected a size of at least 1Mi"):
         sp.run("performance", ["true"], image=BUSYBOX, disk="10k")
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_a_non_root_user_can_traverse_the_root(sp: Sandpool, no_leaks: Sandbox, pool: str) -> None:
+    """The container's / takes its mode from the upper layer's root on the disk: it was made
+    0700, so a non-root user (behind the init, which drops privileges before it execs) could
+    not reach any file."""
+    script = "stat -c %a /; su -s /bin/sh nobody -c 'ls /bin/sh' 2>&1 || true"
+    result = sp.run(pool, ["sh", "-c", script], image="builtin:default")
+    assert (result.stdout or b"").decode().split() == ["755", "/bin/sh"], result.stderr

@@ -30,6 +30,10 @@ def mount_overlay(lower: Path, container_dir: Path) -> Path:
     upper, work, merged = (container_dir / n for n in ("upper", "work", "rootfs"))
     for d in (upper, work, merged):
         d.mkdir(parents=True, exist_ok=True)
+    # The container's / takes its mode from the upper layer's root: 0755, as Docker gives it
+    # (unpacked and built images' roots are often 0700), or a non-root user inside could not
+    # traverse /. Host users cannot reach it: the directories above it are 0700.
+    os.chmod(upper, 0o755)
     # The layers are named by /proc/self/fd/N, not their paths: the options are what the
     # container's /proc/self/mountinfo shows, and must reveal nothing of the host's layout.
     fds = [os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for d in (lower, upper, work)]
