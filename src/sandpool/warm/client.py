@@ -54,6 +54,10 @@ def _send_request(sock: socket.socket, args: list[str], environ: Mapping[str, st
     if len(message) > MAX_MESSAGE:
         return False
     try:
+        # One message must fit the send buffer (net.core.wmem_default, 208 KiB by default):
+        # ask for MAX_MESSAGE; the kernel caps it at net.core.wmem_max (x2), and a message
+        # still too large fails with EMSGSIZE below (the run then goes in-process).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, MAX_MESSAGE)
         socket.send_fds(sock, [message], [0, 1, 2])
     except OSError:  # a closed std fd, or a message over the socket's limit
         return False
