@@ -20,6 +20,7 @@ import os
 import socket
 import stat
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import TextIO
@@ -37,6 +38,7 @@ from sandpool.worker.container import EXIT_KILLED, ContainerRun
 __all__ = ["WarmServer"]
 
 log = logging.getLogger(__name__)
+EVICT_EVERY_S = 1.0  # how often idle configurations are looked for
 
 
 class ClientRun:
@@ -133,11 +135,14 @@ class WarmServer:
     def serve(self) -> None:
         """Accept connections until ``stop()``; then wind down (see the module docstring)."""
         assert self._listener is not None, "bind() first"
+        next_eviction = 0.0
         while not self._stopping.is_set():
+            if time.monotonic() >= next_eviction:  # also under a steady stream of clients
+                next_eviction = time.monotonic() + EVICT_EVERY_S
+                self.pools.evict_idle()
             try:
                 conn, _ = self._listener.accept()
             except TimeoutError:
-                self.pools.evict_idle()
                 continue
             except OSError:
                 break
