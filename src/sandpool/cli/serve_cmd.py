@@ -9,6 +9,8 @@ from types import FrameType
 
 import click
 
+from sandpool.cli.options import Number
+from sandpool.config.quantities import TIMEOUT_RANGE
 from sandpool.errors import ServeError
 
 __all__ = ["serve"]
@@ -20,7 +22,7 @@ _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 @click.option("--socket", "path", default=None, metavar="PATH",
               help="Socket to listen on (default: $SANDPOOL_SOCKET, else "
                    "/run/sandpool/serve.sock).")  # fmt: skip
-@click.option("--idle-timeout", type=click.FloatRange(min=0.1), default=600.0,
+@click.option("--idle-timeout", type=Number(TIMEOUT_RANGE, "seconds"), default=600.0,
               show_default=True, metavar="SECONDS",
               help="Close a configuration's warm state (its warm cgroups) once no run has "
                    "used it for this long.")  # fmt: skip
