@@ -32,6 +32,7 @@ from sandpool.runtime.spec import BindMount
 from sandpool.worker.container import START_TIMEOUT, ContainerRun, Stdio
 from sandpool.worker.disk import DiskSlots
 from sandpool.worker.gpus import DEV_DIR
+from sandpool.worker.ownership import owner_tag
 from sandpool.worker.records import ContainerRecord, load_records
 from sandpool.worker.recovery import collect_garbage, stop_container
 from sandpool.worker.request import RunRequest, RunResult
@@ -65,7 +66,7 @@ class Sandpool:
         self._runtimes: dict[str, ContainerRuntime] = {}
         self._gates: dict[str, threading.BoundedSemaphore] = {}
         warm = max((start_concurrency(p) for p in config.pools.values()), default=0)
-        self._cgroup_slots = CgroupSlots(config.cgroup_parent, warm)
+        self._cgroup_slots = CgroupSlots(config.cgroup_parent, warm, owner_tag(self.state_dir))
         self._disk_slots = DiskSlots(self.state_dir, warm)
 
     @classmethod
@@ -136,18 +137,30 @@ class Sandpool:
                 released.set()
                 gate.release()
 
-        container = ContainerRun(self.config.pool(pool), runtime, image, request,
-                                 state_dir=self.state_dir, cgroup_parent=self.config.cgroup_parent,
-                                 start_timeout=self.start_timeout,
-                                 cgroup_slots=self._cgroup_slots,
-                                 disk_slots=self._disk_slots,
-                                 gpu_dev_dir=self.gpu_dev_dir)  # fmt: skip
-        if on_container is not None:
-            on_container(container)
-        try:
+        try:  # whatever raises from here on, the permit goes back
+            container = ContainerRun(self.config.pool(pool), runtime, image, request,
+                                     state_dir=self.state_dir,
+                                     cgroup_parent=self.config.cgroup_parent,
+                                     start_timeout=self.start_timeout,
+                                     cgroup_slots=self._cgroup_slots,
+                                     disk_slots=self._disk_slots,
+                                     gpu_dev_dir=self.gpu_dev_dir)  # fmt: skip
+            self._announce(container, on_container)
             return container.run(stdio, on_started=release)
         finally:
             release()
+
+    def _announce(self, container: ContainerRun,
+                  on_container: Callable[[ContainerRun], None] | None) -> None:  # fmt: skip
+        """Hand ``container`` to ``on_container``; if that raises, its cgroup slot goes back
+        (``run`` would have done it, but it will not be called)."""
+        if on_container is None:
+            return
+        try:
+            on_container(container)
+        except BaseException:
+            self._cgroup_slots.give_back(container.cgroup)
+            raise
 
     def ps(self) -> list[ContainerRecord]:
         """The containers sandpool is running now (from every process sharing the state dir)."""

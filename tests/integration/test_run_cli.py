@@ -50,10 +50,10 @@ class Cli:
 class Server:
     """A ``sandpool serve`` process on a socket of its own, its log in a file."""
 
-    def __init__(self, socket: Path, log: Path) -> None:
+    def __init__(self, socket: Path, log: Path, *options: str) -> None:
         self.socket, self.log = socket, log
         with log.open("w") as out:
-            argv = [SANDPOOL, "serve", "--socket", str(socket)]
+            argv = [SANDPOOL, "serve", "--socket", str(socket), *options]
             self.proc = subprocess.Popen(argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while not socket.exists():
@@ -185,7 +185,9 @@ def test_output_streams_before_the_command_ends(cli: Cli, no_leaks: Sandbox, poo
     assert ended_at - first_at > 2, "the first line only arrived at the end"
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(
+    ("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)]
+)
 @pytest.mark.parametrize("pool", POOLS)
 def test_signal_stops_container_and_cleans_up(
     cli: Cli, no_leaks: Sandbox, pool: str, sig: signal.Signals, code: int
@@ -417,3 +419,26 @@ def test_second_server_on_the_same_socket_is_refused(served: tuple[Cli, Server])
     assert second.returncode == 125
     assert f"another `sandpool serve` already listens on {server.socket}" in second.stderr
     assert server.socket.exists() and server.proc.poll() is None
+
+
+def test_an_idle_configuration_is_closed_after_the_idle_timeout(
+    sandbox: Sandbox, no_leaks: Sandbox, tmp_path: Path
+) -> None:
+    """``serve --idle-timeout``: the warm state of a configuration no run uses any more (its
+    Sandpool, with its warm cgroup slots) is closed; the next run loads it again."""
+    server = Server(tmp_path / "serve.sock", tmp_path / "serve.log", "--idle-timeout", "2")
+    cli = Cli(sandbox, "served", server.socket)
+    try:
+        for _ in range(2):
+            done = cli.run("run", "--pool", "performance", "--", "true")
+            assert done.returncode == 0, done.stderr
+            slots = list(Path("/sys/fs/cgroup/memory").glob(
+                f"{sandbox.cgroup_parent}/slot-{server.proc.pid}-*"))  # fmt: skip
+            assert slots, "the server keeps the finished run's slot warm"
+            deadline = time.monotonic() + 30
+            while any(slot.exists() for slot in slots):
+                assert time.monotonic() < deadline, "the idle configuration was not closed"
+                time.sleep(0.1)
+        assert server.log.read_text().count("closed the idle configuration") == 2
+    finally:
+        assert server.stop() == 0

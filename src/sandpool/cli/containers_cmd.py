@@ -31,10 +31,10 @@ def ps(config_files: tuple[str, ...], as_json: bool) -> None:
                  "ownerAlive": r.owner_alive()} for r in records]  # fmt: skip
         click.echo(json.dumps(rows))
         return
-    click.echo(f"{'ID':<20} {'POOL':<14} {'RUNTIME':<8} {'AGE':>8}  COMMAND")
+    click.echo(f"{'ID':<28} {'POOL':<14} {'RUNTIME':<8} {'AGE':>8}  COMMAND")
     for r in records:
         age = f"{now - r.created:.1f}s"
-        click.echo(f"{r.id:<20} {r.pool:<14} {r.runtime:<8} {age:>8}  {' '.join(r.command)}")
+        click.echo(f"{r.id:<28} {r.pool:<14} {r.runtime:<8} {age:>8}  {' '.join(r.command)}")
 
 
 @click.command()

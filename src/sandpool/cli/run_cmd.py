@@ -28,12 +28,18 @@ if TYPE_CHECKING:  # imported when a run happens: `sandpool --help` does not pay
 
 __all__ = ["RunArgs", "execute", "os_error_line", "parse_run_args", "run", "stdin_fd"]
 
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
+# Signals that stop an in-process run: the container is stopped and removed, then the run
+# exits 128 + the signal (130 SIGINT, 129 SIGHUP: its terminal closed, 143 SIGTERM), as a
+# served run does.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
 
 
 class Terminated(Exception):
-    """SIGTERM arrived while a container ran."""
+    """A stop signal arrived while a container ran; ``signum`` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 class RunUsageError(click.UsageError):
@@ -90,8 +96,12 @@ def _env(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) ->
     return values
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise Terminated()
+def _on_stop_signal(signum: int, frame: FrameType | None) -> None:
+    """Unwind the run (its clean-up runs on the way out); a second signal (a closing terminal
+    sends HUP, then the shell TERM) is ignored so that it cannot cut that clean-up short."""
+    for other in STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    raise Terminated(signum)
 
 
 def stdin_fd(fd: int) -> int | None:
@@ -162,7 +172,8 @@ def run(**params: Any) -> None:
     from sandpool.worker.recovery import reconcile_dead_owners
 
     args = RunArgs(**params)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _on_stop_signal)
     streams = Streams(stdin_fd(0), 1, 2, sys.stdout, sys.stderr)
     sp: Sandpool | None = None
     try:
@@ -175,10 +186,8 @@ def run(**params: Any) -> None:
     except OSError as error:  # before the run: reconciling the state dir
         click.echo(os_error_line(error, sp.config.state_dir if sp else None), err=True)
         sys.exit(EXIT_CANNOT_START)
-    except KeyboardInterrupt:
-        sys.exit(EXIT_SIGINT)
-    except Terminated:
-        sys.exit(EXIT_SIGTERM)
+    except Terminated as stop:
+        sys.exit(128 + stop.signum)
     sys.exit(code)
 
 

@@ -9,6 +9,8 @@ from types import FrameType
 
 import click
 
+from sandpool.cli.options import Number
+from sandpool.config.quantities import TIMEOUT_RANGE
 from sandpool.errors import ServeError
 
 __all__ = ["serve"]
@@ -20,12 +22,17 @@ _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 @click.option("--socket", "path", default=None, metavar="PATH",
               help="Socket to listen on (default: $SANDPOOL_SOCKET, else "
                    "/run/sandpool/serve.sock).")  # fmt: skip
-def serve(path: str | None) -> None:
+@click.option("--idle-timeout", type=Number(TIMEOUT_RANGE, "seconds"), default=600.0,
+              show_default=True, metavar="SECONDS",
+              help="Close a configuration's warm state (its warm cgroups) once no run has "
+                   "used it for this long.")  # fmt: skip
+def serve(path: str | None, idle_timeout: float) -> None:
     """Run `sandpool run` command lines handed over a unix socket, until SIGTERM/INT/HUP.
 
     `sandpool run` uses this server when it listens (same behaviour, without Python's start-up,
     imports and config loading), and runs in its own process otherwise. Containers of a
     stopping server are killed; its clients exit 137."""
+    from sandpool.hostdirs import runtime_dir
     from sandpool.warm.protocol import SOCKET_ENV, socket_path
     from sandpool.warm.server import WarmServer
 
@@ -34,7 +41,8 @@ def serve(path: str | None) -> None:
     if path is None:
         raise ServeError("no runtime directory for the socket",
                          hint=f"pass --socket or set ${SOCKET_ENV}")  # fmt: skip
-    server = WarmServer(path)
+    own_dir = os.path.dirname(os.path.abspath(path)) == runtime_dir(os.environ)
+    server = WarmServer(path, own_dir=own_dir, idle_timeout=idle_timeout)
     server.bind()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

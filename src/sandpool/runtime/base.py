@@ -12,7 +12,7 @@ import json
 import signal as signals
 import subprocess
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ class ContainerState:
     status: str
     pid: int
     bundle: str
+    annotations: dict[str, str] = field(default_factory=dict)  # the spec's, as listed
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ContainerState:
@@ -51,6 +52,7 @@ class ContainerState:
             status=str(data.get("status", "unknown")),
             pid=int(data.get("pid") or 0),
             bundle=str(data.get("bundle") or data.get("bundle_path") or ""),
+            annotations={str(k): str(v) for k, v in (data.get("annotations") or {}).items()},
         )
 
 

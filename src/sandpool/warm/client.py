@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["run_served"]
 
 EXIT_CANNOT_START = 125  # errors.EXIT_CANNOT_START; sandpool.errors is one import more
+FORWARDED = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)  # as run_cmd.STOP_SIGNALS
 _HELP = ("-h", "--help")
 
 
@@ -53,6 +54,10 @@ def _send_request(sock: socket.socket, args: list[str], environ: Mapping[str, st
     if len(message) > MAX_MESSAGE:
         return False
     try:
+        # One message must fit the send buffer (net.core.wmem_default, 208 KiB by default):
+        # ask for MAX_MESSAGE; the kernel caps it at net.core.wmem_max (x2), and a message
+        # still too large fails with EMSGSIZE below (the run then goes in-process).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, MAX_MESSAGE)
         socket.send_fds(sock, [message], [0, 1, 2])
     except OSError:  # a closed std fd, or a message over the socket's limit
         return False
@@ -60,8 +65,8 @@ def _send_request(sock: socket.socket, args: list[str], environ: Mapping[str, st
 
 
 def _forward_signals(sock: socket.socket) -> list[Any]:
-    """SIGINT/SIGTERM go to the server, which stops the container and answers with 130/143;
-    the handlers they replace are returned."""
+    """SIGINT/SIGHUP/SIGTERM go to the server, which stops the container and answers with
+    128 + the signal (130/129/143); the handlers they replace are returned."""
 
     def forward(signum: int, frame: FrameType | None) -> None:
         try:  # noqa: SIM105 - contextlib is one more import for every served run
@@ -69,7 +74,7 @@ def _forward_signals(sock: socket.socket) -> list[Any]:
         except OSError:
             pass
 
-    return [signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)]
+    return [signal.signal(signum, forward) for signum in FORWARDED]
 
 
 def _await_exit(sock: socket.socket) -> int:
@@ -99,5 +104,5 @@ def run_served(args: list[str], environ: Mapping[str, str] | None = None) -> int
         try:
             return _await_exit(sock)
         finally:
-            for signum, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=True):
+            for signum, handler in zip(FORWARDED, previous, strict=True):
                 signal.signal(signum, handler)

@@ -3,8 +3,9 @@
 A run here behaves as it would in the client's own process: the same click parsing and
 messages, the same ``Sandpool.run_request``, the configuration the client names (its ``-c``
 files relative to its directory, its ``SANDPOOL_*`` variables; one ``Sandpool`` is kept per
-configuration, keyed like the config cache), the container's stdio on the client's own fds.
-What the server saves is the client's start-up: imports, config loading, runtime checks.
+configuration, keyed like the config cache, and closed when idle: ``warm.pools``), the
+container's stdio on the client's own fds. What the server saves is the client's start-up:
+imports, config loading, runtime checks.
 
 Thread-safety and lifecycle: one thread per connection; ``stop()`` (from any thread) closes
 the socket, stops every running container (its client gets 137 and a line on its stderr),
@@ -17,6 +18,7 @@ import contextlib
 import logging
 import os
 import socket
+import stat
 import threading
 import time
 from collections.abc import Mapping
@@ -27,17 +29,16 @@ import click
 
 from sandpool.api import Sandpool
 from sandpool.cli.run_cmd import RunArgs, Streams, execute, parse_run_args, stdin_fd
-from sandpool.config.cache import cache_key, load_resolved
-from sandpool.config.paths import CONFIG_ENV_VAR, config_paths
+from sandpool.config.paths import CONFIG_ENV_VAR
 from sandpool.errors import EXIT_CANNOT_START, SandpoolError, ServeError
+from sandpool.warm.pools import DEFAULT_IDLE_TIMEOUT_S, WarmSandpools
 from sandpool.warm.protocol import MAX_MESSAGE, decode, encode, peer_uid, server_listens
 from sandpool.worker.container import EXIT_KILLED, ContainerRun
-from sandpool.worker.recovery import reconcile_dead_owners
 
 __all__ = ["WarmServer"]
 
 log = logging.getLogger(__name__)
-RECONCILE_EVERY_S = 10.0
+EVICT_EVERY_S = 1.0  # how often idle configurations are looked for
 
 
 class ClientRun:
@@ -86,30 +87,36 @@ class ClientRun:
 
 
 class WarmServer:
-    """Serves ``sandpool run`` requests on the unix socket at ``path``."""
+    """Serves ``sandpool run`` requests on the unix socket at ``path``.
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    ``own_dir``: the socket's directory is sandpool's own (the default runtime directory),
+    made 0700 even if something else created it first; another existing directory keeps its
+    mode (a new one is created 0700). ``idle_timeout``: seconds after which a configuration
+    no run used has its ``Sandpool`` closed.
+    """
+
+    def __init__(self, path: str, *, own_dir: bool = False,
+                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT_S) -> None:  # fmt: skip
+        self.path, self.own_dir = path, own_dir
         self._listener: socket.socket | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._runs: set[ClientRun] = set()
         self._threads: set[threading.Thread] = set()
-        self._pools: dict[str, Sandpool] = {}
-        self._reconciled: dict[str, float] = {}
+        self.pools = WarmSandpools(idle_timeout)
 
     # ---- socket ---------------------------------------------------------------------------
 
     def bind(self) -> None:
-        """Listen at ``path`` (0600, directory 0700); a stale socket file is replaced."""
+        """Listen at ``path`` (0600, directory 0700); only a stale socket file is replaced."""
+        _refuse_non_socket(self.path)
         if os.path.exists(self.path) and server_listens(self.path):
             raise ServeError(f"another `sandpool serve` already listens on {self.path}",
                              hint="stop it first, or pass --socket")  # fmt: skip
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         try:
-            os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)  # stale: nobody listens
+            _private_dir(os.path.dirname(self.path) or ".", self.own_dir)
+            _unlink_stale_socket(self.path)
             old_umask = os.umask(0o177)  # the socket is born 0600
             try:
                 listener.bind(self.path)
@@ -128,7 +135,11 @@ class WarmServer:
     def serve(self) -> None:
         """Accept connections until ``stop()``; then wind down (see the module docstring)."""
         assert self._listener is not None, "bind() first"
+        next_eviction = 0.0
         while not self._stopping.is_set():
+            if time.monotonic() >= next_eviction:  # also under a steady stream of clients
+                next_eviction = time.monotonic() + EVICT_EVERY_S
+                self.pools.evict_idle()
             try:
                 conn, _ = self._listener.accept()
             except TimeoutError:
@@ -158,10 +169,7 @@ class WarmServer:
             run.stop()
         for thread in threads:
             thread.join(timeout=60)
-        with self._lock:
-            pools = list(self._pools.values())
-        for sandpool in pools:
-            sandpool.close()  # removes its warm cgroups
+        self.pools.close()  # removes their warm cgroups
 
     # ---- one run ----------------------------------------------------------------------------
 
@@ -211,19 +219,25 @@ class WarmServer:
             streams = Streams(stdin_fd(fds[0]), fds[1], fds[2], out, err)
             try:
                 args, environ = self._arguments(request)
-                sandpool = self._sandpool(args.config_files, environ)
+                sandpool = self.pools.check_out(args.config_files, environ)
             except SandpoolError as error:
                 err.write(f"{type(error).__name__}: {error}\n")
                 return EXIT_CANNOT_START
             except click.UsageError as usage:
                 usage.show(file=err)
                 return EXIT_CANNOT_START
-            watcher = threading.Thread(target=run.watch_client, daemon=True)
-            watcher.start()
-            code = self._final_status(run, execute(args, sandpool, streams, run.attach), err)
-            container_id = run.container.id if run.container else "-"
-            log.info("run %s pool=%s exit=%d", container_id, args.pool, code)
-            return code
+            try:
+                return self._execute(run, args, sandpool, streams)
+            finally:
+                self.pools.check_in(sandpool)
+
+    def _execute(self, run: ClientRun, args: RunArgs, sandpool: Sandpool, streams: Streams) -> int:
+        watcher = threading.Thread(target=run.watch_client, daemon=True)
+        watcher.start()
+        code = self._final_status(run, execute(args, sandpool, streams, run.attach), streams.err)
+        container_id = run.container.id if run.container else "-"
+        log.info("run %s pool=%s exit=%d", container_id, args.pool, code)
+        return code
 
     @staticmethod
     def _final_status(run: ClientRun, code: int, err: TextIO) -> int:
@@ -247,17 +261,32 @@ class WarmServer:
         files = tuple(os.path.join(cwd, f) for f in args.config_files)
         return replace(args, config_files=files), environ
 
-    def _sandpool(self, files: tuple[str, ...], environ: Mapping[str, str]) -> Sandpool:
-        """The warm ``Sandpool`` of this configuration (loaded, and reconciled, when new)."""
-        key = cache_key(config_paths(files, environ), environ)
-        with self._lock:
-            sandpool = self._pools.get(key) if key else None
-        if sandpool is None:
-            sandpool = Sandpool(load_resolved(files, environ))
-            if key:
-                with self._lock:
-                    sandpool = self._pools.setdefault(key, sandpool)
-        if key and time.monotonic() - self._reconciled.get(key, 0.0) > RECONCILE_EVERY_S:
-            self._reconciled[key] = time.monotonic()
-            reconcile_dead_owners(sandpool.config)
-        return sandpool
+
+def _refuse_non_socket(path: str) -> None:
+    """Only a socket (a stale one) may be replaced at ``path``: never a file, link or dir."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # nothing there
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise ServeError(
+                f"{path} exists and is not a socket; refusing to replace it",
+                hint="pass --socket with another path, or remove that file yourself",
+            )
+
+
+def _unlink_stale_socket(path: str) -> None:
+    """Remove the socket nobody listens on at ``path`` (anything else stays, and bind fails)."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+
+
+def _private_dir(path: str, own: bool) -> None:
+    """Create the socket's directory 0700 (whatever the umask); make it 0700 if it is
+    sandpool's own directory and exists already (created by something else)."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if not own:
+            return
+    except FileNotFoundError:
+        os.makedirs(path, mode=0o700)
+    os.chmod(path, 0o700)

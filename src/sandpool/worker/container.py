@@ -17,7 +17,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from sandpool.worker.limits import (
     with_guest_pids,
 )
 from sandpool.worker.overlay import mount_overlay
+from sandpool.worker.ownership import STATE_DIR_ANNOTATION, new_container_id, state_dir_identity
 from sandpool.worker.pump import copy_to_fd, is_regular_file
 from sandpool.worker.records import (
     KILLED_FILE,
@@ -64,16 +64,11 @@ from sandpool.worker.start_errors import (
 )
 from sandpool.worker.users import resolve_user
 
-__all__ = ["EXIT_KILLED", "ContainerRun", "Stdio", "new_container_id"]
+__all__ = ["EXIT_KILLED", "ContainerRun", "Stdio"]
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
 EXIT_KILLED = 128 + int(signal.SIGKILL)
-
-
-def new_container_id() -> str:
-    """A fresh container id: short, unique, and recognisable as sandpool's."""
-    return "sp-" + uuid.uuid4().hex[:16]
 
 
 class Stdio:
@@ -138,13 +133,10 @@ class ContainerRun:
                  disk_slots: DiskSlots | None = None,
                  gpu_dev_dir: Path = DEV_DIR) -> None:  # fmt: skip
         self.pool, self.runtime, self.image, self.request = pool, runtime, image, request
-        self.id = new_container_id()
+        self.id = new_container_id(state_dir)  # in the state dir's namespace (worker.ownership)
         self.dir = containers_dir(state_dir) / self.id
+        self._owner = state_dir_identity(state_dir)
         self.files = RunFiles(self.dir / "pid", self.dir / "runtime.log")
-        # A warm slot of the caller's (given back at clean-up), or a cgroup of its own.
-        self._slots = cgroup_slots
-        self.cgroup: ContainerCgroup = (cgroup_slots.take() if cgroup_slots
-                                        else open_cgroup(cgroup_parent, self.id))  # fmt: skip
         self._disks = disk_slots or DiskSlots(state_dir, 0)  # none: a disk of its own
         self.disk: WritableDisk | None = None
         self._state_dir, self._gpu_dev_dir = state_dir, gpu_dev_dir
@@ -156,7 +148,14 @@ class ContainerRun:
         self._started = threading.Event()
         self._start_timed_out = False
         self._stop_requested = threading.Event()
+        self._stop_lock = threading.Lock()
+        self._released = False  # the cgroup may hold another container now: never kill in it
         self._proc: subprocess.Popen[bytes] | None = None
+        # A warm slot of the caller's (given back at clean-up), or a cgroup of its own. Taken
+        # last: nothing after it may raise and lose the slot.
+        self._slots = cgroup_slots
+        self.cgroup: ContainerCgroup = (cgroup_slots.take() if cgroup_slots
+                                        else open_cgroup(cgroup_parent, self.id))  # fmt: skip
 
     # ---- preparation ----------------------------------------------------------------------
 
@@ -180,7 +179,11 @@ class ContainerRun:
             gpu_devices=self.gpus.visible_devices,
             gpu_hook=shutil.which("nvidia-container-runtime-hook") if req.gpus else None,
             mounts=req.mounts,
-            annotations={"sandpool.pool": self.pool.name, "sandpool.id": self.id},
+            annotations={
+                "sandpool.pool": self.pool.name,
+                "sandpool.id": self.id,
+                STATE_DIR_ANNOTATION: self._owner,  # who owns it (worker.ownership)
+            },
         )
         return self.runtime.prepare(build_spec(spec))
 
@@ -288,15 +291,26 @@ class ContainerRun:
 
     def stop(self) -> None:
         """Kill the container from another thread (its caller went away); ``run`` then ends
-        with 137 and cleans up as usual. Before the start, the start is stopped at once."""
+        with 137 and cleans up as usual. Before the start, the start is stopped at once; after
+        the run's clean-up began, nothing happens (its cgroup may be another container's)."""
         self._stop_requested.set()
         if self._proc is not None:
             self._force_stop(self._proc)
 
+    def _kill_container(self) -> bool:
+        """SIGKILL the container by id and sweep its cgroup, unless clean-up has released it
+        (``_stop_lock`` keeps a sweep and the release apart): False then."""
+        with self._stop_lock:
+            if self._released:
+                return False
+            with contextlib.suppress(SandpoolError):
+                self.runtime.kill(self.id, signal.SIGKILL)
+            self.cgroup.kill_all()
+            return True
+
     def _force_stop(self, proc: subprocess.Popen[bytes]) -> None:
-        with contextlib.suppress(SandpoolError):
-            self.runtime.kill(self.id, signal.SIGKILL)
-        self.cgroup.kill_all()
+        if not self._kill_container():
+            return  # the run is over: its cgroup and even its process group id may be reused
         if proc.poll() is None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=2)
@@ -432,6 +446,8 @@ class ContainerRun:
                 self.runtime.delete(self.id, force=True)
         self.runtime.forget(self.id)
         self.gpus.release()
+        with self._stop_lock:
+            self._released = True  # from here on, stop() kills nothing
         release_host_resources(self.cgroup, self.dir, self._slots)
         if self.disk is not None:
             self._disks.give_back(self.disk)

@@ -3,8 +3,12 @@
 A container directory whose record's owner process is gone (or that has no record) is
 garbage: its container is killed and deleted with the runtime flags it was started with,
 its overlay unmounted, its cgroup removed, its directory deleted. Idle cgroup slots of dead
-processes (``worker.slots``) are removed, and containers in the runtime roots that carry
-sandpool's id prefix but have no directory are deleted too.
+processes (``worker.slots``) are removed, and containers in the runtime roots that have no
+directory are deleted too. Only what this state dir provably owns is touched
+(``worker.ownership``): its own directories, slots named with its tag, runtime containers
+whose id is in its namespace and whose annotation names it; other configurations sharing a
+gVisor root or a cgroup parent are left alone, and so is a container whose directory exists
+(one still starting, or a live owner's).
 """
 
 from __future__ import annotations
@@ -24,7 +28,14 @@ from sandpool.runtime.runner import run_command
 from sandpool.worker.cgroups import ContainerCgroup, open_cgroup
 from sandpool.worker.disk import remove_dead_disks
 from sandpool.worker.overlay import unmount
-from sandpool.worker.records import KILLED_FILE, RECORD_FILE, ContainerRecord, load_records
+from sandpool.worker.ownership import owner_tag, owns_container
+from sandpool.worker.records import (
+    KILLED_FILE,
+    RECORD_FILE,
+    ContainerRecord,
+    containers_dir,
+    load_records,
+)
 from sandpool.worker.slots import CgroupSlots, remove_dead_slots
 
 __all__ = [
@@ -36,7 +47,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-ID_PREFIX = "sp-"
 RECORDLESS_GRACE_S = 30.0
 
 
@@ -63,16 +73,19 @@ def release_host_resources(
 
 
 def stop_container(record: ContainerRecord, directory: Path | None = None) -> None:
-    """SIGKILL the container (its owner, if alive, then cleans up after it). With the
-    container's ``directory``, its cgroup is swept only while the record is still there: a
-    finished container's slot may hold the next container already; and a marker there tells
-    the owner to stop the container itself (a start in progress cannot be killed yet)."""
+    """SIGKILL the container through the runtime, by its id (its owner, if alive, then
+    cleans up after it). With the container's ``directory``, a marker there tells a live
+    owner to stop the container itself (a start in progress cannot be killed yet, and only
+    the owner knows when its cgroup stops being this container's: a finished container's
+    warm slot may hold the owner's next one). The cgroup is swept from here only where it
+    provably is still this container's: one named after it, or a slot of a dead owner (no
+    one gives that back)."""
     if directory is not None and (directory / RECORD_FILE).exists():  # not one being removed
         with contextlib.suppress(OSError):
             (directory / KILLED_FILE).touch()
     _runtime_call(record, "kill", "--all", record.id, str(int(signal.SIGKILL)))
     parent, _, name = record.cgroup_parent.rpartition("/")
-    if directory is None or (directory / RECORD_FILE).exists():
+    if name == record.id or not record.owner_alive():
         open_cgroup(parent, name).kill_all()
 
 
@@ -89,8 +102,12 @@ def remove_container(record: ContainerRecord | None, directory: Path) -> None:
     release_host_resources(open_cgroup(parent, name), directory)
 
 
-def _orphans_in_roots(config: ResolvedConfig, live: set[str]) -> list[str]:
-    """Delete sandpool containers that runtimes still list but no directory describes."""
+def _orphans_in_roots(config: ResolvedConfig) -> list[str]:
+    """Delete this state dir's containers that runtimes still list but no directory
+    describes. The directory is looked for after the list: a container's directory exists
+    before its runtime starts it and is removed only after the runtime deleted it, so a
+    container being started (or cleaned up) now is never taken for an orphan."""
+    state_dir = Path(config.state_dir)
     removed = []
     seen_roots = set()
     for pool in config.pools.values():
@@ -100,10 +117,13 @@ def _orphans_in_roots(config: ResolvedConfig, live: set[str]) -> list[str]:
                 continue
             seen_roots.add((runtime.name, runtime.root))
             for state in runtime.list():
-                if state.id.startswith(ID_PREFIX) and state.id not in live:
-                    with contextlib.suppress(SandpoolError):
-                        runtime.delete(state.id, force=True)
-                    removed.append(state.id)
+                if not owns_container(state_dir, state.id, state.annotations):
+                    continue  # another configuration's (a shared gVisor root), or not ours
+                if (containers_dir(state_dir) / state.id).exists():
+                    continue  # described: starting, running, or its owner's gc handles it
+                with contextlib.suppress(SandpoolError):
+                    runtime.delete(state.id, force=True)
+                removed.append(state.id)
     return removed
 
 
@@ -125,13 +145,11 @@ def reconcile_dead_owners(config: ResolvedConfig) -> list[str]:
             log.info("gc: removing %s (owner gone)", directory.name)
             remove_container(record, directory)
             removed.append(directory.name)
-    remove_dead_slots(config.cgroup_parent)
+    remove_dead_slots(config.cgroup_parent, owner_tag(config.state_dir))
     remove_dead_disks(Path(config.state_dir))  # after the overlays above them
     return removed
 
 
 def collect_garbage(config: ResolvedConfig) -> list[str]:
     """Remove every container whose owning process is gone; return their ids."""
-    removed = reconcile_dead_owners(config)
-    live = {record.id for _, record in load_records(Path(config.state_dir)) if record}
-    return removed + _orphans_in_roots(config, live)
+    return reconcile_dead_owners(config) + _orphans_in_roots(config)

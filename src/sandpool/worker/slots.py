@@ -2,9 +2,11 @@
 and hands them to its next ones, so most runs neither create nor remove a cgroup in every
 hierarchy (with its kernel work: memcg set-up, offlining, RCU frees).
 
-A slot is ``/<cgroupParent>/slot-<pid>-<start>-<n>``, named after the owning process (pid and
-start time in clock ticks, as container records keep them), so ``gc`` tells the idle slots of
-a live process from those a dead one left (``remove_dead_slots``). A container record names
+A slot is ``/<cgroupParent>/slot-<pid>-<start>-<tag>-<n>``, named after the owning process (pid
+and start time in clock ticks, as container records keep them) and its state dir (the tag of
+``worker.ownership``), so ``gc`` tells the idle slots of a live process from those a dead one
+left (``remove_dead_slots``), and never touches another state dir's slots under a shared
+``cgroupParent`` (a dead owner's slot may still hold that state dir's container). A record names
 the slot its container used. A slot goes back to the idle list only if it is clean (the
 runtime's ``ctr`` is gone, no process left) and the list is not full; otherwise it is removed.
 """
@@ -26,12 +28,13 @@ from sandpool.worker.records import process_start_time
 __all__ = ["CgroupSlots", "remove_dead_slots"]
 
 log = logging.getLogger(__name__)
-SLOT_NAME = re.compile(r"^slot-(\d+)-(\d+)-\d+$")
+SLOT_NAME = re.compile(r"^slot-(\d+)-(\d+)-([0-9a-f]{8})-\d+$")  # pid, start, owner tag
 _serial = itertools.count(1)  # unique slot names across every CgroupSlots of this process
 
 
 class CgroupSlots:
-    """Up to ``capacity`` idle parent cgroups under ``parent``, owned by this process.
+    """Up to ``capacity`` idle parent cgroups under ``parent``, owned by this process and the
+    state dir whose tag is ``owner``.
 
     Thread safe. ``take`` gives a cgroup for a new container (``create`` it as usual),
     ``give_back`` takes it after the runtime let go of the container. ``close`` removes the
@@ -40,8 +43,8 @@ class CgroupSlots:
     crashed owner's slots are left to ``gc``.
     """
 
-    def __init__(self, parent: str, capacity: int, root: Path = CGROUP_ROOT) -> None:
-        self.parent, self.capacity, self.root = parent, capacity, root
+    def __init__(self, parent: str, capacity: int, owner: str, root: Path = CGROUP_ROOT) -> None:
+        self.parent, self.capacity, self.root, self.owner = parent, capacity, root, owner
         self._lock = threading.Lock()
         self._idle: list[str] = []  # mutated in place: the finalizer holds it too
         self._closed = False
@@ -55,7 +58,8 @@ class CgroupSlots:
         pid = os.getpid()
         if self._pid == pid:
             return False
-        self._pid, self._prefix = pid, f"slot-{pid}-{process_start_time(pid) or 0}"
+        self._pid = pid
+        self._prefix = f"slot-{pid}-{process_start_time(pid) or 0}-{self.owner}"
         self._idle.clear()
         return True
 
@@ -107,12 +111,14 @@ def _slot_names(parent: str, root: Path) -> set[str]:
     return names
 
 
-def remove_dead_slots(parent: str, root: Path = CGROUP_ROOT) -> list[str]:
-    """Remove the slots under ``parent`` whose owning process is gone; their names."""
+def remove_dead_slots(parent: str, owner: str, root: Path = CGROUP_ROOT) -> list[str]:
+    """Remove the slots of state dir ``owner`` (its tag) under ``parent`` whose owning process
+    is gone; their names. Other state dirs' slots are theirs to remove."""
     removed = []
     for name in sorted(_slot_names(parent, root)):
-        pid, start = (int(n) for n in name.split("-")[1:3])
-        if process_start_time(pid) == start:
+        match = SLOT_NAME.match(name)
+        assert match is not None  # _slot_names keeps only matching names
+        if match[3] != owner or process_start_time(int(match[1])) == int(match[2]):
             continue
         cgroup = open_cgroup(parent, name, root)
         cgroup.kill_all()

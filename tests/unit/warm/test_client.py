@@ -57,3 +57,28 @@ def test_a_listening_server_gets_the_request_and_its_exit_status_is_final(
         env = {"SANDPOOL_SOCKET": str(path), "SANDPOOL_CONFIG": "/c.yaml", "HOME": "/x"}
         assert client.run_served(["--pool", "p", "--", "true"], env) == 7
         os.waitpid(pid, 0)
+
+
+def _wmem_max() -> int:
+    return int(Path("/proc/sys/net/core/wmem_max").read_text())
+
+
+@pytest.mark.skipif(_wmem_max() < 1 << 19, reason="net.core.wmem_max caps the send buffer")
+def test_a_request_far_over_the_default_socket_buffer_is_still_served(tmp_path: Path) -> None:
+    """A SOCK_SEQPACKET message must fit the sender's buffer: 212992 bytes by default (the
+    old limit, whatever MAX_MESSAGE said); the client raises it towards MAX_MESSAGE."""
+    path = tmp_path / "s.sock"
+    big = "x" * 600_000
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as listener:
+        listener.bind(str(path))
+        listener.listen(1)
+        pid = os.fork()
+        if pid == 0:  # the "server"; it never returns into pytest, whatever happens
+            try:
+                conn, _ = listener.accept()
+                data, _, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+                conn.send(encode({"exit": 7 if decode(data)["argv"] == ["--", "echo", big] else 1}))
+            finally:
+                os._exit(0)
+        assert client.run_served(["--", "echo", big], {"SANDPOOL_SOCKET": str(path)}) == 7
+        os.waitpid(pid, 0)

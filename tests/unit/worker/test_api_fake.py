@@ -364,3 +364,33 @@ def test_started_containers_do_not_hold_the_gate(harness: Harness) -> None:
     assert time.monotonic() - began < 2.5  # did not wait for the sleeping ones
     for thread, _ in long:
         thread.join(timeout=15)
+
+
+@pytest.mark.parametrize("failing", ["creation", "on_container"])
+def test_a_container_that_cannot_be_created_gives_back_its_permit_and_slot(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """The start gate's permit and the warm slot go back when creating (or handing out) the
+    ``ContainerRun`` raises: with one permit, the next run still starts, and no slot is lost."""
+    sp = harness.make(container_start_concurrency=1)
+    assert sp.run("default", ["echo", "warm"]).stdout == b"warm\n"
+    [slot] = harness.slots()
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("injected")
+
+    def refuse(container: ContainerRun) -> None:
+        raise RuntimeError("injected")
+
+    request = RunRequest(("echo", "never"))
+    with monkeypatch.context() as patch:
+        if failing == "creation":  # the last thing the constructor does before the slot
+            patch.setattr(container, "RunResult", broken)
+        with pytest.raises(RuntimeError, match="injected"):
+            sp.run_request("default", request, Stdio(capture=True), on_container=refuse)
+    thread, box = _in_background(sp, ["echo", "again"])
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "the failed creation kept the only start permit"
+    assert isinstance(box["result"], RunResult) and box["result"].stdout == b"again\n"
+    assert harness.slots() == [slot]
+    assert harness.leftovers() == []

@@ -20,6 +20,8 @@ from sandpool.worker.cgroups import CgroupV1, CgroupV2, ContainerCgroup
 from sandpool.worker.records import process_start_time
 from sandpool.worker.slots import CgroupSlots, remove_dead_slots
 
+OWNER = "0a1b2c3d"  # the state dir's tag (worker.ownership)
+
 
 def _rmtree_remove(self: ContainerCgroup) -> None:
     self.close()
@@ -53,7 +55,7 @@ def v2_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def pool_v1(v1_root: Path) -> Iterator[CgroupSlots]:
-    pool = CgroupSlots("sandpool", 2, v1_root)
+    pool = CgroupSlots("sandpool", 2, OWNER, v1_root)
     yield pool
     pool.close()
 
@@ -135,7 +137,7 @@ def test_an_oom_in_a_slot_is_not_reported_for_the_next_container_v1(
 
 
 def test_an_oom_in_a_slot_is_not_reported_for_the_next_container_v2(v2_root: Path) -> None:
-    pool = CgroupSlots("sandpool", 2, v2_root)
+    pool = CgroupSlots("sandpool", 2, OWNER, v2_root)
     first = pool.take()
     first.create(32 << 20, 16)
     events = v2_root / first.rel / "memory.events"
@@ -188,7 +190,7 @@ def test_close_removes_idle_slots_and_later_ones(pool_v1: CgroupSlots, v1_root: 
 
 
 def test_a_forgotten_pool_removes_its_idle_slots(v1_root: Path) -> None:
-    pool = CgroupSlots("sandpool", 2, v1_root)
+    pool = CgroupSlots("sandpool", 2, OWNER, v1_root)
     _run_once(pool)
     assert _slot_dirs(v1_root)
     del pool  # garbage-collected (or the interpreter exits) without close()
@@ -204,14 +206,24 @@ def _dead_pid() -> int:
 def test_gc_removes_the_slots_of_dead_owners_only(pool_v1: CgroupSlots, v1_root: Path) -> None:
     mine = _run_once(pool_v1).rel.rpartition("/")[2]
     me = os.getpid()
-    dead = [f"slot-{_dead_pid()}-1-1", f"slot-{me}-1-2"]  # gone; pid reused (other start)
+    dead = [f"slot-{_dead_pid()}-1-{OWNER}-1", f"slot-{me}-1-{OWNER}-2"]  # gone; pid reused
     for name in dead:
         for controller in ("memory", "pids"):
             (v1_root / controller / "sandpool" / name).mkdir(parents=True)
     (v1_root / "cpu" / "sandpool" / "sp-0123456789abcdef").mkdir(parents=True)  # not a slot
-    assert sorted(remove_dead_slots("sandpool", v1_root)) == sorted(dead)
+    assert sorted(remove_dead_slots("sandpool", OWNER, v1_root)) == sorted(dead)
     assert _slot_dirs(v1_root) == [mine] and _slot_dirs(v1_root, "pids") == [mine]
     assert (v1_root / "cpu" / "sandpool" / "sp-0123456789abcdef").is_dir()
+
+
+def test_gc_leaves_the_slots_of_another_state_dir(v1_root: Path) -> None:
+    """Under a shared cgroupParent, a dead owner's slot of another state dir may still hold
+    that state dir's container: only its own gc may kill it."""
+    others = [f"slot-{_dead_pid()}-1-ffffffff-1", f"slot-{_dead_pid()}-1-1"]  # other; old name
+    for name in others:
+        (v1_root / "memory" / "sandpool" / name).mkdir(parents=True)
+    assert remove_dead_slots("sandpool", OWNER, v1_root) == []
+    assert _slot_dirs(v1_root) == sorted(others)
 
 
 def test_a_forked_child_does_not_take_its_parents_idle_slots(
@@ -224,7 +236,7 @@ def test_a_forked_child_does_not_take_its_parents_idle_slots(
 
 
 def test_slots_use_the_hosts_cgroup_version(v1_root: Path) -> None:
-    assert isinstance(CgroupSlots("sandpool", 1, v1_root).take(), CgroupV1)
+    assert isinstance(CgroupSlots("sandpool", 1, OWNER, v1_root).take(), CgroupV1)
 
 
 def test_a_reused_slot_over_its_new_limit_is_emptied_first(
