@@ -295,7 +295,8 @@ class ContainerRun:
         elif "permission denied" in lowered:
             self.result.exit_code = EXIT_NOT_EXECUTABLE
         else:
-            raise ContainerStartFailed(f"container {self.id} could not start: {message}")
+            raise ContainerStartFailed(f"container {self.id} could not start: {message}",
+                                       runtime_said=self._runtime_error())  # fmt: skip
 
     def _output_targets(
         self, stdio: Stdio, captured: CapturedOutput | None
