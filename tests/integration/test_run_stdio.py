@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import Sandbox
-from tests.integration.test_run_cli import POOLS, SANDPOOL, Cli, cli  # noqa: F401 - fixture
+from tests.integration.test_run_cli import POOLS, SANDPOOL, Cli
+from tests.integration.test_run_cli import cli as cli  # the fixture, in both modes
 
 pytestmark = [pytest.mark.root, pytest.mark.runc, pytest.mark.runsc]
 
