@@ -91,7 +91,8 @@ def test_closed_stdout_and_stdin_still_run(cli: Cli, no_leaks: Sandbox, pool: st
     """gVisor failed to start (`chown /dev/stdout`) with stdout closed."""
     out = shell(cli, f'"$SP" run --pool {pool} -- sh -c "echo to-nowhere; echo err >&2" >&-')
     assert (out.returncode, out.stderr) == (0, "err\n")
-    both = shell(cli, f'"$SP" run --pool {pool} -- sh -c "cat; exit 4" <&- >&-')
+    # (`timeout`: with the old code, cat read one of sandpool's own descriptors forever)
+    both = shell(cli, f'timeout 60 "$SP" run --pool {pool} -- sh -c "cat; exit 4" <&- >&-')
     assert (both.returncode, both.stderr) == (4, "")
     summary = shell(cli, f'"$SP" run --pool {pool} --json -- sh -c "exit 6" 2>&- <&-')
     assert summary.returncode == 6 and json.loads(summary.stdout)["exitCode"] == 6
