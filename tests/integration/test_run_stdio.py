@@ -133,3 +133,26 @@ def test_a_runtime_start_failure_is_printed_once(cli: Cli, no_leaks: Sandbox) ->
     done = cli.run("run", "--pool", "performance", "--workdir", "/etc/passwd", "--", "true")
     assert done.returncode == 125
     assert len(done.stderr.splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_ps_shows_a_dead_owners_container_as_orphaned(
+    cli: Cli, no_leaks: Sandbox, pool: str
+) -> None:
+    """`ps` listed a SIGKILLed run's container as running until `gc` (issue 13.9)."""
+    if cli.mode == "served":
+        pytest.skip("served: the server stops a dead client's container itself")
+    proc = cli.running(pool)
+    [alive] = json.loads(cli.run("ps", "--json").stdout)
+    assert (alive["state"], alive["ownerAlive"]) == ("running", True)
+    proc.kill()
+    proc.wait(timeout=30)
+    listed = cli.run("ps", "--json")
+    [row] = json.loads(listed.stdout)
+    assert (row["state"], row["ownerAlive"]) == ("orphaned", False)
+    assert "1 orphaned container(s)" in listed.stderr and "`sandpool gc`" in listed.stderr
+    table = cli.run("ps")
+    assert " orphaned " in table.stdout.splitlines()[1] and "STATE" in table.stdout
+    assert cli.run("gc").returncode == 0
+    assert cli.run("ps").stderr == ""
+    proc.communicate(timeout=30)
