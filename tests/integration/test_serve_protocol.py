@@ -189,9 +189,13 @@ def random_json(rng: random.Random, depth: int = 0) -> object:
         return {
             f"k{rng.randrange(99)}": random_json(rng, depth + 1) for _ in range(rng.randrange(5))
         }
-    return {"int": lambda: rng.randrange(-(10**40), 10**40), "float": rng.random,
-            "str": lambda: "".join(chr(rng.randrange(0x300)) for _ in range(rng.randrange(20))),
-            "bool": lambda: rng.random() < 0.5, "null": lambda: None}[kind]()  # fmt: skip
+    if kind == "int":
+        return rng.randrange(-(10**40), 10**40)
+    if kind == "float":
+        return rng.random() * 10 ** rng.randrange(-300, 300)
+    if kind == "str":
+        return "".join(chr(rng.randrange(0x300)) for _ in range(rng.randrange(20)))
+    return rng.random() < 0.5 if kind == "bool" else None
 
 
 def random_messages(rng: random.Random, count: int) -> Iterator[bytes]:
