@@ -26,16 +26,14 @@ ORPHAN_HINT = ("{count} orphaned container(s): the sandpool process that ran the
                "`sandpool gc` removes them")  # fmt: skip
 
 
-def _state(record: ContainerRecord) -> str:
-    """``running`` while its owner lives, else ``orphaned`` (left until ``gc``)."""
-    return "running" if record.owner_alive() else "orphaned"
-
-
 def _row(record: ContainerRecord, now: float) -> dict[str, Any]:
+    """One container as ``ps`` shows it: ``running`` while the sandpool process that owns it
+    lives, else ``orphaned`` (left until ``gc``, or the next ``sandpool run``, removes it)."""
+    alive = record.owner_alive()
     return {"id": record.id, "pool": record.pool, "runtime": record.runtime,
-            "state": _state(record), "ageSeconds": round(now - record.created, 1),
-            "command": list(record.command), "ownerPid": record.owner_pid,
-            "ownerAlive": record.owner_alive()}  # fmt: skip
+            "state": "running" if alive else "orphaned",
+            "ageSeconds": round(now - record.created, 1), "command": list(record.command),
+            "ownerPid": record.owner_pid, "ownerAlive": alive}  # fmt: skip
 
 
 @click.command()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from sandpool.cli.options import config_option
-from sandpool.errors import EXIT_CANNOT_START, SandpoolError
+from sandpool.errors import EXIT_CANNOT_START, ContainerStartFailed, SandpoolError
 from sandpool.stdfds import write_all
 
 if TYPE_CHECKING:  # imported when a run happens: `sandpool --help` does not pay for them
@@ -125,8 +125,9 @@ def _repeats_the_runtime(error: SandpoolError) -> bool:
     """Whether ``error`` only repeats the runtime's own line, which the runtime has already
     written on the run's stderr (runc and runsc print the error they log, and the run's stderr
     is theirs): sandpool then prints nothing more (one line, not two)."""
-    said = getattr(error, "runtime_said", None)
-    return bool(said) and not error.hint and error.message.endswith(str(said))
+    if not isinstance(error, ContainerStartFailed) or not error.runtime_said:
+        return False
+    return not error.hint and error.message.endswith(error.runtime_said)
 
 
 def execute(args: RunArgs, sandpool: Sandpool, streams: Streams,
