@@ -12,7 +12,6 @@ Standard library only: the thin ``sandpool run`` client imports it.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import sys
 
@@ -26,7 +25,7 @@ _READER_GONE = (errno.EPIPE, errno.ECONNRESET, errno.EBADF, errno.EINVAL, errno.
 def is_open(fd: int) -> bool:
     """Whether ``fd`` is an open descriptor of this process."""
     try:
-        fcntl.fcntl(fd, fcntl.F_GETFD)
+        os.fstat(fd)
     except OSError:
         return False
     return True
