@@ -36,6 +36,7 @@ from sandpool.worker.ownership import owner_tag
 from sandpool.worker.records import ContainerRecord, load_records
 from sandpool.worker.recovery import collect_garbage, stop_container
 from sandpool.worker.request import RunRequest, RunResult
+from sandpool.worker.request_checks import refuse_unpassable_text
 from sandpool.worker.slots import CgroupSlots
 
 __all__ = ["Sandpool", "start_concurrency"]
@@ -126,6 +127,7 @@ class Sandpool:
                     ) -> RunResult:  # fmt: skip
         """``run`` with a prepared request; ``on_container`` gets the container before it is
         prepared (to ``stop()`` it from another thread)."""
+        refuse_unpassable_text(request)
         runtime = self.runtime(pool)
         image = self.images.get(choose_reference(request.image, self.config.default_image))
         gate = self._gates[pool]

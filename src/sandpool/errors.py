@@ -137,7 +137,13 @@ class ContainerError(SandpoolError):
 
 
 class ContainerStartFailed(ContainerError):
-    """The container never got to run its command."""
+    """The container never got to run its command. ``runtime_said``: the runtime's own error
+    line, when the message is built on it (the runtime has printed it on the run's stderr)."""
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 runtime_said: str | None = None) -> None:  # fmt: skip
+        super().__init__(message, hint=hint)
+        self.runtime_said = runtime_said
 
 
 class ContainerNotFound(ContainerError):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sandpool.api import Sandpool
+from sandpool.warm.protocol import server_listens
 from tests.integration.conftest import Sandbox
 
 pytestmark = [pytest.mark.root, pytest.mark.runc, pytest.mark.runsc]
@@ -56,7 +57,7 @@ class Server:
             argv = [SANDPOOL, "serve", "--socket", str(socket), *options]
             self.proc = subprocess.Popen(argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
-        while not socket.exists():
+        while not server_listens(str(socket)):  # not exists(): a stale file exists at once
             assert self.proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "sandpool serve did not start"
             time.sleep(0.05)

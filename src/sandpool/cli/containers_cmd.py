@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from sandpool.cli.options import config_option, load
+
+if TYPE_CHECKING:
+    from sandpool.worker.records import ContainerRecord
 
 __all__ = ["gc", "kill", "ps"]
 
@@ -18,23 +22,38 @@ def _sandpool(config_files: tuple[str, ...]):  # type: ignore[no-untyped-def]
     return Sandpool(load(config_files, quiet=True).resolved)
 
 
+ORPHAN_HINT = ("{count} orphaned container(s): the sandpool process that ran them has died; "
+               "`sandpool gc` removes them")  # fmt: skip
+
+
+def _row(record: ContainerRecord, now: float) -> dict[str, Any]:
+    """One container as ``ps`` shows it: ``running`` while the sandpool process that owns it
+    lives, else ``orphaned`` (left until ``gc``, or the next ``sandpool run``, removes it)."""
+    alive = record.owner_alive()
+    return {"id": record.id, "pool": record.pool, "runtime": record.runtime,
+            "state": "running" if alive else "orphaned",
+            "ageSeconds": round(now - record.created, 1), "command": list(record.command),
+            "ownerPid": record.owner_pid, "ownerAlive": alive}  # fmt: skip
+
+
 @click.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def ps(config_files: tuple[str, ...], as_json: bool) -> None:
-    """List the containers sandpool is running."""
-    records = _sandpool(config_files).ps()
+    """List the containers sandpool is running (and those a dead process left: orphaned)."""
     now = time.time()
+    rows = [_row(r, now) for r in _sandpool(config_files).ps()]
+    orphans = sum(row["state"] == "orphaned" for row in rows)
     if as_json:
-        rows = [{"id": r.id, "pool": r.pool, "runtime": r.runtime, "ageSeconds": round(now -
-                 r.created, 1), "command": list(r.command), "ownerPid": r.owner_pid,
-                 "ownerAlive": r.owner_alive()} for r in records]  # fmt: skip
         click.echo(json.dumps(rows))
-        return
-    click.echo(f"{'ID':<28} {'POOL':<14} {'RUNTIME':<8} {'AGE':>8}  COMMAND")
-    for r in records:
-        age = f"{now - r.created:.1f}s"
-        click.echo(f"{r.id:<28} {r.pool:<14} {r.runtime:<8} {age:>8}  {' '.join(r.command)}")
+    else:
+        click.echo(f"{'ID':<28} {'POOL':<14} {'RUNTIME':<8} {'STATE':<9} {'AGE':>8}  COMMAND")
+        for row in rows:
+            age = f"{row['ageSeconds']:.1f}s"
+            click.echo(f"{row['id']:<28} {row['pool']:<14} {row['runtime']:<8} "
+                       f"{row['state']:<9} {age:>8}  {' '.join(row['command'])}")  # fmt: skip
+    if orphans:
+        click.echo(ORPHAN_HINT.format(count=orphans), err=True)
 
 
 @click.command()

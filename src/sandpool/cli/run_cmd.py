@@ -13,14 +13,15 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from sandpool.cli.options import Number, Size, config_option
 from sandpool.config.quantities import CPU_RANGE, GPU_RANGE, PIDS_RANGE, TIMEOUT_RANGE
-from sandpool.errors import EXIT_CANNOT_START, SandpoolError
+from sandpool.errors import EXIT_CANNOT_START, ContainerStartFailed, SandpoolError
 from sandpool.sizes import MIN_DISK
+from sandpool.stdfds import write_all
 
 if TYPE_CHECKING:  # imported when a run happens: `sandpool --help` does not pay for them
     from sandpool.api import Sandpool
@@ -32,6 +33,9 @@ __all__ = ["RunArgs", "execute", "os_error_line", "parse_run_args", "run", "stdi
 # exits 128 + the signal (130 SIGINT, 129 SIGHUP: its terminal closed, 143 SIGTERM), as a
 # served run does.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
+# "not executable" and "not found" are the runtime's own error line (from its log), which it
+# has already written on the run's stderr: sandpool does not print it a second time.
+RUNTIME_SAID_IT = (126, 127)
 
 
 class Terminated(Exception):
@@ -79,14 +83,20 @@ class RunArgs:
 
 @dataclass(frozen=True)
 class Streams:
-    """Where one ``sandpool run`` reads and writes: the caller's fds, and text files over
-    its stdout/stderr for sandpool's own lines."""
+    """Where one ``sandpool run`` reads and writes: the caller's fds. sandpool's own lines go
+    to them too; a reader that has gone (EPIPE) never costs the exit status (``stdfds``)."""
 
     stdin: int | None
     stdout: int
     stderr: int
-    out: TextIO
-    err: TextIO
+
+    def say(self, text: str) -> None:
+        """One message (a line, or a few) on stderr."""
+        write_all(self.stderr, (text.rstrip("\n") + "\n").encode())
+
+    def emit(self, line: str, *, at_line_start: bool = True) -> None:
+        """One line on stdout, starting a line of its own."""
+        write_all(self.stdout, ("" if at_line_start else "\n").encode() + line.encode() + b"\n")
 
 
 def _env(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -121,28 +131,42 @@ def os_error_line(error: OSError, state_dir: str | None) -> str:
     return line
 
 
+def _repeats_the_runtime(error: SandpoolError) -> bool:
+    """Whether ``error`` only repeats the runtime's own line, which the runtime has already
+    written on the run's stderr (runc and runsc print the error they log, and the run's stderr
+    is theirs): sandpool then prints nothing more (one line, not two)."""
+    if not isinstance(error, ContainerStartFailed) or not error.runtime_said:
+        return False
+    return not error.hint and error.message.endswith(error.runtime_said)
+
+
 def execute(args: RunArgs, sandpool: Sandpool, streams: Streams,
             on_container: Callable[[ContainerRun], None] | None = None) -> int:  # fmt: skip
     """Run ``args`` with ``sandpool``; report on ``streams``; the exit status."""
+    from sandpool.cli.stdout_relay import StdoutRelay
     from sandpool.worker.container import Stdio
     from sandpool.worker.request import RunRequest
 
     request = RunRequest(args.command, args.image, args.cpu, args.memory, args.pids,
                          args.timeout, args.env, args.workdir, args.gpus,
                          disk=args.disk)  # fmt: skip
-    stdio = Stdio(streams.stdin, streams.stdout, streams.stderr)
+    relay = StdoutRelay(streams.stdout) if args.as_json else None
+    stdio = Stdio(streams.stdin, relay.write_fd if relay else streams.stdout, streams.stderr)
     try:
         result = sandpool.run_request(args.pool, request, stdio, on_container=on_container)
     except SandpoolError as error:
-        streams.err.write(f"{type(error).__name__}: {error}\n")
+        if not _repeats_the_runtime(error):
+            streams.say(f"{type(error).__name__}: {error}")
         return EXIT_CANNOT_START
     except OSError as error:  # the host refused a file sandpool needs (e.g. the state dir)
-        streams.err.write(os_error_line(error, sandpool.config.state_dir) + "\n")
+        streams.say(os_error_line(error, sandpool.config.state_dir))
         return EXIT_CANNOT_START
-    if result.error and not args.as_json:
-        streams.err.write(f"sandpool: {result.error}\n")
+    finally:
+        at_line_start = relay.finish() if relay else True
     if args.as_json:
-        streams.out.write(json.dumps(result.to_json()) + "\n")
+        streams.emit(json.dumps(result.to_json()), at_line_start=at_line_start)
+    elif result.error and result.exit_code not in RUNTIME_SAID_IT:
+        streams.say(f"sandpool: {result.error}")
     return int(result.exit_code)
 
 
@@ -174,17 +198,17 @@ def run(**params: Any) -> None:
     args = RunArgs(**params)
     for signum in STOP_SIGNALS:
         signal.signal(signum, _on_stop_signal)
-    streams = Streams(stdin_fd(0), 1, 2, sys.stdout, sys.stderr)
+    streams = Streams(stdin_fd(0), 1, 2)
     sp: Sandpool | None = None
     try:
         sp = Sandpool(load_resolved(args.config_files))  # no YAML/pydantic when unchanged
         reconcile_dead_owners(sp.config)
         code = execute(args, sp, streams)
     except SandpoolError as error:
-        click.echo(f"{type(error).__name__}: {error}", err=True)
+        streams.say(f"{type(error).__name__}: {error}")
         sys.exit(EXIT_CANNOT_START)
     except OSError as error:  # before the run: reconciling the state dir
-        click.echo(os_error_line(error, sp.config.state_dir if sp else None), err=True)
+        streams.say(os_error_line(error, sp.config.state_dir if sp else None))
         sys.exit(EXIT_CANNOT_START)
     except Terminated as stop:
         sys.exit(128 + stop.signum)

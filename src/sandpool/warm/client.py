@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sys
 
-from sandpool.warm.protocol import MAX_MESSAGE, decode, encode, socket_path
+from sandpool.stdfds import write_all
+from sandpool.warm.messages import BadMessage, parse_exit
+from sandpool.warm.protocol import MAX_MESSAGE, encode, socket_path
 
 TYPE_CHECKING = False  # see warm.protocol
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def _connect(path: str) -> socket.socket | None:
 def _send_request(sock: socket.socket, args: list[str], environ: Mapping[str, str]) -> bool:
     env = {k: v for k, v in environ.items() if k.startswith("SANDPOOL_")}
     message = encode({"argv": args, "cwd": os.getcwd(), "env": env})
-    if len(message) > MAX_MESSAGE:
+    if len(message) >= MAX_MESSAGE:  # a message of MAX_MESSAGE may have been cut
         return False
     try:
         # One message must fit the send buffer (net.core.wmem_default, 208 KiB by default):
@@ -78,14 +79,15 @@ def _forward_signals(sock: socket.socket) -> list[Any]:
 
 
 def _await_exit(sock: socket.socket) -> int:
-    while True:
-        data = sock.recv(MAX_MESSAGE)
-        if not data:
-            sys.stderr.write("sandpool: `sandpool serve` went away during the run\n")
-            return EXIT_CANNOT_START
-        message = decode(data)
-        if "exit" in message:
-            return int(str(message["exit"]))
+    data = sock.recv(MAX_MESSAGE)
+    if not data:
+        write_all(2, b"sandpool: `sandpool serve` went away during the run\n")
+        return EXIT_CANNOT_START
+    try:
+        return parse_exit(data)
+    except BadMessage as bad:
+        write_all(2, f"sandpool: `sandpool serve` answered a bad message: {bad}\n".encode())
+        return EXIT_CANNOT_START
 
 
 def run_served(args: list[str], environ: Mapping[str, str] | None = None) -> int | None:

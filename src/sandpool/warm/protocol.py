@@ -4,10 +4,16 @@ One ``SOCK_SEQPACKET`` unix socket, one connection per run, JSON messages:
 
 - client -> server, first: ``{"argv": [...], "cwd": "...", "env": {...}}`` (the arguments
   after ``run``, the client's directory and its ``SANDPOOL_*`` variables), carrying the
-  client's fds 0, 1 and 2 (``SCM_RIGHTS``): the container writes straight to them.
-- client -> server: ``{"signal": N}`` when SIGINT or SIGTERM reached the client: stop the run.
-- server -> client, last: ``{"exit": N}``, the exit status ``sandpool run`` exits with.
+  client's fds 0, 1 and 2 (``SCM_RIGHTS``): the container writes straight to them. An fd
+  the client does not send is ``/dev/null`` for the run.
+- client -> server: ``{"signal": N}`` when SIGINT (2) or SIGTERM (15) reached the client:
+  stop the run (its status is then 128 + N).
+- server -> client, last: ``{"exit": N}``, the exit status ``sandpool run`` exits with (0-255).
 - EOF from the client (it died): the server stops the container and cleans up.
+
+Every message is checked field by field (``warm.messages``): a bad one, first or later, is
+answered with exit status 125 and one line on the client's stderr, and a run it arrives
+during is stopped.
 
 Only the socket's owner may connect (mode 0600 in a 0700 directory, and the server checks
 the peer's uid). Standard library only: the client imports this and nothing heavier.

@@ -15,15 +15,14 @@ waits for the runs to clean up, and removes the socket file.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import socket
 import stat
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import replace
-from typing import TextIO
 
 import click
 
@@ -31,8 +30,9 @@ from sandpool.api import Sandpool
 from sandpool.cli.run_cmd import RunArgs, Streams, execute, parse_run_args, stdin_fd
 from sandpool.config.paths import CONFIG_ENV_VAR
 from sandpool.errors import EXIT_CANNOT_START, SandpoolError, ServeError
+from sandpool.warm.messages import BadMessage, RunMessage, parse_run, parse_signal
 from sandpool.warm.pools import DEFAULT_IDLE_TIMEOUT_S, WarmSandpools
-from sandpool.warm.protocol import MAX_MESSAGE, decode, encode, peer_uid, server_listens
+from sandpool.warm.protocol import MAX_MESSAGE, encode, peer_uid, server_listens
 from sandpool.worker.container import EXIT_KILLED, ContainerRun
 
 __all__ = ["WarmServer"]
@@ -48,6 +48,7 @@ class ClientRun:
         self.conn = conn
         self.container: ContainerRun | None = None
         self.signal: int | None = None
+        self.bad_message: str | None = None  # the client broke the protocol: 125, this line
         self.stopped_by_server = False
         self.finished = threading.Event()
         self._lock = threading.Lock()
@@ -56,7 +57,7 @@ class ClientRun:
         """Called by ``run_request`` before the container is prepared."""
         with self._lock:
             self.container = container
-            stop = self.signal is not None or self.stopped_by_server
+            stop = self.signal is not None or self.stopped_by_server or bool(self.bad_message)
         if stop:
             container.stop()
 
@@ -79,11 +80,11 @@ class ClientRun:
                     self.signal = self.signal or 9
                     self.stop()
                 return
-            with contextlib.suppress(ValueError):
-                signum = decode(data).get("signal")
-                if isinstance(signum, int):
-                    self.signal = signum
-                    self.stop()
+            try:
+                self.signal = parse_signal(data)
+            except BadMessage as bad:
+                self.bad_message = str(bad)
+            self.stop()
 
 
 class WarmServer:
@@ -182,8 +183,10 @@ class WarmServer:
                     log.warning("refused a client of another user")
                     return
                 data, fds, _, _ = socket.recv_fds(conn, MAX_MESSAGE, 3, socket.MSG_CMSG_CLOEXEC)
-                if len(fds) != 3 or not data:
+                if not data:
                     return
+                # fds the client did not send: /dev/null, never a descriptor of ours
+                fds += [os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC) for _ in range(3 - len(fds))]
                 with self._lock:
                     self._runs.add(run)
                     run.stopped_by_server = self._stopping.is_set()  # too late: stop it at once
@@ -205,60 +208,63 @@ class WarmServer:
     def _run_reporting_bugs(self, run: ClientRun, data: bytes, fds: list[int]) -> int:
         """``_run``; a bug of ours reaches the client as one line and 125, not as silence."""
         try:
-            return self._run(run, decode(data), fds)
+            return self._run(run, data, fds)
         except Exception as exc:
             log.exception("run request failed")
-            with contextlib.suppress(OSError):
-                os.write(fds[2], f"sandpool serve: internal error: {exc!r}\n".encode())
+            Streams(None, fds[1], fds[2]).say(f"sandpool serve: internal error: {exc!r}")
             return EXIT_CANNOT_START
 
-    def _run(self, run: ClientRun, request: Mapping[str, object], fds: list[int]) -> int:
-        out = open(fds[1], "w", closefd=False, buffering=1)  # noqa: SIM115 - fd closed by caller
-        err = open(fds[2], "w", closefd=False, buffering=1)  # noqa: SIM115
-        with out, err:
-            streams = Streams(stdin_fd(fds[0]), fds[1], fds[2], out, err)
-            try:
-                args, environ = self._arguments(request)
-                sandpool = self.pools.check_out(args.config_files, environ)
-            except SandpoolError as error:
-                err.write(f"{type(error).__name__}: {error}\n")
-                return EXIT_CANNOT_START
-            except click.UsageError as usage:
-                usage.show(file=err)
-                return EXIT_CANNOT_START
-            try:
-                return self._execute(run, args, sandpool, streams)
-            finally:
-                self.pools.check_in(sandpool)
+    def _run(self, run: ClientRun, data: bytes, fds: list[int]) -> int:
+        streams = Streams(stdin_fd(fds[0]), fds[1], fds[2])
+        try:
+            args, environ = self._arguments(parse_run(data))
+            sandpool = self.pools.check_out(args.config_files, environ)
+        except BadMessage as bad:
+            log.warning("refused a bad run request: %s", bad)
+            streams.say(f"sandpool serve: bad request: {bad}")
+            return EXIT_CANNOT_START
+        except SandpoolError as error:
+            streams.say(f"{type(error).__name__}: {error}")
+            return EXIT_CANNOT_START
+        except click.UsageError as usage:
+            shown = io.StringIO()
+            usage.show(file=shown)
+            streams.say(shown.getvalue())
+            return EXIT_CANNOT_START
+        try:
+            return self._execute(run, args, sandpool, streams)
+        finally:
+            self.pools.check_in(sandpool)
 
     def _execute(self, run: ClientRun, args: RunArgs, sandpool: Sandpool, streams: Streams) -> int:
         watcher = threading.Thread(target=run.watch_client, daemon=True)
         watcher.start()
-        code = self._final_status(run, execute(args, sandpool, streams, run.attach), streams.err)
+        code = self._final_status(run, execute(args, sandpool, streams, run.attach), streams)
         container_id = run.container.id if run.container else "-"
         log.info("run %s pool=%s exit=%d", container_id, args.pool, code)
         return code
 
     @staticmethod
-    def _final_status(run: ClientRun, code: int, err: TextIO) -> int:
+    def _final_status(run: ClientRun, code: int, streams: Streams) -> int:
         if run.stopped_by_server:
-            err.write("sandpool: `sandpool serve` stopped; the container was killed\n")
+            streams.say("sandpool: `sandpool serve` stopped; the container was killed")
             return EXIT_KILLED
+        if run.bad_message is not None:
+            log.warning("stopped a run on a bad message: %s", run.bad_message)
+            streams.say(f"sandpool serve: bad message, the run was stopped: {run.bad_message}")
+            return EXIT_CANNOT_START
         if run.signal is not None:
-            return 128 + run.signal  # 130 SIGINT, 143 SIGTERM: as an in-process run exits
+            return 128 + run.signal  # 130 SIGINT, 129 SIGHUP, 143 SIGTERM: as in-process
         return code
 
     @staticmethod
-    def _arguments(request: Mapping[str, object]) -> tuple[RunArgs, dict[str, str]]:
+    def _arguments(request: RunMessage) -> tuple[RunArgs, dict[str, str]]:
         """The client's arguments, with its relative config paths made absolute."""
-        argv, cwd, env = request.get("argv"), request.get("cwd"), request.get("env")
-        if not (isinstance(argv, list) and isinstance(cwd, str) and isinstance(env, dict)):
-            raise SandpoolError("malformed run request")
-        args = parse_run_args([str(a) for a in argv])
-        environ = {str(k): str(v) for k, v in env.items()}
+        args = parse_run_args(list(request.argv))
+        environ = dict(request.env)
         if environ.get(CONFIG_ENV_VAR):
-            environ[CONFIG_ENV_VAR] = os.path.join(cwd, environ[CONFIG_ENV_VAR])
-        files = tuple(os.path.join(cwd, f) for f in args.config_files)
+            environ[CONFIG_ENV_VAR] = os.path.join(request.cwd, environ[CONFIG_ENV_VAR])
+        files = tuple(os.path.join(request.cwd, f) for f in args.config_files)
         return replace(args, config_files=files), environ
 
 

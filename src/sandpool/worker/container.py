@@ -376,7 +376,8 @@ class ContainerRun:
         self.result.error = message
         code, line = start_failure(message, self._start_context(), oom=oom)
         if code is None:
-            raise ContainerStartFailed(f"container {self.id} could not start: {line}")
+            raise ContainerStartFailed(f"container {self.id} could not start: {line}",
+                                       runtime_said=self._runtime_error())  # fmt: skip
         self.result.exit_code = code
 
     def _output_targets(

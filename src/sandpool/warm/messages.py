@@ -1,0 +1,137 @@
+"""Every message of the warm-run protocol checked before it is used (``warm.protocol``).
+
+A client is another process of the same user, but not necessarily sandpool's own client: each
+field is checked for its type, range, size and NUL bytes, and a bad message becomes one
+``BadMessage`` whose text is the line the client gets on its stderr (with exit status 125, as
+the CLI gives for a bad flag). Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+
+from sandpool.warm.protocol import MAX_MESSAGE
+
+__all__ = [
+    "FORWARDED_SIGNALS",
+    "MAX_ARGS",
+    "MAX_ENV",
+    "MAX_PATH",
+    "BadMessage",
+    "RunMessage",
+    "parse_exit",
+    "parse_run",
+    "parse_signal",
+]
+
+MAX_ARGS = 65536  # arguments after `run` (Linux's own limit is about as many)
+MAX_ENV = 1024  # SANDPOOL_* variables
+MAX_PATH = 4096  # PATH_MAX, for the client's directory
+FORWARDED_SIGNALS = (int(signal.SIGHUP), int(signal.SIGINT), int(signal.SIGTERM))
+ENV_PREFIX = "SANDPOOL_"
+
+
+class BadMessage(ValueError):
+    """A message that breaks the protocol; ``str()`` is the line for the client."""
+
+
+class RunMessage:
+    """The first message: ``sandpool run``'s arguments, the client's directory, its
+    ``SANDPOOL_*`` variables. (A plain class: the thin client imports this module, and
+    ``dataclasses`` would cost it several milliseconds.)"""
+
+    __slots__ = ("argv", "cwd", "env")
+
+    def __init__(self, argv: tuple[str, ...], cwd: str, env: dict[str, str]) -> None:
+        self.argv, self.cwd, self.env = argv, cwd, env
+
+
+def _object(data: bytes, keys: frozenset[str]) -> dict[str, object]:
+    """``data`` as a JSON object with exactly ``keys``."""
+    if len(data) >= MAX_MESSAGE:  # a datagram cut at the receiver's buffer
+        raise BadMessage(f"the message is {MAX_MESSAGE} bytes or more")
+    try:
+        message = json.loads(data)
+    except RecursionError:
+        raise BadMessage("the message is nested too deeply") from None
+    except ValueError as exc:  # not UTF-8, not JSON, an integer of too many digits
+        raise BadMessage(f"the message is not JSON ({exc})") from None
+    if not isinstance(message, dict):
+        raise BadMessage(f"the message is a JSON {type(message).__name__}, not an object")
+    if set(message) != keys:
+        expected = ", ".join(sorted(keys))
+        raise BadMessage(f"the message has keys {sorted(message)[:8]}, expected {expected}")
+    return message
+
+
+def _text(value: object, what: str) -> str:
+    """A string without NUL bytes that is valid UTF-8 (no lone surrogates)."""
+    if not isinstance(value, str):
+        raise BadMessage(f"{what} must be a string, not {type(value).__name__}")
+    if "\0" in value:
+        raise BadMessage(f"{what} contains a NUL byte, which no program can receive")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise BadMessage(f"{what} is not valid UTF-8 text") from None
+    return value
+
+
+def _argv(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise BadMessage(f"argv must be a list of strings, not {type(value).__name__}")
+    if len(value) > MAX_ARGS:
+        raise BadMessage(f"argv has {len(value)} arguments, more than {MAX_ARGS}")
+    return tuple(_text(arg, f"argument {i} of argv") for i, arg in enumerate(value))
+
+
+def _cwd(value: object) -> str:
+    cwd = _text(value, "cwd")
+    if not cwd.startswith("/") or len(cwd.encode()) > MAX_PATH:
+        raise BadMessage(f"cwd must be an absolute path of at most {MAX_PATH} bytes")
+    return cwd
+
+
+def _env(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise BadMessage(f"env must be an object of strings, not {type(value).__name__}")
+    if len(value) > MAX_ENV:
+        raise BadMessage(f"env has {len(value)} variables, more than {MAX_ENV}")
+    env = {}
+    for key, text in value.items():
+        name = _text(key, "an env name")
+        if not name.startswith(ENV_PREFIX) or "=" in name:
+            raise BadMessage(f"env name {name[:64]!r} is not a {ENV_PREFIX}* variable name")
+        env[name] = _text(text, f"env {name}")
+    return env
+
+
+def parse_run(data: bytes) -> RunMessage:
+    """The client's first message, checked."""
+    message = _object(data, frozenset({"argv", "cwd", "env"}))
+    return RunMessage(_argv(message["argv"]), _cwd(message["cwd"]), _env(message["env"]))
+
+
+def _number(message: dict[str, object], key: str, allowed: range | tuple[int, ...]) -> int:
+    value = message[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
+        shown = json.dumps(value)[:32] if isinstance(value, int | float) else type(value).__name__
+        raise BadMessage(f"{key} must be one of {_describe(allowed)}, not {shown}")
+    return value
+
+
+def _describe(allowed: range | tuple[int, ...]) -> str:
+    if isinstance(allowed, range):
+        return f"{allowed.start}-{allowed.stop - 1}"
+    return ", ".join(str(n) for n in allowed)
+
+
+def parse_signal(data: bytes) -> int:
+    """A client's ``{"signal": N}``: SIGINT or SIGTERM, the signals the client forwards."""
+    return _number(_object(data, frozenset({"signal"})), "signal", FORWARDED_SIGNALS)
+
+
+def parse_exit(data: bytes) -> int:
+    """The server's ``{"exit": N}``: an exit status, 0-255."""
+    return _number(_object(data, frozenset({"exit"})), "exit", range(256))
