@@ -130,7 +130,8 @@ class Sandpool:
         container = ContainerRun(self.config.pool(pool), runtime, image, request,
                                  state_dir=self.state_dir, cgroup_parent=self.config.cgroup_parent,
                                  start_timeout=self.start_timeout,
-                                 cgroup_slots=self._cgroup_slots)  # fmt: skip
+                                 cgroup_slots=self._cgroup_slots,
+                                 userns_base=self.config.user_namespace_base)  # fmt: skip
         if on_container is not None:
             on_container(container)
         try:

@@ -120,6 +120,8 @@ class WorkerConfig(_Model):
     runsc_path: StrictStr = "runsc"
     state_dir: StrictStr = DEFAULT_STATE_DIR
     cgroup_parent: StrictStr = Field(default="sandpool", pattern=r"^[A-Za-z0-9_.-]+$")
+    # first host uid of runc containers' user namespaces (65536 per container); 0: none
+    user_namespace_base: StrictInt = Field(default=100000, ge=0, le=2**32 - 1 - 65536)
     default_image: StrictStr = ""
     image_registry: StrictStr = "docker.io"
     image_name: StrictStr = "sandpool/worker"

@@ -102,6 +102,16 @@ def _mounted_paths() -> str:
         return ""
 
 
+def _lower_of_a_container(state_dir: Path, image_dir: Path) -> bool:
+    """Whether a container's overlay sits on this image through an idmapped lower layer (its
+    mount names ``/proc/self/fd/N``, so it writes the image path into ``<id>/lower``)."""
+    for marker in (state_dir / "containers").glob("*/lower"):
+        with contextlib.suppress(OSError):
+            if marker.read_text().startswith(str(image_dir) + "/"):
+                return True
+    return False
+
+
 class ImageStore:
     """The image cache under ``state_dir/images``; see the module docstring for its layout."""
 
@@ -285,7 +295,7 @@ class ImageStore:
     def _delete(self, digest: str, data: dict[str, Any]) -> bool:
         """Delete one unpacked image unless it is mounted or being pulled; True if gone."""
         final = self.rootfs_path(digest).parent
-        if str(final) in _mounted_paths():
+        if str(final) in _mounted_paths() or _lower_of_a_container(self.root.parent, final):
             return False
         with file_lock(self._lock_path(digest), blocking=False) as acquired:
             if not acquired:

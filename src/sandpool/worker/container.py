@@ -46,8 +46,11 @@ from sandpool.worker.request import (
     RunRequest,
     RunResult,
 )
+from sandpool.worker.private import let_group_through, secure_state_dir
 from sandpool.worker.slots import CgroupSlots
+from sandpool.worker.uidrange import DEFAULT_BASE
 from sandpool.worker.users import resolve_user
+from sandpool.worker.userns import ContainerUserns, off_reason, warn_once
 
 __all__ = ["EXIT_KILLED", "ContainerRun", "Stdio", "new_container_id"]
 
@@ -108,9 +111,12 @@ class ContainerRun:
     def __init__(self, pool: ResolvedPool, runtime: ContainerRuntime, image: ImageLike,
                  request: RunRequest, *, state_dir: Path, cgroup_parent: str,
                  start_timeout: float = START_TIMEOUT,
-                 cgroup_slots: CgroupSlots | None = None) -> None:  # fmt: skip
+                 cgroup_slots: CgroupSlots | None = None,
+                 userns_base: int = DEFAULT_BASE) -> None:  # fmt: skip
         self.pool, self.runtime, self.image, self.request = pool, runtime, image, request
         self.id = new_container_id()
+        self.state_dir, self.userns_base = state_dir, userns_base
+        self.userns: ContainerUserns | None = None
         self.dir = containers_dir(state_dir) / self.id
         self.files = RunFiles(self.dir / "pid", self.dir / "runtime.log")
         # A warm slot of the caller's (given back at clean-up), or a cgroup of its own.
@@ -149,7 +155,8 @@ class ContainerRun:
             mounts=req.mounts,
             annotations={"sandpool.pool": self.pool.name, "sandpool.id": self.id},
         )
-        return self.runtime.prepare(build_spec(spec))
+        prepared = self.runtime.prepare(build_spec(spec))
+        return self.userns.apply(prepared) if self.userns else prepared
 
     def _record(self) -> ContainerRecord:
         me = os.getpid()
@@ -166,9 +173,10 @@ class ContainerRun:
         if not self._command():
             raise ContainerStartFailed("no command given and the image has no Entrypoint/Cmd",
                                        hint="pass a command after --")  # fmt: skip
-        self.dir.mkdir(parents=True)
+        secure_state_dir(self.state_dir)
+        self.dir.mkdir(mode=0o700)
         self._record().save(self.dir)
-        rootfs = mount_overlay(Path(self.image.rootfs), self.dir)
+        rootfs = self._mount_rootfs(Path(self.image.rootfs))
         memory = parse_size(self.request.memory or self.pool.memory)
         pids = self.request.pids or self.pool.pids
         if Capability.USERSPACE_KERNEL in self.runtime.capabilities:
@@ -177,6 +185,24 @@ class ContainerRun:
         spec = self._spec(rootfs)
         (self.dir / "config.json").write_text(json.dumps(spec))
         return spec
+
+    def _mount_rootfs(self, image_rootfs: Path) -> Path:
+        """The overlay over the image; under a user namespace (``worker.userns``) over an
+        idmapped view of it, owned by the container's root."""
+        reason = off_reason(self.runtime, self.userns_base, image_rootfs)
+        if reason is not None:
+            warn_once(reason)
+            return mount_overlay(image_rootfs, self.dir)
+        self.userns = ContainerUserns.acquire(self.state_dir, self.dir, self.userns_base)
+        let_group_through(self.dir, self.userns.host_id)
+        (self.dir / "lower").write_text(str(image_rootfs))  # the image store's in-use check
+        lower = self.userns.idmapped_lower(image_rootfs)
+        try:
+            rootfs = mount_overlay(Path(f"/proc/self/fd/{lower}"), self.dir)
+        finally:
+            os.close(lower)
+        self.userns.own_rootfs(rootfs)
+        return rootfs
 
     # ---- running ----------------------------------------------------------------------------
 

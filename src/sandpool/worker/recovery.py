@@ -25,6 +25,7 @@ from sandpool.worker.cgroups import ContainerCgroup, open_cgroup
 from sandpool.worker.overlay import unmount
 from sandpool.worker.records import KILLED_FILE, RECORD_FILE, ContainerRecord, load_records
 from sandpool.worker.slots import CgroupSlots, remove_dead_slots
+from sandpool.worker.uidrange import release_for, release_stale
 
 __all__ = [
     "collect_garbage",
@@ -54,6 +55,7 @@ def release_host_resources(
     this container's (``stop_container`` relies on it)."""
     cgroup.kill_all()
     unmount(directory / "rootfs")
+    release_for(directory)  # before the directory goes: see ``uidrange.release_stale``
     shutil.rmtree(directory, ignore_errors=True)
     if slots is None:
         cgroup.remove()
@@ -79,6 +81,7 @@ def remove_container(record: ContainerRecord | None, directory: Path) -> None:
     """Delete the container and every host resource it held."""
     if record is None:
         unmount(directory / "rootfs")
+        release_for(directory)
         shutil.rmtree(directory, ignore_errors=True)
         return
     _runtime_call(record, "delete", "--force", record.id)
@@ -124,6 +127,8 @@ def reconcile_dead_owners(config: ResolvedConfig) -> list[str]:
             log.info("gc: removing %s (owner gone)", directory.name)
             remove_container(record, directory)
             removed.append(directory.name)
+    if removed:
+        release_stale(Path(config.state_dir))
     remove_dead_slots(config.cgroup_parent)
     return removed
 
@@ -131,5 +136,6 @@ def reconcile_dead_owners(config: ResolvedConfig) -> list[str]:
 def collect_garbage(config: ResolvedConfig) -> list[str]:
     """Remove every container whose owning process is gone; return their ids."""
     removed = reconcile_dead_owners(config)
+    release_stale(Path(config.state_dir))
     live = {record.id for _, record in load_records(Path(config.state_dir)) if record}
     return removed + _orphans_in_roots(config, live)
