@@ -189,7 +189,7 @@ class ContainerRun:
     def _mount_rootfs(self, image_rootfs: Path) -> Path:
         """The overlay over the image; under a user namespace (``worker.userns``) over an
         idmapped view of it, owned by the container's root."""
-        reason = off_reason(self.runtime, self.userns_base, image_rootfs)
+        reason = off_reason(self.runtime, self.userns_base, self.state_dir, image_rootfs)
         if reason is not None:
             warn_once(reason)
             return mount_overlay(image_rootfs, self.dir)

@@ -14,6 +14,7 @@ Off for gVisor (its Sentry already runs in a user namespace of its own), when
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -30,9 +31,11 @@ log = logging.getLogger(__name__)
 _recent: list[int] = []  # ranges this process used (their namespaces are cached): tried first
 _recent_lock = threading.Lock()
 _warned: set[str] = set()
+_open_paths: set[Path] = set()  # state dirs whose ancestors all let others through
 
 
-def off_reason(runtime: ContainerRuntime, base: int, image_rootfs: Path) -> str | None:
+def off_reason(runtime: ContainerRuntime, base: int, state_dir: Path,
+               image_rootfs: Path) -> str | None:  # fmt: skip
     """Why containers of ``runtime`` run without a user namespace; None if they get one."""
     if Capability.USERSPACE_KERNEL in runtime.capabilities:
         return "gVisor: the Sentry runs in a user namespace of its own"
@@ -40,7 +43,26 @@ def off_reason(runtime: ContainerRuntime, base: int, image_rootfs: Path) -> str 
         return "worker.userNamespaceBase is 0 (turned off)"
     if os.geteuid() != 0:
         return "sandpool is not running as root (no uid ranges to map)"
-    return idmap_support(image_rootfs, base, uidrange.RANGE_SIZE)
+    return closed_ancestor(state_dir) or idmap_support(image_rootfs, base, uidrange.RANGE_SIZE)
+
+
+def closed_ancestor(state_dir: Path) -> str | None:
+    """runc's init, already in the user namespace (an unprivileged host uid), must walk the
+    path to the rootfs: every directory above the state dir needs the others' x bit."""
+    path = Path(os.path.abspath(state_dir))
+    with _recent_lock:
+        if path in _open_paths:
+            return None
+    for parent in path.parents:
+        with contextlib.suppress(OSError):
+            if not parent.stat().st_mode & 0o001:
+                return (f"{parent} is not searchable by other users (mode "
+                        f"{parent.stat().st_mode & 0o777:o}), so a container's root cannot "
+                        f"reach its rootfs under {path}: chmod o+x {parent}, or move "
+                        "worker.stateDir")  # fmt: skip
+    with _recent_lock:
+        _open_paths.add(path)
+    return None
 
 
 class ContainerUserns:
