@@ -43,8 +43,12 @@ def running(sp: Sandpool, pool: str, script: str) -> Iterator[Path]:
     """Run ``script`` then sleep in a container of ``pool``; yield its directory once the
     script has written /ready (seen in the writable layer)."""
     results: list[RunResult] = []
-    thread = threading.Thread(target=lambda: results.append(sp.run(
-        pool, ["sh", "-c", f"{script}; sleep 60"], image="builtin:default", timeout=90)))  # fmt: skip
+    command = ["sh", "-c", f"{script}; sleep 60"]
+
+    def run() -> None:
+        results.append(sp.run(pool, command, image="builtin:default", timeout=90))
+
+    thread = threading.Thread(target=run)
     thread.start()
     try:
         yield _wait_for_ready(sp, thread)
@@ -107,17 +111,20 @@ def _uid_map(result: RunResult) -> tuple[int, int, int]:
     return 0, int(match[1]), int(match[2])
 
 
-def test_runc_containers_get_user_namespaces_of_their_own(
-    sp: Sandpool, no_leaks: Sandbox
-) -> None:
+def test_runc_containers_get_user_namespaces_of_their_own(sp: Sandpool, no_leaks: Sandbox) -> None:
     """Concurrent containers never share a host uid range; inside, the usual still works:
     root, its image files, /dev/null, masked /proc, /sys, the workdir, exit codes."""
-    script = ("cat /proc/self/uid_map; id -u; stat -c %u /bin/busybox; echo x > /dev/null; "
-              "wc -c < /proc/timer_list; ls /sys/kernel >/dev/null && echo sys; pwd; sleep 3; exit 7")  # fmt: skip
+    script = (
+        "cat /proc/self/uid_map; id -u; stat -c %u /bin/busybox; echo x > /dev/null; "
+        "wc -c < /proc/timer_list; ls /sys/kernel >/dev/null && echo sys; pwd; sleep 3; exit 7"
+    )
     results: list[RunResult] = []
-    threads = [threading.Thread(target=lambda: results.append(sp.run(
-        "performance", ["sh", "-c", script], image="builtin:busybox", workdir="/tmp")))
-        for _ in range(3)]  # fmt: skip
+
+    def run() -> None:
+        results.append(sp.run("performance", ["sh", "-c", script], image="builtin:busybox",
+                              workdir="/tmp"))  # fmt: skip
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -16,6 +16,7 @@ rootfs appears by an atomic rename. An ImageStore is safe to share between threa
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 import os
 import shutil
@@ -185,6 +186,9 @@ class ImageStore:
 
     @contextmanager
     def _staging(self) -> Iterator[Path]:
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.root.stat().st_mode & 0o077:  # made before images were private
+            self.root.chmod(0o700)
         for sub in ("tmp", "locks", "sha256"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.root / "tmp"))

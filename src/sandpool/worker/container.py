@@ -29,6 +29,7 @@ from sandpool.runtime.runner import FileArg, kill_group
 from sandpool.runtime.spec import ContainerSpec, build_spec
 from sandpool.worker.cgroups import ContainerCgroup, open_cgroup, parse_size
 from sandpool.worker.overlay import mount_overlay
+from sandpool.worker.private import let_group_through, secure_state_dir
 from sandpool.worker.pump import copy_to_fd, is_regular_file
 from sandpool.worker.records import (
     KILLED_FILE,
@@ -46,11 +47,10 @@ from sandpool.worker.request import (
     RunRequest,
     RunResult,
 )
-from sandpool.worker.private import let_group_through, secure_state_dir
 from sandpool.worker.slots import CgroupSlots
 from sandpool.worker.uidrange import DEFAULT_BASE
-from sandpool.worker.users import resolve_user
 from sandpool.worker.userns import ContainerUserns, off_reason, warn_once
+from sandpool.worker.users import resolve_user
 
 __all__ = ["EXIT_KILLED", "ContainerRun", "Stdio", "new_container_id"]
 

@@ -90,7 +90,9 @@ def idmapped_tree(path: Path, host_id: int, size: int) -> int:
     """A detached, idmapped clone of the mount tree at ``path``: an fd the caller closes
     (once overlayfs holds the layer, it keeps it alive)."""
     ns = userns_fd(host_id, size)
-    fd = int(_libc.syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(path), OPEN_TREE_CLONE | os.O_CLOEXEC))
+    fd = int(
+        _libc.syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(path), OPEN_TREE_CLONE | os.O_CLOEXEC)
+    )
     if fd < 0:
         raise _error(f"open_tree {path}")
     attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, ns)

@@ -25,7 +25,7 @@ from sandpool.runtime.base import Capability, ContainerRuntime
 from sandpool.worker import uidrange
 from sandpool.worker.idmap import idmap_support, idmapped_tree
 
-__all__ = ["ContainerUserns", "off_reason"]
+__all__ = ["ContainerUserns", "closed_ancestor", "off_reason", "warn_once"]
 
 log = logging.getLogger(__name__)
 _recent: list[int] = []  # ranges this process used (their namespaces are cached): tried first
