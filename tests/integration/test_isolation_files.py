@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from sandpool.api import Sandpool
+from sandpool.errors import ImageError
 from sandpool.worker.request import RunResult
 from tests.integration.conftest import Sandbox
 
@@ -39,14 +40,14 @@ def as_nobody(command: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def running(sp: Sandpool, pool: str, script: str) -> Iterator[Path]:
+def running(sp: Sandpool, pool: str, script: str, image: str = "builtin:default") -> Iterator[Path]:
     """Run ``script`` then sleep in a container of ``pool``; yield its directory once the
     script has written /ready (seen in the writable layer)."""
     results: list[RunResult] = []
     command = ["sh", "-c", f"{script}; sleep 60"]
 
     def run() -> None:
-        results.append(sp.run(pool, command, image="builtin:default", timeout=90))
+        results.append(sp.run(pool, command, image=image, timeout=90))
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -134,3 +135,16 @@ def test_runc_containers_get_user_namespaces_of_their_own(sp: Sandpool, no_leaks
     for result in results:
         assert result.exit_code == 7, result
         assert result.stdout.split(b"\n")[1:7] == [b"0", b"0", b"0", b"sys", b"/tmp", b""]
+
+
+def test_an_image_under_a_runc_containers_idmapped_layer_is_kept(
+    sp: Sandpool, no_leaks: Sandbox
+) -> None:
+    """The overlay's lower layer is ``/proc/self/fd/N`` there, not the image's path: the image
+    store must still see that the image is in use."""
+    image = sp.images.get("builtin:busybox")
+    with running(sp, "performance", "touch /ready", image="builtin:busybox"):
+        with pytest.raises(ImageError, match="in use"):
+            sp.images.remove(image.digest)
+        assert image.digest not in [i.digest for i in sp.images.prune(everything=True)]
+        assert Path(image.rootfs).is_dir()
