@@ -191,7 +191,8 @@ class ContainerRun:
         idmapped view of it, owned by the container's root."""
         reason = off_reason(self.runtime, self.userns_base, self.state_dir, image_rootfs)
         if reason is not None:
-            warn_once(reason)
+            if self.userns_base > 0:  # not turned off on purpose
+                warn_once(reason)
             return mount_overlay(image_rootfs, self.dir)
         self.userns = ContainerUserns.acquire(self.state_dir, self.dir, self.userns_base)
         let_group_through(self.dir, self.userns.host_id)
