@@ -15,10 +15,11 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import re
 import threading
 from pathlib import Path
 
-__all__ = ["idmap_support", "idmapped_tree", "userns_fd"]
+__all__ = ["idmap_support", "idmapped_tree", "kernel_too_old", "userns_fd"]
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -103,9 +104,20 @@ def idmapped_tree(path: Path, host_id: int, size: int) -> int:
     return fd
 
 
+def kernel_too_old(release: str) -> str | None:
+    """Why Linux ``release`` cannot stack overlayfs on idmapped layers (before 5.19); or None."""
+    numbers = [int(n) for n in re.findall(r"\d+", release)[:2]]
+    if len(numbers) == 2 and tuple(numbers) < (5, 19):
+        return f"Linux {release} has no idmapped overlayfs layers (5.19 or later needed)"
+    return None
+
+
 def idmap_support(probe_dir: Path, host_id: int, size: int) -> str | None:
     """None if this kernel can idmap a mount of ``probe_dir``'s filesystem; else why not.
     Probed once per filesystem and process."""
+    too_old = kernel_too_old(os.uname().release)
+    if too_old:
+        return too_old
     device = os.stat(probe_dir).st_dev
     with _lock:
         known = _support.get(device, "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sandpool.worker.idmap import kernel_too_old
 from sandpool.worker.uidrange import UidRange
 from sandpool.worker.userns import ContainerUserns, closed_ancestor
 
@@ -25,3 +26,8 @@ def test_a_state_dir_under_a_closed_directory_is_named(tmp_path: Path) -> None:
     assert reason is not None and f"chmod o+x {closed}," in reason
     closed.chmod(0o711)
     assert f"chmod o+x {closed}," not in (closed_ancestor(closed / "state") or "")
+
+
+def test_kernels_before_5_19_have_no_idmapped_overlay_layers() -> None:
+    assert "5.19 or later needed" in (kernel_too_old("5.15.0-91-generic") or "")
+    assert kernel_too_old("5.19.0") is None and kernel_too_old("6.18.44-fc-v1045") is None
