@@ -77,7 +77,11 @@ class ContainerUserns:
         with _recent_lock:
             preferred = list(_recent)
         ids = uidrange.allocate(state_dir, container_dir.name, base, preferred)
-        (container_dir / uidrange.RANGE_FILE).write_text(str(ids.index))
+        try:
+            (container_dir / uidrange.RANGE_FILE).write_text(str(ids.index))
+        except BaseException:
+            uidrange.release(state_dir, ids.index, container_dir.name)
+            raise
         with _recent_lock:
             if ids.index not in _recent:
                 _recent.append(ids.index)
