@@ -93,6 +93,7 @@ class Workspace:
 
     def __init__(self, *, large_mb: int, podman: bool) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="sandpool-bench-"))
+        self.root.chmod(0o711)  # runc containers' user namespaces need a searchable path
         self.config_path = self.root / "sandpool.yaml"
         self.config_path.write_text(CONFIG.format(root=self.root, cgroup=CGROUP_PARENT,
                                                   gvisor=RUNSC_POOL, runc=RUNC_POOL))  # fmt: skip

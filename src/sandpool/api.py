@@ -146,7 +146,8 @@ class Sandpool:
                                      start_timeout=self.start_timeout,
                                      cgroup_slots=self._cgroup_slots,
                                      disk_slots=self._disk_slots,
-                                     gpu_dev_dir=self.gpu_dev_dir)  # fmt: skip
+                                     gpu_dev_dir=self.gpu_dev_dir,
+                                     userns_base=self.config.user_namespace_base)  # fmt: skip
             self._announce(container, on_container)
             return container.run(stdio, on_started=release)
         finally:

@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,6 +84,10 @@ class Sandbox:
         containers = self.state_dir / "containers"
         if containers.exists():
             found += [f"state dir {d}" for d in containers.iterdir()]
+        ranges = self.state_dir / "userns"
+        if ranges.exists():
+            found += [f"uid range {f.name} held by {f.read_text()}" for f in ranges.iterdir()
+                      if f.read_text()]  # fmt: skip
         return found
 
     def remove_parent_cgroups(self) -> None:
@@ -113,15 +118,29 @@ def _idle_disk_of_another_live_process(path: Path) -> bool:
     return not (path / "upper").exists() and not (path / "work").exists()
 
 
+@contextlib.contextmanager
+def reachable_tmp_dir() -> Iterator[Path]:
+    """A temporary directory that other users may pass through (0711 under /tmp): a runc
+    container's root, an unprivileged host uid in its user namespace, must walk the path to its
+    rootfs, which pytest's 0700 tmp_path does not allow (sandpool would run it without one)."""
+    path = Path(tempfile.mkdtemp(prefix="sandpool-it-"))
+    path.chmod(0o711)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+def sandbox() -> Iterator[Sandbox]:
     """One sandpool installation for the whole session, checked for leaks at the end."""
-    box = Sandbox(tmp_path_factory.mktemp("sandpool"))
-    box.write_config()
-    yield box
-    left = box.leftovers()
-    box.remove_parent_cgroups()
-    assert not left, f"integration tests leaked: {left}"
+    with reachable_tmp_dir() as base:
+        box = Sandbox(base)
+        box.write_config()
+        yield box
+        left = box.leftovers()
+        box.remove_parent_cgroups()
+        assert not left, f"integration tests leaked: {left}"
 
 
 @pytest.fixture

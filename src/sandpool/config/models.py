@@ -187,6 +187,8 @@ class WorkerConfig(_Model):
     runsc_path: Binary = "runsc"
     state_dir: AbsolutePath = DEFAULT_STATE_DIR
     cgroup_parent: CgroupName = "sandpool"
+    # first host uid of runc containers' user namespaces (65536 per container); 0: none
+    user_namespace_base: StrictInt = Field(default=100000, ge=0, le=2**32 - 1 - 65536)
     default_image: StrictStr = ""
     image_registry: StrictStr = "docker.io"
     image_name: StrictStr = "sandpool/worker"

@@ -79,6 +79,7 @@ class ResolvedConfig:
     state_dir: str
     default_image: str
     cgroup_parent: str = "sandpool"
+    user_namespace_base: int = 100000
     pools: dict[str, ResolvedPool] = field(default_factory=dict)
 
     def pool(self, name: str) -> ResolvedPool:
@@ -143,5 +144,6 @@ def resolve(config: SandpoolConfig) -> ResolvedConfig:
         state_dir=worker.state_dir,
         default_image=worker.default_image,
         cgroup_parent=worker.cgroup_parent,
+        user_namespace_base=worker.user_namespace_base,
         pools={name: _resolve_pool(name, p, config) for name, p in worker.pools.items()},
     )

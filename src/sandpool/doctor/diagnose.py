@@ -11,6 +11,7 @@ from sandpool.doctor.probes import HostProbes
 from sandpool.doctor.report import HOST, Check, fail, ok, warn
 from sandpool.doctor.runtime_checks import runtime_checks
 from sandpool.doctor.seccomp import seccomp_check
+from sandpool.doctor.userns import userns_check
 
 __all__ = ["config_checks", "diagnose", "pool_checks", "selected_pools"]
 
@@ -51,6 +52,7 @@ def pool_checks(pool: ResolvedPool, config: ResolvedConfig, probes: HostProbes) 
     """One pool: its runtime checks, the smoke test when they passed, then the GPU checks."""
     found = runtime_checks(pool, config, probes)
     checks = [ok(pool.name, "pool", _describe(pool)), *found.checks, seccomp_check(pool)]
+    checks.append(userns_check(pool, config, probes))
     if found.ready:
         checks.append(probes.smoke_test(pool, config, probes.smoke_timeout))
     else:

@@ -23,7 +23,7 @@ _WHY = "memory limits and OOM reporting need memory, the pids limit needs pids"
 def ensure_writable_dir(path: Path) -> bool:
     """Create ``path`` if missing and prove a file can be written there; True if created."""
     created = not path.exists()
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o711, parents=True, exist_ok=True)  # others may not list it
     fd, probe = tempfile.mkstemp(prefix=".doctor-", dir=path)
     os.close(fd)
     os.unlink(probe)

@@ -28,6 +28,12 @@ def _real_smoke_test(pool: ResolvedPool, config: ResolvedConfig, timeout: float)
     return smoke_test(pool, config, timeout)
 
 
+def _real_userns_off_reason(config: ResolvedConfig) -> str | None:
+    from sandpool.doctor.userns import userns_off_reason
+
+    return userns_off_reason(config)
+
+
 def _default_serve_socket() -> str | None:
     import os
 
@@ -47,3 +53,7 @@ class HostProbes:
     smoke_timeout: float = SMOKE_TIMEOUT
     smoke_test: SmokeTest = field(default=_real_smoke_test)
     serve_socket: str | None = field(default_factory=_default_serve_socket)
+    # why runc containers would run without a user namespace here; None: they get one
+    userns_off_reason: Callable[[ResolvedConfig], str | None] = field(
+        default=_real_userns_off_reason
+    )

@@ -71,6 +71,7 @@ def _run_true(
             state_dir=state_dir,
             cgroup_parent=config.cgroup_parent,
             start_timeout=timeout,
+            userns_base=config.user_namespace_base,
         )
         try:
             return container.run(Stdio(capture=True))

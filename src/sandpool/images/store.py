@@ -16,6 +16,7 @@ rootfs appears by an atomic rename. An ImageStore is safe to share between threa
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 import os
 import shutil
@@ -102,6 +103,16 @@ def _mounted_paths() -> str:
         return ""
 
 
+def _lower_of_a_container(state_dir: Path, image_dir: Path) -> bool:
+    """Whether a container's overlay sits on this image through an idmapped lower layer (its
+    mount names ``/proc/self/fd/N``, so it writes the image path into ``<id>/lower``)."""
+    for marker in (state_dir / "containers").glob("*/lower"):
+        with contextlib.suppress(OSError):
+            if marker.read_text().startswith(str(image_dir) + "/"):
+                return True
+    return False
+
+
 class ImageStore:
     """The image cache under ``state_dir/images``; see the module docstring for its layout."""
 
@@ -175,6 +186,9 @@ class ImageStore:
 
     @contextmanager
     def _staging(self) -> Iterator[Path]:
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.root.stat().st_mode & 0o077:  # made before images were private
+            self.root.chmod(0o700)
         for sub in ("tmp", "locks", "sha256"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.root / "tmp"))
@@ -285,7 +299,7 @@ class ImageStore:
     def _delete(self, digest: str, data: dict[str, Any]) -> bool:
         """Delete one unpacked image unless it is mounted or being pulled; True if gone."""
         final = self.rootfs_path(digest).parent
-        if str(final) in _mounted_paths():
+        if str(final) in _mounted_paths() or _lower_of_a_container(self.root.parent, final):
             return False
         with file_lock(self._lock_path(digest), blocking=False) as acquired:
             if not acquired:

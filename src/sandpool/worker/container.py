@@ -38,6 +38,7 @@ from sandpool.worker.limits import (
 )
 from sandpool.worker.overlay import mount_overlay
 from sandpool.worker.ownership import STATE_DIR_ANNOTATION, new_container_id, state_dir_identity
+from sandpool.worker.private import let_group_through, secure_state_dir
 from sandpool.worker.pump import copy_to_fd, is_regular_file
 from sandpool.worker.records import (
     KILLED_FILE,
@@ -62,6 +63,8 @@ from sandpool.worker.start_errors import (
     sandbox_death,
     start_failure,
 )
+from sandpool.worker.uidrange import DEFAULT_BASE
+from sandpool.worker.userns import ContainerUserns, off_reason, warn_once
 from sandpool.worker.users import resolve_user
 
 __all__ = ["EXIT_KILLED", "ContainerRun", "Stdio"]
@@ -131,15 +134,18 @@ class ContainerRun:
                  start_timeout: float = START_TIMEOUT,
                  cgroup_slots: CgroupSlots | None = None,
                  disk_slots: DiskSlots | None = None,
-                 gpu_dev_dir: Path = DEV_DIR) -> None:  # fmt: skip
+                 gpu_dev_dir: Path = DEV_DIR,
+                 userns_base: int = DEFAULT_BASE) -> None:  # fmt: skip
         self.pool, self.runtime, self.image, self.request = pool, runtime, image, request
         self.id = new_container_id(state_dir)  # in the state dir's namespace (worker.ownership)
+        self.state_dir, self.userns_base = state_dir, userns_base
+        self.userns: ContainerUserns | None = None
         self.dir = containers_dir(state_dir) / self.id
         self._owner = state_dir_identity(state_dir)
         self.files = RunFiles(self.dir / "pid", self.dir / "runtime.log")
         self._disks = disk_slots or DiskSlots(state_dir, 0)  # none: a disk of its own
         self.disk: WritableDisk | None = None
-        self._state_dir, self._gpu_dev_dir = state_dir, gpu_dev_dir
+        self._gpu_dev_dir = gpu_dev_dir
         self.gpus = GpuLease()
         self.start_timeout = start_timeout
         self.result = RunResult(self.id, pool.name, runtime.name, runtime.platform,
@@ -185,7 +191,8 @@ class ContainerRun:
                 STATE_DIR_ANNOTATION: self._owner,  # who owns it (worker.ownership)
             },
         )
-        return self.runtime.prepare(build_spec(spec))
+        prepared = self.runtime.prepare(build_spec(spec))
+        return self.userns.apply(prepared) if self.userns else prepared
 
     def _record(self) -> ContainerRecord:
         me = os.getpid()
@@ -215,16 +222,17 @@ class ContainerRun:
         return memory
 
     def prepare(self) -> dict[str, Any]:
-        """Create the container's directory, record, overlay, cgroup and bundle."""
+        """Create the container's directory, record, disk, overlay, cgroup and bundle."""
         memory = self._check()
-        self.dir.mkdir(parents=True)
+        secure_state_dir(self.state_dir)
+        self.dir.mkdir(mode=0o700)
         self._record().save(self.dir)
         self.disk = self._disks.take(request_size("disk", self.request.disk or self.pool.disk))
         self.disk.attach(self.dir)
-        rootfs = mount_overlay(Path(self.image.rootfs), self.dir)
+        rootfs = self._mount_rootfs(Path(self.image.rootfs))
         has_init = self.runtime.init is not None
         self.cgroup.create(memory, host_pids(self._gvisor, self._pids, has_init))
-        self.gpus = acquire_gpus(self.request.gpus, self._state_dir,
+        self.gpus = acquire_gpus(self.request.gpus, self.state_dir,
                                  sharing=self.pool.gpu_sharing,
                                  dev_dir=self._gpu_dev_dir)  # fmt: skip
         spec = self._spec(rootfs)
@@ -240,6 +248,25 @@ class ContainerRun:
     @property
     def _gvisor(self) -> bool:
         return Capability.USERSPACE_KERNEL in self.runtime.capabilities
+
+    def _mount_rootfs(self, image_rootfs: Path) -> Path:
+        """The overlay over the image; under a user namespace (``worker.userns``) over an
+        idmapped view of it, owned by the container's root."""
+        reason = off_reason(self.runtime, self.userns_base, self.state_dir, image_rootfs)
+        if reason is not None:
+            if self.userns_base > 0:  # not turned off on purpose
+                warn_once(reason)
+            return mount_overlay(image_rootfs, self.dir)
+        self.userns = ContainerUserns.acquire(self.state_dir, self.dir, self.userns_base)
+        let_group_through(self.dir, self.userns.host_id)
+        (self.dir / "lower").write_text(str(image_rootfs))  # the image store's in-use check
+        lower = self.userns.idmapped_lower(image_rootfs)
+        try:
+            rootfs = mount_overlay(Path(f"/proc/self/fd/{lower}"), self.dir)
+        finally:
+            os.close(lower)
+        self.userns.own_rootfs(rootfs)
+        return rootfs
 
     # ---- running ----------------------------------------------------------------------------
 

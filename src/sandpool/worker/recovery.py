@@ -37,6 +37,7 @@ from sandpool.worker.records import (
     load_records,
 )
 from sandpool.worker.slots import CgroupSlots, remove_dead_slots
+from sandpool.worker.uidrange import release_for, release_stale
 
 __all__ = [
     "collect_garbage",
@@ -65,6 +66,7 @@ def release_host_resources(
     this container's (``stop_container`` relies on it)."""
     cgroup.kill_all()
     unmount(directory / "rootfs")
+    release_for(directory)  # before the directory goes: see ``uidrange.release_stale``
     shutil.rmtree(directory, ignore_errors=True)
     if slots is None:
         cgroup.remove()
@@ -93,6 +95,7 @@ def remove_container(record: ContainerRecord | None, directory: Path) -> None:
     """Delete the container and every host resource it held."""
     if record is None:
         unmount(directory / "rootfs")
+        release_for(directory)
         shutil.rmtree(directory, ignore_errors=True)
         return
     _runtime_call(record, "delete", "--force", record.id)
@@ -145,6 +148,8 @@ def reconcile_dead_owners(config: ResolvedConfig) -> list[str]:
             log.info("gc: removing %s (owner gone)", directory.name)
             remove_container(record, directory)
             removed.append(directory.name)
+    if removed:
+        release_stale(Path(config.state_dir))
     remove_dead_slots(config.cgroup_parent, owner_tag(config.state_dir))
     remove_dead_disks(Path(config.state_dir))  # after the overlays above them
     return removed
@@ -152,4 +157,6 @@ def reconcile_dead_owners(config: ResolvedConfig) -> list[str]:
 
 def collect_garbage(config: ResolvedConfig) -> list[str]:
     """Remove every container whose owning process is gone; return their ids."""
-    return reconcile_dead_owners(config) + _orphans_in_roots(config)
+    removed = reconcile_dead_owners(config)
+    release_stale(Path(config.state_dir))
+    return removed + _orphans_in_roots(config)

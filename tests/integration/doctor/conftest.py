@@ -9,12 +9,11 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Sandbox
+from tests.integration.conftest import Sandbox, reachable_tmp_dir
 
 
 @dataclass(frozen=True)
@@ -45,14 +44,15 @@ def leftovers(box: Sandbox) -> list[str]:
 
 
 @pytest.fixture
-def box(tmp_path: Path) -> Iterator[Sandbox]:
+def box() -> Iterator[Sandbox]:
     """A sandbox with a test-specific cgroup parent; fails the test if anything is left."""
-    sandbox = Sandbox(tmp_path)
-    sandbox.cgroup_parent = f"sp-doctor-test-{os.getpid()}"
-    yield sandbox
-    left = leftovers(sandbox)
-    sandbox.remove_parent_cgroups()
-    assert left == []
+    with reachable_tmp_dir() as base:
+        sandbox = Sandbox(base)
+        sandbox.cgroup_parent = f"sp-doctor-test-{os.getpid()}"
+        yield sandbox
+        left = leftovers(sandbox)
+        sandbox.remove_parent_cgroups()
+        assert left == []
 
 
 @pytest.fixture

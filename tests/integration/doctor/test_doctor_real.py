@@ -31,6 +31,8 @@ def test_runc_pool_is_ok_with_a_real_smoke_test(doctor: Doctor) -> None:
     assert runtime["message"].startswith("runc ")
     smoke = done.check("fast", "smoke")
     assert (smoke["status"], smoke["message"][:30]) == ("ok", "`true` ran and exited 0 (runc;")
+    userns = done.check("fast", "userns")
+    assert (userns["status"], userns["message"][:30]) == ("ok", "on: container root is host uid")
 
 
 @pytest.mark.runsc

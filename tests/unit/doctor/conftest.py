@@ -75,6 +75,7 @@ def probes(tmp_path: Path, smoke: SmokeRecorder) -> HostProbes:
         cgroup_root=fake_cgroup_v1(tmp_path / "cgroup"),
         nvidia_smi=str(tmp_path / "bin" / "nvidia-smi"),
         smoke_test=smoke,
+        userns_off_reason=lambda config: None,
     )
 
 
