@@ -20,7 +20,22 @@
     ├── KubernetesError                 the cluster half
     │   ├── ClusterUnreachable          no kubeconfig / API server did not answer
     │   └── RuntimeClassNotFound        a pool names a RuntimeClass the cluster lacks
-    └── ServeError                      ``sandpool serve`` cannot listen (socket in use, bad path)
+    ├── ServeError                      ``sandpool serve`` cannot listen (socket in use, bad path)
+    └── ServiceError                    an answer of the HTTP API that is not a success (exit 1)
+        ├── InvalidRequest              400 bad input; ``field`` names it
+        ├── Unauthenticated             401 no key, or an unknown, revoked or expired one
+        ├── PermissionDenied            403 the key may not do this (an admin operation)
+        ├── NotFound                    404 no such thing, or another tenant's
+        ├── Conflict                    409 the thing's state forbids it (name taken, busy)
+        ├── PayloadTooLarge             413 the request body is over the server's limit
+        ├── HeadersTooLarge             431 the request headers are over the server's limit
+        ├── QuotaExceeded               429 a tenant quota or rate; ``retry_after`` seconds
+        ├── ServiceUnavailable          503 a pool's runtime is missing, the server is stopping
+        ├── InternalServerError         500 a server bug (the server's log has the details)
+        └── ServiceUnreachable          the client got no answer (connection refused, timeout)
+
+The service answers every ServiceError as ``{"code", "message", "hint"}`` with its ``status``;
+the SDK (``sandpool.client``) raises the class whose ``code`` the answer carries.
 
 Foreign exceptions (pydantic, ruamel.yaml, subprocess, httpx) are translated into these at
 the module that calls the foreign code, always ``raise ... from exc``.
@@ -35,22 +50,34 @@ __all__ = [
     "ConfigError",
     "ConfigFileError",
     "ConfigValidationError",
+    "Conflict",
     "ContainerError",
     "ContainerNotFound",
     "ContainerRuntimeError",
     "ContainerStartFailed",
+    "HeadersTooLarge",
     "ImageError",
     "ImageNotFound",
+    "InternalServerError",
     "InvalidImage",
+    "InvalidRequest",
     "KubernetesError",
+    "NotFound",
     "OperationNotSupported",
+    "PayloadTooLarge",
+    "PermissionDenied",
     "PlatformNotSupported",
+    "QuotaExceeded",
     "RuntimeClassNotFound",
     "RuntimeCommandFailed",
     "RuntimeNotAvailable",
     "RuntimeTimeout",
     "SandpoolError",
     "ServeError",
+    "ServiceError",
+    "ServiceUnavailable",
+    "ServiceUnreachable",
+    "Unauthenticated",
     "UnknownPool",
 ]
 
@@ -176,3 +203,102 @@ class ClusterUnreachable(KubernetesError):
 
 class RuntimeClassNotFound(KubernetesError):
     """A pool names a RuntimeClass that the cluster does not have."""
+
+
+class ServiceError(SandpoolError):
+    """An answer of the HTTP API that is not a success; ``status`` and ``code`` are the wire
+    form (``code`` is what the SDK maps back to the class)."""
+
+    exit_code = 1
+    status = 500
+    code = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None,
+                 retry_after: float | None = None) -> None:  # fmt: skip
+        super().__init__(message, hint=hint)
+        self.field = field  # the request field at fault (InvalidRequest)
+        self.retry_after = retry_after  # seconds to wait before trying again (QuotaExceeded)
+
+
+class InvalidRequest(ServiceError):
+    """The request is malformed or a field holds a bad value (``field`` names it)."""
+
+    status, code = 400, "invalid_request"
+
+
+class Unauthenticated(ServiceError):
+    """No API key, or one that is unknown, revoked or expired."""
+
+    status, code = 401, "unauthenticated"
+
+
+class PermissionDenied(ServiceError):
+    """The key is valid but may not do this (an admin operation with a tenant key)."""
+
+    status, code = 403, "permission_denied"
+
+
+class NotFound(ServiceError):
+    """No such resource, or one of another tenant (whose existence is never revealed)."""
+
+    status, code = 404, "not_found"
+
+
+class Conflict(ServiceError):
+    """The resource's state forbids the operation (a name taken, a tenant still busy)."""
+
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(ServiceError):
+    """The request body is larger than the server accepts."""
+
+    status, code = 413, "payload_too_large"
+
+
+class HeadersTooLarge(ServiceError):
+    """The request headers are larger than the server accepts."""
+
+    status, code = 431, "headers_too_large"
+
+
+class QuotaExceeded(ServiceError):
+    """A tenant quota or rate would be exceeded; ``retry_after`` says when to try again."""
+
+    status, code = 429, "quota_exceeded"
+    reason = ""  # which quota: concurrent, cpu, memory, rate (the metrics' label)
+
+
+class ServiceUnavailable(ServiceError):
+    """The service cannot do it now: a pool's runtime is missing, the server is stopping."""
+
+    status, code = 503, "unavailable"
+
+
+class InternalServerError(ServiceError):
+    """A server-side bug; the answer carries a request id to find it in the server's log."""
+
+    status, code = 500, "internal"
+
+
+class ServiceUnreachable(ServiceError):
+    """The client got no answer from the server (refused, reset, timed out)."""
+
+    status, code = 0, "unreachable"
+
+
+SERVICE_ERRORS: dict[str, type[ServiceError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidRequest,
+        Unauthenticated,
+        PermissionDenied,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        HeadersTooLarge,
+        QuotaExceeded,
+        ServiceUnavailable,
+        InternalServerError,
+    )
+}

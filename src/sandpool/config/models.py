@@ -36,11 +36,14 @@ __all__ = [
     "ContainerDefaults",
     "ContainerRuntimeConfig",
     "ContainerRuntimeName",
+    "GatewayConfig",
+    "GatewayHttp",
     "GvisorPlatform",
     "JobSpec",
     "PoolConfig",
     "PoolSizing",
     "SandpoolConfig",
+    "TenantQuota",
     "WorkerConfig",
     "model_in",
 ]
@@ -196,7 +199,36 @@ class WorkerConfig(_Model):
     pools: dict[PoolName, PoolConfig] = Field(default_factory=dict)
 
 
+class GatewayHttp(_Model):
+    """Where ``sandpool server`` listens (Beta9's ``gateway.http``); ``--listen`` overrides."""
+
+    host: StrictStr = "127.0.0.1"
+    port: StrictInt = Field(default=1994, ge=0, le=65535)
+
+
+class TenantQuota(_Model):
+    """What one tenant may hold at once unless its own quota says otherwise."""
+
+    concurrent: StrictInt = Field(default=16, ge=0, le=1_000_000)  # runs and sandboxes
+    cpu: StrictFloat = Field(default=16.0, ge=0, le=1_000_000)  # cores, summed
+    memory: Size = "32Gi"  # summed memory limits
+    creates_per_second: StrictFloat = Field(default=10.0, gt=0, le=1_000_000)
+
+
+class GatewayConfig(_Model):
+    """The HTTP service (``sandpool server``), after Beta9's ``gateway`` section."""
+
+    http: GatewayHttp = Field(default_factory=GatewayHttp)
+    # A SQLAlchemy URL; empty: the SQLite file <stateDir>/service/service.db.
+    database: StrictStr = ""
+    shutdown_timeout: Seconds = 30.0
+    max_request_body: Size = "1Mi"
+    max_request_headers: Size = "16Ki"
+    tenant_quota: TenantQuota = Field(default_factory=TenantQuota)
+
+
 class SandpoolConfig(_Model):
     """The whole configuration document."""
 
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)

@@ -1,0 +1,60 @@
+"""The Python SDK of the sandpool service: ``Client`` and its asyncio twin ``AsyncClient``
+(same method names) over one transport layer (``transport``), one set of calls
+(``operations``) and one set of models (``models``).
+
+    from sandpool.client import Client
+    with Client() as client:               # $SANDPOOL_URL, $SANDPOOL_API_KEY
+        r = client.run(["python3", "-c", "print(42)"], pool="default")
+        print(r.exit_code, r.stdout)
+
+Errors are the ``ServiceError`` classes of ``sandpool.errors`` (one per API error code:
+QuotaExceeded carries ``retry_after``); no answer at all is ServiceUnreachable.
+``Sandbox``/``AsyncSandbox`` (long-lived sandboxes) come with the sandbox endpoints.
+"""
+
+from __future__ import annotations
+
+from sandpool.client.aio import AsyncClient
+from sandpool.client.models import ApiKey, CreatedKey, Me, Pool, RunResult, Tenant
+from sandpool.client.sync import Client
+from sandpool.client.transport import API_KEY_ENV, URL_ENV, RetryPolicy
+from sandpool.errors import (
+    Conflict,
+    HeadersTooLarge,
+    InternalServerError,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    QuotaExceeded,
+    ServiceError,
+    ServiceUnavailable,
+    ServiceUnreachable,
+    Unauthenticated,
+)
+
+__all__ = [
+    "API_KEY_ENV",
+    "URL_ENV",
+    "ApiKey",
+    "AsyncClient",
+    "Client",
+    "Conflict",
+    "CreatedKey",
+    "HeadersTooLarge",
+    "InternalServerError",
+    "InvalidRequest",
+    "Me",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "Pool",
+    "QuotaExceeded",
+    "RetryPolicy",
+    "RunResult",
+    "ServiceError",
+    "ServiceUnavailable",
+    "ServiceUnreachable",
+    "Tenant",
+    "Unauthenticated",
+]

@@ -1,0 +1,66 @@
+"""What the routes share: the configuration, the store, who is calling, the quotas, the runs
+and the metrics; one per server (tests build their own)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from fastapi import Request
+
+from sandpool.config.models import GatewayConfig
+from sandpool.config.resolved import ResolvedConfig
+from sandpool.service.apikeys import Principal
+from sandpool.service.auth import Authenticator
+from sandpool.service.metrics import ServiceMetrics
+from sandpool.service.quotas import Quota, QuotaLedger
+from sandpool.service.runs import RunService
+from sandpool.sizes import parse_size
+from sandpool.store import Store, TenantRecord
+
+__all__ = ["ServiceContext", "authenticate", "context_of"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class ServiceContext:
+    """One server's state; ``stopping`` turns /readyz to 503 while it shuts down."""
+
+    config: ResolvedConfig
+    gateway: GatewayConfig
+    store: Store
+    auth: Authenticator
+    runs: RunService
+    ledger: QuotaLedger = field(default_factory=QuotaLedger)
+    metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
+    stopping: bool = False
+
+    def quota_of(self, tenant: TenantRecord) -> Quota:
+        """The tenant's own quota where it has one, the configuration's default elsewhere."""
+        default = self.gateway.tenant_quota
+        return Quota(
+            concurrent=_first(tenant.max_concurrent, default.concurrent),
+            cpu=_first(tenant.max_cpu, default.cpu),
+            memory=_first(tenant.max_memory, parse_size(default.memory)),
+            creates_per_second=_first(tenant.creates_per_second, default.creates_per_second),
+        )
+
+
+def _first(own: T | None, default: T) -> T:
+    return default if own is None else own
+
+
+def context_of(request: Request) -> ServiceContext:
+    """The server's context (set on the app at creation)."""
+    context = request.app.state.context
+    assert isinstance(context, ServiceContext)
+    return context
+
+
+def authenticate(request: Request) -> Principal:
+    """The caller of ``request`` (a FastAPI dependency; sync: FastAPI runs it in a thread, as
+    the store may be a network database); its tenant goes into the access log."""
+    principal = context_of(request).auth.principal(request.headers.get("authorization"))
+    request.scope.setdefault("state", {})["tenant"] = principal.tenant_name or "(admin)"
+    return principal

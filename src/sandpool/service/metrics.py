@@ -1,0 +1,50 @@
+"""The Prometheus metrics of one server, in a registry of its own (two apps in one process,
+as in tests, do not share counters)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics", "exit_class"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+def exit_class(exit_code: int, oom_killed: bool, timed_out: bool, error: str | None) -> str:
+    """``ok``, ``nonzero``, ``oom``, ``timeout`` or ``error`` (the runtime failed)."""
+    if error:
+        return "error"
+    if oom_killed:
+        return "oom"
+    if timed_out:
+        return "timeout"
+    return "ok" if exit_code == 0 else "nonzero"
+
+
+class ServiceMetrics:
+    """Counters and histograms of requests, runs and quota refusals; thread-safe."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("sandpool_http_requests", "HTTP requests answered",
+                                ["method", "route", "status"], registry=r)  # fmt: skip
+        self.request_seconds = Histogram("sandpool_http_request_duration_seconds",
+                                         "Time to answer an HTTP request", ["method", "route"],
+                                         buckets=_LATENCY_BUCKETS, registry=r)  # fmt: skip
+        self.runs = Counter("sandpool_runs", "One-shot runs ended, by pool and exit class",
+                            ["pool", "exit_class"], registry=r)  # fmt: skip
+        self.run_seconds = Histogram("sandpool_run_duration_seconds",
+                                     "Wall time of one-shot runs", ["pool"],
+                                     buckets=_LATENCY_BUCKETS, registry=r)  # fmt: skip
+        self.runs_in_flight = Gauge("sandpool_runs_in_flight", "One-shot runs going on now",
+                                    ["pool"], registry=r)  # fmt: skip
+        self.quota_refusals = Counter("sandpool_quota_refusals",
+                                      "Requests refused by a tenant quota (429)", ["reason"],
+                                      registry=r)  # fmt: skip
+        self.errors = Counter("sandpool_errors", "Error answers by code", ["code"], registry=r)
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)

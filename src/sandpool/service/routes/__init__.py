@@ -1,0 +1,13 @@
+"""The API's routes, one module per resource; each handler parses, calls the core, renders."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from sandpool.service.routes import health, keys, pools, runs, tenants
+
+__all__ = ["ROUTERS"]
+
+# Every router of the app, in the order the OpenAPI document lists them.
+ROUTERS: tuple[APIRouter, ...] = (health.router, pools.router, runs.router, tenants.router,
+                                  keys.router)  # fmt: skip
