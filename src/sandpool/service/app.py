@@ -25,6 +25,7 @@ from sandpool.sizes import parse_size
 __all__ = ["API_VERSION", "create_app"]
 
 API_VERSION = "v1"
+RUN_CLEANUP_WAIT = 30  # seconds a stopping server waits for stopped runs to clean up
 log = logging.getLogger("sandpool.server")
 
 
@@ -36,6 +37,10 @@ def _lifespan(context: ServiceContext) -> Callable[[FastAPI], AbstractAsyncConte
         stopped = context.runs.stop_all()
         if stopped:
             log.info("stopped %d runs still going on", stopped)
+        # their clean-up gives cgroup slots and disks back: wait for it before closing them
+        if not await anyio.to_thread.run_sync(context.runs.wait_idle, RUN_CLEANUP_WAIT):
+            log.warning("runs still cleaning up after %d s; `sandpool gc` removes what they "
+                        "leave", RUN_CLEANUP_WAIT)  # fmt: skip
         await anyio.to_thread.run_sync(context.runs.executor.close)
         context.store.close()
 

@@ -81,8 +81,9 @@ class RunService:
                  metrics: ServiceMetrics) -> None:  # fmt: skip
         self.config, self.executor, self.metrics = config, executor, metrics
         self._limiter = anyio.CapacityLimiter(MAX_RUN_THREADS)
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._live: set[Any] = set()
+        self._active = 0  # runs in their thread, with a container or not yet
         self._closed = False
 
     async def run(self, pool: str, request: RunRequest, stdin: bytes | None,
@@ -104,6 +105,8 @@ class RunService:
 
     def _run_blocking(self, pool: str, request: RunRequest, stdin: bytes | None) -> RunResult:
         handles: list[Stoppable] = []
+        with self._lock:
+            self._active += 1
 
         def track(container: Stoppable) -> None:
             with self._lock:
@@ -117,6 +120,8 @@ class RunService:
         finally:
             with self._lock:
                 self._live.difference_update(handles)
+                self._active -= 1
+                self._lock.notify_all()
 
     def stop_all(self) -> int:
         """Stop every run in flight and any that starts from now on (the server is going
@@ -127,6 +132,12 @@ class RunService:
         for container in live:
             container.stop()
         return len(live)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no run is in its thread any more (each has cleaned up after its
+        container); whether that happened within ``timeout`` seconds."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._active == 0, timeout)
 
     def in_flight(self) -> int:
         """How many runs have a container now."""

@@ -73,9 +73,9 @@ def test_a_quota_refusal_is_not_retried_behind_the_callers_back() -> None:
             json={"code": "quota_exceeded", "message": "m", "hint": None},
         )
 
-    with Client("http://x", "k", transport=httpx.MockTransport(handler)) as client:
-        with pytest.raises(QuotaExceeded) as raised:
-            client.run(["true"])
+    client = Client("http://x", "k", transport=httpx.MockTransport(handler))
+    with client, pytest.raises(QuotaExceeded) as raised:
+        client.run(["true"])
     assert raised.value.retry_after == 2.0 and len(calls) == 1
     assert calls[0].headers["authorization"] == "Bearer k"
 
