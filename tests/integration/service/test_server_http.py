@@ -29,7 +29,8 @@ from tests.integration.service.conftest import SANDPOOL, ServerProcess
 pytestmark = [pytest.mark.root, pytest.mark.runc]
 
 
-def cli(server: ServerProcess, *args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def cli(server: ServerProcess, *args: str,
+        key: str | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
     env = {**os.environ, "SANDPOOL_URL": server.url,
            "SANDPOOL_API_KEY": key or server.admin_key or ""}  # fmt: skip
     return subprocess.run([SANDPOOL, *args], capture_output=True, text=True, env=env,
