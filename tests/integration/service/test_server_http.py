@@ -66,6 +66,7 @@ def test_the_set_up_commands_of_the_quick_start(server: ServerProcess) -> None:
     assert (missing.returncode, missing.stderr.split(":")[0]) == (1, "NotFound")
 
 
+@pytest.mark.runsc
 def test_runs_through_the_sdk_on_runc_and_gvisor(server: ServerProcess) -> None:
     key = tenant_key(server, "runner")
     with Client(server.url, key) as client:
