@@ -62,7 +62,9 @@ def build_context(loaded: LoadedConfig, *, database: str | None = None,
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket, or ServeError naming the address and why not."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP;
+    # without it a keep-alive client waits out a 40 ms delayed ACK on every answer
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
