@@ -33,15 +33,23 @@ def free_port() -> int:
 class ServerProcess:
     """One ``sandpool server`` subprocess; ``stop`` sends SIGTERM and waits."""
 
-    def __init__(self, box: Sandbox, env: dict[str, str] | None = None) -> None:
+    def __init__(self, box: Sandbox, env: dict[str, str] | None = None,
+                 database: str | None = None) -> None:  # fmt: skip
         self.box, self.port = box, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = box.base / f"server-{self.port}.log"
         self.out = box.base / f"server-{self.port}.out"
-        self.proc = subprocess.Popen(
-            [SANDPOOL, "server", "--listen", f"127.0.0.1:{self.port}", "-c",
-             str(box.config_file)], stdout=self.out.open("wb"), stderr=self.log.open("wb"),
-            env={**os.environ, **(env or {})})  # fmt: skip
+        argv = [
+            SANDPOOL,
+            "server",
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "-c",
+            str(box.config_file),
+            *(["--database", database] if database else []),
+        ]
+        self.proc = subprocess.Popen(argv, stdout=self.out.open("wb"), stderr=self.log.open("wb"),
+                                     env={**os.environ, **(env or {})})  # fmt: skip
         self._wait_ready()
         self.admin_key = self.printed_admin_key()
 
