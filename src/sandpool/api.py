@@ -29,6 +29,7 @@ from sandpool.runtime.base import ContainerRuntime
 from sandpool.runtime.factory import create_runtime
 from sandpool.runtime.runner import FileArg
 from sandpool.runtime.spec import BindMount
+from sandpool.sandbox import Sandbox, SandboxManager, SandboxRequest
 from sandpool.worker.container import START_TIMEOUT, ContainerRun, Stdio
 from sandpool.worker.disk import DiskSlots
 from sandpool.worker.gpus import DEV_DIR
@@ -67,6 +68,7 @@ class Sandpool:
         warm = max((start_concurrency(p) for p in config.pools.values()), default=0)
         self._cgroup_slots = CgroupSlots(config.cgroup_parent, warm)
         self._disk_slots = DiskSlots(self.state_dir, warm)
+        self._sandboxes: SandboxManager | None = None
 
     @classmethod
     def from_config(
@@ -88,6 +90,10 @@ class Sandpool:
     def close(self) -> None:
         """Forget cached runtimes and remove the warm cgroups (running containers belong to
         their ``run`` calls; they remove their cgroups when they end)."""
+        with self._lock:
+            sandboxes, self._sandboxes = self._sandboxes, None
+        if sandboxes is not None:
+            sandboxes.close(terminate=True)
         with self._lock:
             self._runtimes.clear()
         self._cgroup_slots.close()
@@ -148,6 +154,29 @@ class Sandpool:
             return container.run(stdio, on_started=release)
         finally:
             release()
+
+    @property
+    def sandboxes(self) -> SandboxManager:
+        """This process's sandboxes, by id (``sandpool.sandbox``); ``close`` terminates them."""
+        with self._lock:
+            if self._sandboxes is None:
+                self._sandboxes = SandboxManager(self.config, self.images, self.runtime,
+                                                 start_timeout=self.start_timeout)  # fmt: skip
+            return self._sandboxes
+
+    def create_sandbox(self, pool: str, image: str | None = None, *, cpu: float | None = None,
+                       memory: str | None = None, pids: int | None = None,
+                       disk: str | None = None, env: Sequence[str] = (),
+                       workdir: str | None = None, ttl: float | None = None,
+                       idle_timeout: float | None = None,
+                       labels: Mapping[str, str] | None = None) -> Sandbox:  # fmt: skip
+        """Start a long-lived sandbox of ``pool`` and return its handle (a context manager
+        that terminates it). ``ttl`` counts from ready; ``idle_timeout`` from the last exec
+        or file operation; None takes the pool's ``containerDefaults``."""
+        request = SandboxRequest(pool, image, cpu, memory, pids, disk, tuple(env), workdir,
+                                 ttl, idle_timeout, tuple((labels or {}).items()))  # fmt: skip
+        info = self.sandboxes.create(request)
+        return Sandbox(self.sandboxes, info.id)
 
     def ps(self) -> list[ContainerRecord]:
         """The containers sandpool is running now (from every process sharing the state dir)."""

@@ -89,6 +89,8 @@ class ContainerDefaults(_Model):
     disk: StrictStr = "1Gi"
     max_output: StrictStr = "16Mi"
     gpu_sharing: StrictBool = False
+    ttl: float | None = Field(default=None, gt=0)  # a sandbox's lifetime from ready, seconds
+    idle_timeout: float | None = Field(default=None, gt=0)  # a sandbox's idle limit, seconds
 
     @field_validator("disk")
     @classmethod
