@@ -89,6 +89,10 @@ class SandboxContainer(ContainerRun):
         """Prepare and start the container detached; its host pid (alive while it runs).
         On failure the caller calls ``cleanup()``."""
         spec = self.prepare()
+        # The layer's root (``worker.disk`` makes it 0700, and so is the image store's
+        # rootfs) decides the mode of the sandbox's "/": 0700 would keep every non-root
+        # exec user out of the whole filesystem.
+        os.chmod(self.dir / "rootfs", 0o755)
         self.cgroup.close()  # OOM kills are counted from the cgroup files (``oom_kill_count``)
         proc = spawn(self._start_argv(spec), stdin=subprocess.DEVNULL,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -135,11 +139,16 @@ def pid_alive(pid: int, start: int) -> bool:
 
 
 def oom_kill_count(cgroup_rel: str, root: Path = CGROUP_ROOT) -> int:
-    """How many processes the kernel OOM-killed in the sandbox's cgroup so far."""
+    """How many processes the kernel OOM-killed in the sandbox's cgroup so far. cgroup v1
+    counts a kill in the victim's own cgroup (the runtime's ``ctr`` child), not in the
+    parent that hit its limit, so both are read; v2 counts hierarchically."""
     if detect_cgroup_version(root) == 2:
-        path, key = root / cgroup_rel / "memory.events", "oom_kill"
-    else:
-        path, key = root / "memory" / cgroup_rel / "memory.oom_control", "oom_kill"
+        return _counter(root / cgroup_rel / "memory.events", "oom_kill")
+    memory = root / "memory" / cgroup_rel
+    return sum(_counter(d / "memory.oom_control", "oom_kill") for d in (memory, memory / "ctr"))
+
+
+def _counter(path: Path, key: str) -> int:
     with contextlib.suppress(OSError, ValueError):
         for line in path.read_text().splitlines():
             name, _, value = line.partition(" ")

@@ -41,6 +41,7 @@ class LiveSandbox:
         self._lock = threading.RLock()
         self._execs: OrderedDict[str, ExecProcess] = OrderedDict()
         self._ended = threading.Event()
+        self._removing = False
 
     @property
     def id(self) -> str:
@@ -130,9 +131,22 @@ class LiveSandbox:
             result.error = f"sandbox {self.id} ended ({result.sandbox_ended}) during the exec"
 
     def _end_reason_seen(self) -> EndReason | None:
-        if self.info.state in (SandboxState.TERMINATING, SandboxState.TERMINATED):
+        if self.info.state not in _ALIVE:
             return self.info.reason or EndReason.ERROR
-        return None if self.alive() else self.death_reason()
+        if self.alive():
+            return None
+        reason = self.death_reason()
+        self._mark_ending(reason)  # the monitor removes it; its state is true from now
+        return reason
+
+    def _mark_ending(self, reason: EndReason) -> bool:
+        """Move to terminating for ``reason`` unless already past running; whether it did."""
+        with self._lock:
+            if self.info.state not in _ALIVE:
+                return False
+            self.info.state, self.info.reason = SandboxState.TERMINATING, reason
+            self.save()
+            return True
 
     # ---- life ----------------------------------------------------------------------------
 
@@ -170,6 +184,8 @@ class LiveSandbox:
     def due(self, now: float) -> EndReason | None:
         """The reason this sandbox must end now, if any (TTL, idle, death); notes OOM kills."""
         info = self.info
+        if info.state is SandboxState.TERMINATING and not self._removing:
+            return info.reason or EndReason.ERROR  # found dead by an exec
         if info.state not in _ALIVE:
             return None
         count = oom_kill_count(self._cgroup_rel())
@@ -190,13 +206,10 @@ class LiveSandbox:
     def terminate(self, reason: EndReason, error: str | None = None) -> None:
         """Remove the container and everything it held; its execs end with 137."""
         with self._lock:
-            if self.info.state in (SandboxState.TERMINATING, SandboxState.TERMINATED):
-                claimed = False
-            else:
-                claimed = True
-                self.info.state, self.info.reason = SandboxState.TERMINATING, reason
+            claimed, self._removing = not self._removing, True
+            if claimed:
+                self._mark_ending(reason)
                 self.info.error = error or self.info.error
-                self.save()
         if not claimed:
             self._ended.wait(60)
             return
