@@ -31,6 +31,7 @@ from sandpool.config.cache import cache_key, load_resolved
 from sandpool.config.paths import CONFIG_ENV_VAR, config_paths
 from sandpool.errors import EXIT_CANNOT_START, SandpoolError, ServeError
 from sandpool.warm.protocol import MAX_MESSAGE, decode, encode, peer_uid, server_listens
+from sandpool.warm.sandbox_ops import request_config, serve_sandbox_request
 from sandpool.worker.container import EXIT_KILLED, ContainerRun
 from sandpool.worker.recovery import reconcile_dead_owners
 
@@ -197,7 +198,10 @@ class WarmServer:
     def _run_reporting_bugs(self, run: ClientRun, data: bytes, fds: list[int]) -> int:
         """``_run``; a bug of ours reaches the client as one line and 125, not as silence."""
         try:
-            return self._run(run, decode(data), fds)
+            request = decode(data)
+            if "sandbox" in request:  # `sandpool sandbox …`: structured (warm.sandbox_ops)
+                return self._sandbox_request(run, request, fds)
+            return self._run(run, request, fds)
         except Exception as exc:
             log.exception("run request failed")
             with contextlib.suppress(OSError):
@@ -224,6 +228,15 @@ class WarmServer:
             container_id = run.container.id if run.container else "-"
             log.info("run %s pool=%s exit=%d", container_id, args.pool, code)
             return code
+
+    def _sandbox_request(self, run: ClientRun, request: Mapping[str, object],
+                         fds: list[int]) -> int:  # fmt: skip
+        try:
+            sandpool = self._sandpool(*request_config(request))
+        except SandpoolError as error:
+            os.write(fds[2], f"{type(error).__name__}: {error}\n".encode())
+            return error.exit_code
+        return serve_sandbox_request(sandpool, request, fds, run.conn)
 
     @staticmethod
     def _final_status(run: ClientRun, code: int, err: TextIO) -> int:
@@ -257,6 +270,7 @@ class WarmServer:
             if key:
                 with self._lock:
                     sandpool = self._pools.setdefault(key, sandpool)
+            sandpool.sandboxes.adopt()  # a previous server's live sandboxes, before gc
         if key and time.monotonic() - self._reconciled.get(key, 0.0) > RECONCILE_EVERY_S:
             self._reconciled[key] = time.monotonic()
             reconcile_dead_owners(sandpool.config)
