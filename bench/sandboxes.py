@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import contenders as c
+from bench import fixtures
 from bench.fixtures import RUNC_POOL, RUNSC_POOL, SMALL_IMAGE, Workspace, leftovers
 from bench.measure import alternate, percentile, summary
 from sandpool.api import Sandpool
@@ -171,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     pools = [RUNC_POOL] + ([] if args.no_gvisor else [RUNSC_POOL])
     results: dict[str, Any] = {"host": {"cpus": os.cpu_count(),
                                         "load": os.getloadavg()[0]}}  # fmt: skip
+    # A cgroup parent of this run's own: the main bench's shared one may be in use right now,
+    # and its clean-up removes every empty cgroup under it.
+    fixtures.CGROUP_PARENT = f"sandpool-bench-sandboxes-{os.getpid()}"
     with Workspace(large_mb=1, podman=False) as ws:
         sp = Sandpool.from_config(str(ws.config_path))
         ws.small_image()
