@@ -1,8 +1,9 @@
 """One process in a sandbox: ``runc exec`` / ``runsc exec`` of sandpool's init in ``exec`` mode.
 
-The init ``setsid()``s and then ``execvp``s the argv, so the process leads its own process
-group (a timeout or ``kill`` reaches everything it started) and a command that is missing
-exits 127, one that cannot run 126, the same on both runtimes. stdout and stderr are read by
+The init enters the working directory, ``setsid()``s and then ``execvp``s the argv, so the
+process leads its own process group (a timeout or ``kill`` reaches everything it started) and
+a command that is missing exits 127, one that cannot run (or a working directory that cannot
+be entered) 126, the same on both runtimes. stdout and stderr are read by
 one pump thread into the exec's ``OutputLog`` as they come; the pump also enforces the
 timeout (124) and, once both pipes close, waits for the runtime and publishes the result.
 
@@ -74,13 +75,13 @@ class ExecProcess:
     def argv(self) -> list[str]:
         """The runtime command line that runs this exec."""
         pid_flag = "--internal-pid-file" if self._gvisor else "--pid-file"
-        flags = ["--cwd", self._cwd, pid_flag, str(self._pid_file)]
+        flags = ["--cwd", "/", pid_flag, str(self._pid_file)]  # the init enters ``cwd``
         for entry in self._env:
             flags += ["--env", entry]
         if self._user:
             flags += ["--user", self._user]
         return self.runtime.argv("exec", *flags, self.sandbox_id, MOUNT_POINT, "exec",
-                                 *self.request.argv)  # fmt: skip
+                                 self._cwd, *self.request.argv)  # fmt: skip
 
     def start(self) -> None:
         """Spawn the process and its pump thread."""

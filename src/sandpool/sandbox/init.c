@@ -3,8 +3,9 @@
  * Built static (no libc, shell or anything else needed from the image) and bind-mounted
  * read-only at /.sandpool/init. Modes:
  *   init                 PID 1: block every signal, reap every child, exit on SIGTERM/SIGINT.
- *   exec ARGV...         setsid() (the exec leads its own process group, so a timeout or kill
- *                        reaches its children too), then execvp; 127 not found, 126 not runnable.
+ *   exec DIR ARGV...     chdir(DIR) (126 if it cannot), setsid() (the exec leads its own process
+ *                        group, so a timeout or kill reaches its children too), then execvp;
+ *                        127 not found, 126 not runnable.
  *   killpg PGID          SIGKILL a process group (gVisor: the host cannot signal inside).
  *   put PATH MODE        stdin -> PATH (created/truncated, MODE octal).
  *   get PATH             PATH -> stdout (a regular file only).
@@ -46,7 +47,12 @@ static int run_init(void) {
     }
 }
 
-static int run_exec(char **argv) {
+static int run_exec(const char *dir, char **argv) {
+    if (chdir(dir) < 0) {
+        fprintf(stderr, "sandpool: cannot enter the working directory %s: %s\n", dir,
+                strerror(errno));
+        return 126;
+    }
     setsid();
     execvp(argv[0], argv);
     int err = errno;
@@ -169,7 +175,7 @@ static int rm(const char *path, int recursive) {
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "init";
     if (!strcmp(mode, "init")) return run_init();
-    if (!strcmp(mode, "exec") && argc > 2) return run_exec(argv + 2);
+    if (!strcmp(mode, "exec") && argc > 3) return run_exec(argv[2], argv + 3);
     if (!strcmp(mode, "killpg") && argc == 3)
         return kill(-atoi(argv[2]), SIGKILL) < 0 ? fail("killpg") : 0;
     if (!strcmp(mode, "put") && argc == 4) return put(argv[2], argv[3]);

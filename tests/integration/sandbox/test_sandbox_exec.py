@@ -30,6 +30,8 @@ def test_exec_basics(boxes: Sandpool, runtime: str) -> None:
         assert sb.exec(["no-such-command"]).exit_code == 127
         assert sb.exec(["/etc/passwd"]).exit_code == 126
         assert sb.exec(["pwd"], cwd="/tmp").stdout == b"/tmp\n"
+        no_dir = sb.exec(["pwd"], cwd="/nonexistent")
+        assert no_dir.exit_code == 126 and b"/nonexistent" in no_dir.stderr
         assert sb.exec(["id", "-u"], user="65534").stdout == b"65534\n"
         ps = sb.exec(["ps", "-o", "pid,args"]).stdout.decode().splitlines()
         assert ps[1].split() == ["1", "/.sandpool/init", "init"], ps
