@@ -80,7 +80,8 @@ class LiveSandbox:
             user = self._user(request.user)
             base = oom_kill_count(self._cgroup_rel())
             process = ExecProcess(
-                self.runtime, self.id, request, env=(*self.info.env, *request.env),
+                # runc and runsc exec both start from the sandbox's spec env and add these
+                self.runtime, self.id, request, env=request.env,
                 cwd=request.cwd or self.info.workdir, user=user, pid_dir=self.dir,
                 output_limit=self.output_limit,
                 end_check=lambda result: self._classify_exec(result, base),
