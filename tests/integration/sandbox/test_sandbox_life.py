@@ -142,3 +142,15 @@ def test_gc_removes_a_dead_owners_sandboxes(boxes: Sandpool, runtime: str) -> No
     [sandbox_id] = _crashed_owner(config, runtime, 1)
     assert sandbox_id in boxes.gc()
     assert not disk_path(Path(boxes.config.state_dir), sandbox_id).exists()
+
+
+@pytest.mark.root
+@pytest.mark.runc
+def test_sandpool_kill_ends_a_sandbox_as_killed(boxes: Sandpool) -> None:
+    """`sandpool kill <id>` (``Sandpool.kill``) works on a sandbox too: its owner sees it die
+    and reports it terminated, reason killed, and removes it."""
+    sb = boxes.create_sandbox("runc")
+    assert sb.id in {record.id for record in boxes.ps()}
+    boxes.kill(sb.id)
+    final = _wait_state(boxes, sb.id, SandboxState.TERMINATED)
+    assert final.reason is not None and final.reason.value == "killed"
