@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", type=int, default=50, help="concurrent sandboxes per runtime")
     parser.add_argument("-m", type=int, default=20, help="execs per sandbox")
     parser.add_argument("--no-gvisor", action="store_true")
+    parser.add_argument("--exec-only", action="store_true", help="only section 1")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         _log("bench: needs root (containers, mounts, cgroups)")
@@ -180,9 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         ws.small_image()
         _log("exec latency")
         results["exec"] = exec_latency(ws, sp, pools, args.n)
-        _log("time to first command")
-        results["first_command"] = first_command(ws, sp, pools, max(5, args.n // 2))
-        for pool in pools:
+        if not args.exec_only:
+            _log("time to first command")
+            results["first_command"] = first_command(ws, sp, pools, max(5, args.n // 2))
+        for pool in [] if args.exec_only else pools:
             _log(f"{args.k} sandboxes x {args.m} execs ({pool})")
             results[f"many-{sp.runtime(pool).name}"] = many(sp, pool, args.k, args.m)
         runtimes = [sp.runtime(p) for p in pools]
@@ -197,7 +199,7 @@ def _report(results: dict[str, Any]) -> None:
     stamp = time.strftime("%Y%m%dT%H%M%S")
     (RESULTS / f"sandboxes-{stamp}.json").write_text(json.dumps(results, indent=1))
     for section in ("exec", "first_command"):
-        for name, row in results[section].items():
+        for name, row in results.get(section, {}).items():
             print(f"{name:<28} p50 {row['p50_ms']:>8.1f} ms  p99 {row['p99_ms']:>8.1f} ms")
     for runtime in ("runc", "gvisor"):
         raw, api = (results["exec"].get(f"{k}-exec-{runtime}") for k in ("raw", "api"))

@@ -1,15 +1,14 @@
-"""One process in a sandbox: ``runc exec`` / ``runsc exec`` of sandpool's init in ``exec`` mode.
+"""One process in a sandbox: ``runc exec`` / ``runsc exec``, stdout and stderr apart, bounded.
 
-The init enters the working directory, ``setsid()``s and then ``execvp``s the argv, so the
-process leads its own process group (a timeout or ``kill`` reaches everything it started) and
-a command that is missing exits 127, one that cannot run (or a working directory that cannot
-be entered) 126, the same on both runtimes. stdout and stderr are read by
-one pump thread into the exec's ``OutputLog`` as they come; the pump also enforces the
-timeout (124) and, once both pipes close, waits for the runtime and publishes the result.
-
-Killing a group: under runc the host sees the group (``--pid-file`` gives its leader's host
-pid); under gVisor it lives in the Sentry, so one more exec runs ``init killpg <pid>`` with
-the pid from ``--internal-pid-file``.
+Under runc the exec goes through sandpool's init in ``exec`` mode: it enters the working
+directory, ``setsid()``s and ``execvp``s the argv, so the process leads its own process group
+(a timeout or ``kill`` reaches everything it started: the host kills the group, whose leader's
+host pid ``--pid-file`` gives) and a command that is missing exits 127, one that cannot run (or
+a working directory that cannot be entered) 126. Under gVisor an exec'd process already leads
+its own session and group (measured), and a second ``execve`` costs ~8 ms there (a new address
+space), so the argv is exec'd directly: ``runsc exec``'s own failure (128 and its message) is
+mapped to the same 127/126, and a group is killed from inside by one more exec of the init
+(``init killpg <pid>``, the pid from ``--internal-pid-file``).
 
 Thread safety: ``start`` once; then ``kill``, ``write_stdin``, ``close_stdin``, ``wait`` and
 ``output.follow`` from any thread.
@@ -37,7 +36,10 @@ from sandpool.sandbox.output import OutputLog
 
 __all__ = ["ExecProcess", "new_exec_id"]
 
-EXIT_TIMEOUT, EXIT_KILLED = 124, 137
+EXIT_TIMEOUT, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_KILLED = 124, 126, 127, 137
+# ``runsc exec`` exits 128 with this in its message when the command could not be started.
+RUNSC_EXEC_FAILED = 128
+RUNSC_EXEC_ERROR = b"executing processes for container"
 # After the process ended, how long to keep reading pipes that something it left behind
 # (a daemon that escaped its process group) still holds open.
 PIPE_GRACE_S = 1.0
@@ -74,14 +76,17 @@ class ExecProcess:
 
     def argv(self) -> list[str]:
         """The runtime command line that runs this exec."""
-        pid_flag = "--internal-pid-file" if self._gvisor else "--pid-file"
-        flags = ["--cwd", "/", pid_flag, str(self._pid_file)]  # the init enters ``cwd``
+        if self._gvisor:  # see the module docstring: no init in between
+            flags = ["--cwd", self._cwd, "--internal-pid-file", str(self._pid_file)]
+            command = list(self.request.argv)
+        else:
+            flags = ["--cwd", "/", "--pid-file", str(self._pid_file)]  # the init enters cwd
+            command = [MOUNT_POINT, "exec", self._cwd, *self.request.argv]
         for entry in self._env:
             flags += ["--env", entry]
         if self._user:
             flags += ["--user", self._user]
-        return self.runtime.argv("exec", *flags, self.sandbox_id, MOUNT_POINT, "exec",
-                                 self._cwd, *self.request.argv)  # fmt: skip
+        return self.runtime.argv("exec", *flags, self.sandbox_id, *command)
 
     def start(self) -> None:
         """Spawn the process and its pump thread."""
@@ -180,6 +185,8 @@ class ExecProcess:
         result = self.result
         result.finished_at = time.time()
         result.exit_code = 128 - status if status < 0 else status
+        if self._gvisor and status == RUNSC_EXEC_FAILED:
+            result.exit_code = self._runsc_start_failure() or result.exit_code
         dropped = self.output.dropped()
         result.stdout_dropped, result.stderr_dropped = dropped["stdout"], dropped["stderr"]
         with contextlib.suppress(Exception):
@@ -190,6 +197,18 @@ class ExecProcess:
             result.exit_code = EXIT_KILLED
         self._pid_file.unlink(missing_ok=True)
         self._done.set()
+
+    def _runsc_start_failure(self) -> int | None:
+        """126/127 when ``runsc exec`` could not start the command (its own message, the
+        only thing on stderr then, says why); None if the command ran."""
+        out, err = self.output.contents()
+        if out or RUNSC_EXEC_ERROR not in err:
+            return None
+        if b"initial working directory" in err:
+            return EXIT_NOT_EXECUTABLE
+        if b"error finding executable" in err or b"no such file or directory" in err:
+            return EXIT_NOT_FOUND
+        return EXIT_NOT_EXECUTABLE
 
     # ---- killing -----------------------------------------------------------------------
 
