@@ -1,7 +1,8 @@
 """Sandbox benchmarks (issue 15): ``.venv/bin/python -m bench.sandboxes [-n N] [-k K] [-m M]``.
 
 1. ``exec`` of ``true`` in a running sandbox through the Python API against the runtime's
-   own ``runc exec`` / ``runsc exec`` of ``true`` in the same container, alternating.
+   own ``runc exec`` / ``runsc exec`` of ``true`` in the same container, alternating with a
+   1 KiB file write and read through the API.
 2. Time to first command: create + exec ``true`` through the API against a raw ``run`` of
    ``true`` from a prepared bundle (``bench.fixtures.RawBundle``).
 3. K sandboxes at once per runtime, each doing M execs from its own thread: failures, exec
@@ -52,6 +53,8 @@ def exec_latency(ws: Workspace, sp: Sandpool, pools: list[str], n: int) -> dict[
         raw_argv = runtime.argv("exec", box, "true")
         runners[f"raw-exec-{runtime.name}"] = lambda argv=raw_argv: c._timed(argv)
         runners[f"api-exec-{runtime.name}"] = lambda box=box: _api_exec(sp, box)
+        runners[f"api-write-1k-{runtime.name}"] = lambda box=box: _write(sp, box)
+        runners[f"api-read-1k-{runtime.name}"] = lambda box=box: _read(sp, box)
     samples = alternate(runners, n, progress=_log)
     for box in boxes:
         sp.sandboxes.terminate(box)
@@ -64,6 +67,21 @@ def _api_exec(sp: Sandpool, box: str) -> float:
     elapsed = time.perf_counter() - start
     if result.exit_code != 0:
         raise RuntimeError(f"exec exited {result.exit_code}")
+    return elapsed
+
+
+def _write(sp: Sandpool, box: str) -> float:
+    start = time.perf_counter()
+    sp.sandboxes.write_file(box, "/tmp/bench", b"x" * 1024)
+    return time.perf_counter() - start
+
+
+def _read(sp: Sandpool, box: str) -> float:
+    start = time.perf_counter()
+    data = b"".join(sp.sandboxes.read_file(box, "/tmp/bench"))
+    elapsed = time.perf_counter() - start
+    if len(data) != 1024:
+        raise RuntimeError(f"read {len(data)} bytes")
     return elapsed
 
 

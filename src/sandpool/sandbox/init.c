@@ -1,4 +1,4 @@
-/* sandpool-init: a sandbox's PID 1 and the helper every exec and file operation goes through.
+/* sandpool-init: a sandbox's PID 1, and the helper its file operations (and runc execs) use.
  *
  * Built static (no libc, shell or anything else needed from the image) and bind-mounted
  * read-only at /.sandpool/init. Modes:
