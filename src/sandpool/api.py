@@ -161,8 +161,14 @@ class Sandpool:
         with self._lock:
             if self._sandboxes is None:
                 self._sandboxes = SandboxManager(self.config, self.images, self.runtime,
-                                                 start_timeout=self.start_timeout)  # fmt: skip
+                                                 start_timeout=self.start_timeout,
+                                                 start_gate=self._start_gate)  # fmt: skip
             return self._sandboxes
+
+    def _start_gate(self, pool: str) -> threading.BoundedSemaphore:
+        """The pool's cap on starts in flight (a context manager), as ``run`` uses it."""
+        self.runtime(pool)  # creates the gate with the runtime
+        return self._gates[pool]
 
     def create_sandbox(self, pool: str, image: str | None = None, *, cpu: float | None = None,
                        memory: str | None = None, pids: int | None = None,

@@ -8,6 +8,7 @@ gcc and libc6-dev) and reused after that; a source change gives a new file name.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -24,9 +25,15 @@ MOUNT_POINT = "/.sandpool/init"
 _lock = threading.Lock()
 
 
+@functools.cache
+def _digest() -> str:
+    """The source's version, read once per process (a process uses one init throughout)."""
+    return hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
+
+
 def init_binary(state_dir: Path) -> Path:
     """The static init for this source version under ``state_dir``, built if missing."""
-    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
+    digest = _digest()
     target = state_dir / "bin" / f"sandpool-init-{digest}"
     with _lock:
         if not target.exists():

@@ -26,7 +26,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 from sandpool.config.resolved import ResolvedConfig
 from sandpool.errors import ContainerStartFailed, SandboxNotFound, SandboxStateError, SandpoolError
@@ -67,8 +69,12 @@ class SandboxManager:
 
     def __init__(self, config: ResolvedConfig, images: ImageStore,
                  runtime_for: Callable[[str], ContainerRuntime], *,
-                 start_timeout: float = START_TIMEOUT) -> None:  # fmt: skip
+                 start_timeout: float = START_TIMEOUT,
+                 start_gate: Callable[[str], AbstractContextManager[Any]] | None = None,
+                 ) -> None:  # fmt: skip
         self.config, self.images, self.runtime_for = config, images, runtime_for
+        # The pool's cap on starts in flight (``Sandpool``'s, shared with its runs).
+        self.start_gate = start_gate or (lambda pool: contextlib.nullcontext())
         self.state_dir = Path(config.state_dir)
         self.start_timeout = start_timeout
         self._lock = threading.Lock()
@@ -147,7 +153,8 @@ class SandboxManager:
             env=(*image.env, *request.env),
         )  # fmt: skip
         try:
-            pid = container.start()
+            with self.start_gate(pool.name):
+                pid = container.start()
         except BaseException:
             container.cleanup()
             raise
