@@ -12,7 +12,7 @@ import pytest
 
 from sandpool.api import Sandpool
 from sandpool.sandbox import ExecRequest, SandboxInfo, SandboxState
-from sandpool.sandbox.launch import disk_path
+from sandpool.sandbox.launch import disk_path, load_sandbox_file, pid_alive
 from tests.integration.sandbox.conftest import RUNTIMES
 
 pytestmark = pytest.mark.timeout(180)
@@ -119,9 +119,13 @@ def test_a_restarted_owner_adopts_live_sandboxes(boxes: Sandpool, runtime: str) 
     and files work, its state and labels are back) and removes the one that died meanwhile."""
     config = Path(boxes.config.state_dir).parent / "sandbox-pools.yaml"
     alive, dead = _crashed_owner(config, runtime, 2)
-    runtime_cli = boxes.runtime(runtime)
-    runtime_cli.kill(dead, 9)
-    time.sleep(0.5)
+    boxes.runtime(runtime).kill(dead, 9)
+    saved = load_sandbox_file(Path(boxes.config.state_dir) / "containers" / dead)
+    assert saved is not None
+    deadline = time.monotonic() + 20
+    while pid_alive(saved[1], saved[2]):  # gVisor's sandbox process takes a moment to go
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     adopted, removed = boxes.sandboxes.adopt()
     assert (adopted, removed) == ([alive], [dead])
     info = boxes.sandboxes.get(alive)
