@@ -90,14 +90,19 @@ class Sandpool:
     def close(self) -> None:
         """Forget cached runtimes and remove the warm cgroups (running containers belong to
         their ``run`` calls; they remove their cgroups when they end)."""
-        with self._lock:
-            sandboxes, self._sandboxes = self._sandboxes, None
-        if sandboxes is not None:
-            sandboxes.close(terminate=True)
+        self.close_sandboxes()
         with self._lock:
             self._runtimes.clear()
         self._cgroup_slots.close()
         self._disk_slots.close()
+
+    def close_sandboxes(self) -> None:
+        """Terminate this process's sandboxes (their execs end 137); a later use of
+        ``sandboxes`` starts afresh."""
+        with self._lock:
+            sandboxes, self._sandboxes = self._sandboxes, None
+        if sandboxes is not None:
+            sandboxes.close(terminate=True)
 
     def runtime(self, pool: str) -> ContainerRuntime:
         """The pool's container runtime, created (and checked) once."""

@@ -157,6 +157,10 @@ class WarmServer:
         for run in runs:
             run.stopped_by_server = True
             run.stop()
+        with self._lock:
+            pools = list(self._pools.values())
+        for sandpool in pools:  # their execs end, so the requests streaming them return
+            sandpool.close_sandboxes()
         for thread in threads:
             thread.join(timeout=60)
         with self._lock:

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,23 @@ def test_a_restarted_server_adopts_the_sandboxes_of_a_sigkilled_one(
     assert cli("exec", box, "cat", "/kept").stdout == b"kept\n"
     assert restarted.stop() == 0
     assert "adopted sandbox" in (tmp_path / "serve2.log").read_text()
+
+
+@pytest.mark.root
+@pytest.mark.runc
+def test_stopping_the_server_ends_its_sandboxes_and_their_execs(
+    boxes: Sandpool, tmp_path: Path
+) -> None:
+    """SIGTERM to `sandpool serve` while a client streams a long exec: the exec ends 137 at
+    once (its sandbox is terminated), the server exits 0, and nothing is left."""
+    cli, server = _cli(boxes, tmp_path)
+    created = cli.json("create", "--pool", "runc")
+    assert isinstance(created, dict)
+    client = subprocess.Popen([SANDPOOL, "sandbox", "exec", created["id"], "sh", "-c",
+                               "echo up; sleep 60"], env=cli.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)  # fmt: skip
+    assert client.stdout is not None and client.stdout.readline() == b"up\n"
+    started = time.monotonic()
+    assert server.stop() == 0
+    assert client.wait(timeout=30) == 137
+    assert time.monotonic() - started < 30
