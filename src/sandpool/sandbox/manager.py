@@ -356,6 +356,8 @@ class SandboxManager:
             limit = parse_size(self.config.pool(info.pool).max_output)
         except SandpoolError:
             return False
+        if record.runtime_args != tuple(runtime.global_args()):
+            return False  # the pool's runtime root or flags changed: it cannot be reached
         owned = dataclasses.replace(record, owner_pid=me, owner_start=process_start_time(me) or 0)
         owned.save(directory)
         info.last_activity = time.time()
