@@ -6,6 +6,7 @@ numbers, strings and bytes, never live objects.
 
 from __future__ import annotations
 
+import base64
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -156,9 +157,9 @@ class OutputEvent:
     dropped: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        """As a JSON line (data as UTF-8 with replacement; the service may prefer base64)."""
+        """As a JSON object; ``data`` is base64 (output is bytes, not always text)."""
         return {"type": self.stream, "offset": self.offset, "dropped": self.dropped,
-                "data": self.data.decode("utf-8", "replace")}  # fmt: skip
+                "data": base64.b64encode(self.data).decode()}  # fmt: skip
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sandpool.sandbox.models import EndReason, ExecResult, SandboxInfo, SandboxState
+from sandpool.sandbox.models import EndReason, ExecResult, OutputEvent, SandboxInfo, SandboxState
 
 
 def test_record_round_trip_and_deadline_from_ready() -> None:
@@ -25,3 +25,8 @@ def test_exec_result_json() -> None:
     shown = result.to_json()
     assert (shown["exitCode"], shown["oomKilled"], shown["durationMs"],
             shown["stdoutDroppedBytes"]) == (137, True, 500.0, 3)  # fmt: skip
+
+
+def test_output_event_json_is_binary_safe() -> None:
+    shown = OutputEvent("stderr", 7, b"\xff\x00ok", dropped=2).to_json()
+    assert shown == {"type": "stderr", "offset": 7, "dropped": 2, "data": "/wBvaw=="}
