@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-from sandpool.errors import SandboxNotFound, SandboxStateError, SandpoolError
+from sandpool.errors import SandboxError, SandboxNotFound, SandboxStateError, SandpoolError
 from sandpool.runtime.base import ContainerRuntime
 from sandpool.sandbox.execs import EXIT_KILLED, ExecProcess
 from sandpool.sandbox.files import SandboxFiles
@@ -74,7 +74,8 @@ class LiveSandbox:
     def start_exec(self, request: ExecRequest) -> ExecProcess:
         """Start one process in the sandbox (it must be running)."""
         if not request.argv:
-            raise SandboxStateError("exec needs a command", hint="pass an argv")
+            raise SandboxError(f"exec in sandbox {self.id} needs a command",
+                               hint="pass the argv to run")  # fmt: skip
         with self._lock:
             self.require(SandboxState.RUNNING, what="exec in")
             user = self._user(request.user)
