@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(runc runsc busybox-static skopeo umoci podman docker-registry
-          python3 python3-venv iproute2 util-linux e2fsprogs time tini)
+          python3 python3-venv iproute2 util-linux e2fsprogs time tini gcc libc6-dev)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 

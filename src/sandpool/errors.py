@@ -13,7 +13,11 @@
     │   └── OperationNotSupported       e.g. checkpoint on gVisor
     ├── ContainerError                  one container's lifecycle
     │   ├── ContainerStartFailed        the container never ran its command
-    │   └── ContainerNotFound           no such container id
+    │   ├── ContainerNotFound           no such container id
+    │   └── SandboxError                a long-lived sandbox (``sandpool.sandbox``)
+    │       ├── SandboxNotFound         no sandbox (or exec of it) with that id
+    │       ├── SandboxStateError       not in this state (exec when paused or terminated)
+    │       └── SandboxFileError        a file operation failed inside (``.errno``)
     ├── ImageError                      image references, pulls and unpacking
     │   ├── ImageNotFound               the reference names nothing
     │   └── InvalidImage                it names something that is not a usable image
@@ -49,6 +53,10 @@ __all__ = [
     "RuntimeCommandFailed",
     "RuntimeNotAvailable",
     "RuntimeTimeout",
+    "SandboxError",
+    "SandboxFileError",
+    "SandboxNotFound",
+    "SandboxStateError",
     "SandpoolError",
     "ServeError",
     "UnknownPool",
@@ -148,6 +156,26 @@ class ContainerStartFailed(ContainerError):
 
 class ContainerNotFound(ContainerError):
     """No container with that id is known."""
+
+
+class SandboxError(ContainerError):
+    """A long-lived sandbox or one of its execs went wrong."""
+
+
+class SandboxNotFound(SandboxError):
+    """No sandbox, or no exec of that sandbox, with that id."""
+
+
+class SandboxStateError(SandboxError):
+    """The operation needs another state (e.g. exec in a paused or terminated sandbox)."""
+
+
+class SandboxFileError(SandboxError):
+    """A file operation failed inside the sandbox; ``errno`` is the error it got there."""
+
+    def __init__(self, message: str, *, errno: int = 0, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.errno = errno
 
 
 class ImageError(SandpoolError):

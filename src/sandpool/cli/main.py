@@ -17,6 +17,7 @@ COMMANDS = {
     "config": "sandpool.cli.config_cmd:config",
     "explain": "sandpool.cli.explain_cmd:explain",
     "run": "sandpool.cli.run_cmd:run",
+    "sandbox": "sandpool.cli.sandbox_cmd:sandbox",
     "serve": "sandpool.cli.serve_cmd:serve",
     "ps": "sandpool.cli.containers_cmd:ps",
     "kill": "sandpool.cli.containers_cmd:kill",

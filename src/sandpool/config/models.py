@@ -143,6 +143,8 @@ class ContainerDefaults(_Model):
     disk: DiskSize = "1Gi"
     max_output: Size = "16Mi"
     gpu_sharing: StrictBool = False
+    ttl: float | None = Field(default=None, gt=0)  # a sandbox's lifetime from ready, seconds
+    idle_timeout: float | None = Field(default=None, gt=0)  # a sandbox's idle limit, seconds
 
 
 class JobSpec(_Model):

@@ -38,6 +38,8 @@ class ResolvedPool:
     disk: str = "1Gi"
     max_output: str = "16Mi"
     gpu_sharing: bool = False
+    ttl: float | None = None
+    idle_timeout: float | None = None
 
     @property
     def is_gvisor(self) -> bool:
@@ -66,6 +68,8 @@ class ResolvedPool:
                 "disk": self.disk,
                 "maxOutput": self.max_output,
                 "gpuSharing": self.gpu_sharing,
+                "ttl": self.ttl,
+                "idleTimeout": self.idle_timeout,
             },
         }
 
@@ -132,6 +136,8 @@ def _resolve_pool(name: str, pool: PoolConfig, config: SandpoolConfig) -> Resolv
         disk=defaults.disk,
         max_output=defaults.max_output,
         gpu_sharing=defaults.gpu_sharing,
+        ttl=defaults.ttl,
+        idle_timeout=defaults.idle_timeout,
     )
 
 
