@@ -15,8 +15,11 @@ from typing import Any
 
 import click
 
-from sandpool.cli.options import config_option
+from sandpool.cli.options import Number, Size, config_option
+from sandpool.cli.run_cmd import RunCommand, RunUsageError
+from sandpool.config.quantities import CPU_RANGE, PIDS_RANGE, TIMEOUT_RANGE
 from sandpool.errors import ServeError
+from sandpool.sizes import MIN_DISK
 
 __all__ = ["sandbox"]
 
@@ -64,14 +67,19 @@ def sandbox() -> None:
 @config_option
 @click.option("--pool", default="default", show_default=True, help="Pool to create it in.")
 @click.option("--image", default=None, help="Image reference (default: the pool's).")
-@click.option("--cpu", type=float, default=None, help="CPUs (e.g. 0.5).")
-@click.option("--memory", default=None, help="Memory limit of the whole sandbox (e.g. 512Mi).")
-@click.option("--pids", type=int, default=None, help="Process limit.")
-@click.option("--disk", default=None, help="Size of its writable layer (e.g. 1Gi).")
+@click.option("--cpu", type=Number(CPU_RANGE, "cores"), default=None, help="CPUs (e.g. 0.5).")
+@click.option("--memory", type=Size(), default=None,
+              help="Memory limit of the whole sandbox (e.g. 512Mi).")  # fmt: skip
+@click.option("--pids", type=Number(PIDS_RANGE, "processes", whole=True), default=None,
+              help="Process limit.")  # fmt: skip
+@click.option("--disk", type=Size(MIN_DISK), default=None,
+              help="Size of its writable layer (e.g. 1Gi).")  # fmt: skip
 @click.option("-e", "--env", multiple=True, metavar="K=V", help="Environment of every exec.")
 @click.option("-w", "--workdir", default=None, help="Working directory of every exec.")
-@click.option("--ttl", type=float, default=None, help="Seconds it lives from ready.")
-@click.option("--idle-timeout", type=float, default=None, help="Idle seconds before it ends.")
+@click.option("--ttl", type=Number(TIMEOUT_RANGE, "seconds"), default=None,
+              help="Seconds it lives from ready.")  # fmt: skip
+@click.option("--idle-timeout", type=Number(TIMEOUT_RANGE, "seconds"), default=None,
+              help="Idle seconds before it ends.")  # fmt: skip
 @click.option("-l", "--label", multiple=True, metavar="K=V", help="Label (repeatable).")
 @_json_option
 def create(config_files: tuple[str, ...], pool: str, image: str | None, cpu: float | None,
@@ -99,10 +107,10 @@ def list_sandboxes(config_files: tuple[str, ...], pool: str | None, label: tuple
     result, code = _call("ls", args, config_files)
     if as_json or code != 0:
         _finish(result, code, as_json)
-    click.echo(f"{'ID':<20} {'POOL':<14} {'STATE':<12} {'REASON':<7} {'EXPIRES':<25} LABELS")
+    click.echo(f"{'ID':<28} {'POOL':<14} {'STATE':<12} {'REASON':<7} {'EXPIRES':<25} LABELS")
     for row in result or []:
         labels = ",".join(f"{k}={v}" for k, v in row["labels"].items())
-        click.echo(f"{row['id']:<20} {row['pool']:<14} {row['state']:<12} "
+        click.echo(f"{row['id']:<28} {row['pool']:<14} {row['state']:<12} "
                    f"{row['reason'] or '-':<7} {row['expiresAt'] or '-':<25} {labels}")  # fmt: skip
 
 
@@ -131,20 +139,26 @@ _by_id_command("resume", "resume", "Thaw paused sandboxes.")
 _by_id_command("rm", "rm", "Terminate sandboxes and remove everything they held.")
 
 
-@sandbox.command(name="exec", context_settings={"allow_interspersed_args": False})
+@sandbox.command(name="exec", cls=RunCommand,  # bad flags: 125, as for `sandpool run`
+                 context_settings={"allow_interspersed_args": False})  # fmt: skip
 @config_option
 @click.option("-i", "--interactive", is_flag=True, help="Pass this process's stdin on.")
 @click.option("-e", "--env", multiple=True, metavar="K=V", help="Extra environment.")
 @click.option("-w", "--workdir", default=None, help="Working directory.")
 @click.option("-u", "--user", default=None, help="User (name or uid[:gid]).")
-@click.option("--timeout", type=float, default=None, help="Seconds before it is killed (124).")
+@click.option("--timeout", type=Number(TIMEOUT_RANGE, "seconds"), default=None,
+              help="Seconds before it is killed (124).")  # fmt: skip
 @_json_option
 @click.argument("sandbox_id", metavar="ID")
-@click.argument("argv", nargs=-1, required=True)
+@click.argument("argv", nargs=-1, required=True, metavar="[--] COMMAND [ARGS]...")
 def exec_command(config_files: tuple[str, ...], interactive: bool, env: tuple[str, ...],
                  workdir: str | None, user: str | None, timeout: float | None,
                  as_json: bool, sandbox_id: str, argv: tuple[str, ...]) -> None:  # fmt: skip
     """Run a command in a sandbox; exits with its status."""
+    if argv[:1] == ("--",):  # `exec ID -- CMD`, as `sandpool run -- CMD` is written
+        argv = argv[1:]
+    if not argv:
+        raise RunUsageError("no command given after the sandbox id")
     args = {"id": sandbox_id, "argv": list(argv), "env": list(env), "cwd": workdir,
             "user": user, "timeout": timeout, "stdin": interactive}  # fmt: skip
     result, code = _call("exec", args, config_files)

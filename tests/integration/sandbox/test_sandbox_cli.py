@@ -59,6 +59,9 @@ def test_sandbox_commands_through_serve(boxes: Sandpool, runtime: str, tmp_path:
     assert (done.returncode, done.stdout, done.stderr) == (3, b"out 1\n", b"err\n")
     assert cli("exec", "-i", box, "cat", stdin=b"piped\n").stdout == b"piped\n"
     assert cli("exec", box, "no-such-command").returncode == 127
+    assert cli("exec", box, "--", "sh", "-c", "exit 4").returncode == 4  # as `run -- CMD`
+    bad_timeout = cli("exec", "--timeout", "nan", box, "true")
+    assert bad_timeout.returncode == 125 and b"'--timeout'" in bad_timeout.stderr
     blob = os.urandom(200_000)
     (tmp_path / "in.bin").write_bytes(blob)
     assert cli("cp", str(tmp_path / "in.bin"), f"{box}:/data.bin").returncode == 0
