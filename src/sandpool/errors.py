@@ -13,6 +13,7 @@
     │   └── OperationNotSupported       e.g. checkpoint on gVisor
     ├── ContainerError                  one container's lifecycle
     │   ├── ContainerStartFailed        the container never ran its command
+    │   │   └── CgroupUnavailable       a cgroup controller sandpool needs cannot be delegated
     │   └── ContainerNotFound           no such container id
     ├── ImageError                      image references, pulls and unpacking
     │   ├── ImageNotFound               the reference names nothing
@@ -31,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "CgroupUnavailable",
     "ClusterUnreachable",
     "ConfigError",
     "ConfigFileError",
@@ -138,6 +140,11 @@ class ContainerError(SandpoolError):
 
 class ContainerStartFailed(ContainerError):
     """The container never got to run its command."""
+
+
+class CgroupUnavailable(ContainerStartFailed):
+    """A cgroup controller sandpool needs cannot be made available to its containers (names
+    the cgroup and the controller)."""
 
 
 class ContainerNotFound(ContainerError):

@@ -12,15 +12,16 @@ import pytest
 
 from sandpool.api import Sandpool
 from sandpool.config import LoadedConfig
-from tests.integration.conftest import Sandbox
+from tests.integration.conftest import Sandbox, parent_cgroups
 
 pytestmark = [pytest.mark.root, pytest.mark.runc]
 BUSYBOX = "builtin:busybox"
-SHOW_CGROUP = "grep ':memory:' /proc/self/cgroup"  # v1; runc does not unshare the cgroup ns
+# The memory cgroup (v1) or the unified one (v2): runc does not unshare the cgroup namespace.
+SHOW_CGROUP = "grep -E ':memory:|^0::' /proc/self/cgroup"
 
 
 def _slots(sandbox: Sandbox) -> list[Path]:
-    return sorted(Path("/sys/fs/cgroup").glob(f"*/{sandbox.cgroup_parent}/slot-*"))
+    return sorted(s for top in parent_cgroups(sandbox.cgroup_parent) for s in top.glob("slot-*"))
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def test_consecutive_runs_reuse_one_slot_and_close_removes_it(
     assert _memory_cgroup(second.stdout) == path
     slot = path.split("/")[2]
     assert [p.name for p in _slots(sandbox)] and {p.name for p in _slots(sandbox)} == {slot}
-    assert not list(Path("/sys/fs/cgroup/memory", sandbox.cgroup_parent, slot).glob("ctr"))
+    assert not [t for t in parent_cgroups(sandbox.cgroup_parent) if (t / slot / "ctr").exists()]
     own_sp.close()
     assert _slots(sandbox) == []
 

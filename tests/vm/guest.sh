@@ -8,6 +8,7 @@
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root PYTHONDONTWRITEBYTECODE=1 SANDPOOL_IN_VM=1 LANG=C.UTF-8
 cd "$(dirname "$0")/../.." || exit 125
+set -f  # $PYTEST_ARGS holds test ids with [brackets]: no file name expansion
 
 if [ "${1:-}" = in-pod ]; then  # in the pod's cgroup and mount namespaces: its own cgroup2 view
   . /vm-out/job.env

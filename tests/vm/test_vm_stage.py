@@ -24,10 +24,22 @@ pytestmark = [pytest.mark.vm, pytest.mark.timeout(1500)]
 LAYOUTS = ("host", "pod")
 BOOT_TIMEOUT_S = 1400
 CONSOLE_TAIL = 120
-# The tests the guest runs, in each layout (pytest node ids, relative to the worktree).
+# The tests the guest runs, in each layout (pytest node ids, relative to the worktree): limits,
+# OOM (a child's too) on both runtimes, pids, warm slots, timeouts, kill, gc after a SIGKILLed
+# owner; every one checks that nothing is left behind.
+_REAL, _CLI = "tests/integration/test_runtime_real.py", "tests/integration/test_run_cli.py"
 GUEST_TESTS = (
-    "tests/integration/test_runtime_real.py::test_memory_limit_oom_is_reported",
-)
+    f"{_REAL}::test_memory_limit_oom_is_reported",
+    f"{_REAL}::test_within_memory_limit_is_not_oom",
+    f"{_REAL}::test_pids_limit",
+    "tests/integration/test_oom_child.py",
+    "tests/integration/test_cgroup_slots.py",
+    *(f"{_CLI}::test_exit_codes[in-process-args{n}-{pool}]"
+      for n in ("2-124", "5-137") for pool in ("performance", "default")),
+    *(f"{_CLI}::test_sigkilled_cli_then_gc_leaves_nothing[in-process-{pool}]"
+      for pool in ("performance", "default")),
+    f"{_CLI}::test_kill_command_stops_a_running_container[in-process]",
+)  # fmt: skip
 
 
 class Stage:
