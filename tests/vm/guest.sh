@@ -10,10 +10,17 @@ export HOME=/root PYTHONDONTWRITEBYTECODE=1 SANDPOOL_IN_VM=1 LANG=C.UTF-8
 cd "$(dirname "$0")/../.." || exit 125
 set -f  # $PYTEST_ARGS holds test ids with [brackets]: no file name expansion
 
+doctor_line() {  # what `sandpool doctor` says about this cgroup layout
+  .venv/bin/python -c 'from sandpool.doctor.host import cgroup_check
+from sandpool.doctor.probes import HostProbes
+print("vm: doctor:", cgroup_check(HostProbes()).message)'
+}
+
 if [ "${1:-}" = in-pod ]; then  # in the pod's cgroup and mount namespaces: its own cgroup2 view
   . /vm-out/job.env
   umount /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup || exit 125
   echo "vm: in the pod: $(cat /proc/self/cgroup)"
+  doctor_line
   exec .venv/bin/pytest $PYTEST_ARGS --junitxml=/vm-out/pod.xml
 fi
 
@@ -30,6 +37,7 @@ echo "vm: kernel $(uname -r), cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.c
 echo "+cpu +io +memory +pids" > /sys/fs/cgroup/cgroup.subtree_control
 
 run_host() {
+  doctor_line
   .venv/bin/pytest $PYTEST_ARGS --junitxml=/vm-out/host.xml
 }
 

@@ -25,21 +25,18 @@ LAYOUTS = ("host", "pod")
 BOOT_TIMEOUT_S = 1400
 CONSOLE_TAIL = 120
 # The tests the guest runs, in each layout (pytest node ids, relative to the worktree): limits,
-# OOM (a child's too) on both runtimes, pids, warm slots, timeouts, kill, gc after a SIGKILLed
-# owner; every one checks that nothing is left behind.
-_REAL, _CLI = "tests/integration/test_runtime_real.py", "tests/integration/test_run_cli.py"
+# OOM (a child's too) on both runtimes, pids, warm slots, a timeout, kill, gc after a SIGKILLed
+# owner; each checks that nothing is left behind. API-level where possible: every Python start
+# (a CLI call) costs seconds under emulation.
+_REAL = "tests/integration/test_runtime_real.py"
 GUEST_TESTS = (
     f"{_REAL}::test_memory_limit_oom_is_reported",
-    f"{_REAL}::test_within_memory_limit_is_not_oom",
     f"{_REAL}::test_pids_limit",
     "tests/integration/test_oom_child.py",
     "tests/integration/test_cgroup_slots.py",
-    *(f"{_CLI}::test_exit_codes[in-process-args{n}-{pool}]"
-      for n in ("2-124", "5-137") for pool in ("performance", "default")),
-    *(f"{_CLI}::test_sigkilled_cli_then_gc_leaves_nothing[in-process-{pool}]"
-      for pool in ("performance", "default")),
-    f"{_CLI}::test_kill_command_stops_a_running_container[in-process]",
-)  # fmt: skip
+    "tests/integration/test_kill_and_gc.py",
+    "tests/integration/test_run_cli.py::test_exit_codes[in-process-args2-124-performance]",
+)
 
 
 class Stage:
