@@ -33,16 +33,23 @@ sp.run(sys.argv[2], ["sh", "-c", "echo up; sleep 300"], image="builtin:busybox",
 def test_kill_ends_a_running_container_with_137(sp: Sandpool, no_leaks: Sandbox, pool: str) -> None:
     results: list[RunResult] = []
     read_end, write_end = os.pipe()
-    run = threading.Thread(target=lambda: results.append(
-        sp.run(pool, ["sh", "-c", "echo up; sleep 300"], image=BUSYBOX, timeout=600,
-               capture=False, stdout=write_end)))  # fmt: skip
-    run.start()
+
+    def run() -> None:
+        try:
+            results.append(sp.run(pool, ["sh", "-c", "echo up; sleep 300"], image=BUSYBOX,
+                                  timeout=600, capture=False, stdout=write_end))  # fmt: skip
+        finally:
+            os.close(write_end)  # a failed run ends the readline below
+
+    runner = threading.Thread(target=run)
+    runner.start()
     with os.fdopen(read_end, "rb") as started:
-        assert started.readline() == b"up\n"
-        [record] = sp.ps()
-        sp.kill(record.id)
-        run.join(timeout=120)
-    os.close(write_end)
+        line = started.readline()
+        if line == b"up\n":
+            [record] = sp.ps()
+            sp.kill(record.id)
+        runner.join(timeout=120)
+    assert line == b"up\n"
     assert [(r.exit_code, r.oom_killed, r.timed_out) for r in results] == [(137, False, False)]
 
 

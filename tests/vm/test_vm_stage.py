@@ -21,7 +21,7 @@ from tests.vm.kernel import CACHE, VmUnavailable, build_initramfs, fetch_kernel
 from tests.vm.machine import boot, pick_accel
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(1500)]
-LAYOUTS = ("host", "pod")
+LAYOUTS = ("host", "pod")  # SANDPOOL_VM_LAYOUTS=pod runs one (a failing test's checks miss)
 BOOT_TIMEOUT_S = 1400
 CONSOLE_TAIL = 120
 # The tests the guest runs, in each layout (pytest node ids, relative to the worktree): limits,
@@ -72,8 +72,9 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     except VmUnavailable as exc:
         _unavailable(str(exc))
     args = ["-p", "no:cacheprovider", "-q", "-rfE", "--color=no", *GUEST_TESTS]
+    layouts = os.environ.get("SANDPOOL_VM_LAYOUTS", " ".join(LAYOUTS))
     (out / "job.env").write_text(
-        f"LAYOUTS={shlex.quote(' '.join(LAYOUTS))}\nPYTEST_ARGS={shlex.quote(' '.join(args))}\n"
+        f"LAYOUTS={shlex.quote(layouts)}\nPYTEST_ARGS={shlex.quote(' '.join(args))}\n"
     )
     console = CACHE / "console.log"
     started = time.monotonic()
@@ -84,6 +85,8 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_cgroup_v2_guest_tests_pass(stage: Stage, layout: str) -> None:
     """Every guest test passed in ``layout`` (the guest printed pytest's exit status 0)."""
+    if f"vm: layout {layout}: start" not in stage.text and "vm: done" in stage.text:
+        pytest.skip(f"the {layout} layout was not selected (SANDPOOL_VM_LAYOUTS)")
     if "vm: done" not in stage.text:
         pytest.fail(f"the VM did not finish (qemu exit {stage.status})\n{stage.tail()}")
     if f"vm: layout {layout}: pytest exit 0 " not in stage.text:
