@@ -135,6 +135,8 @@ def build_initramfs(kernel: Kernel, out: Path) -> Path:
         (root / "shares").write_text("".join(f"{t} {p}\n" for t, p in host_shares()))
         shutil.copy2(HERE / "init.sh", root / "init")
         files = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+        if shutil.which("cpio") is None:
+            raise VmUnavailable("cpio is not installed (./setup.sh installs it)")
         archive = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, check=True,
                                  input="\n".join(files).encode(), capture_output=True)  # fmt: skip
     out.write_bytes(gzip.compress(archive.stdout, compresslevel=1))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.vm.kernel import Kernel, VmUnavailable, host_shares
 
-__all__ = ["boot", "pick_accel"]
+__all__ = ["boot", "pick_accel", "qemu_binary"]
 
 MEMORY_MIB = 2048
 CPUS = 2
@@ -24,10 +24,16 @@ def _share(tag: str, path: Path, readonly: bool = True) -> list[str]:
             "-device", f"virtio-9p-pci,fsdev={tag},mount_tag={tag}"]  # fmt: skip
 
 
-def _qemu(kernel: Kernel, accel: str, append: str) -> list[str]:
+def qemu_binary() -> str:
+    """The path of qemu-system-x86_64; VmUnavailable if it is not installed."""
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
         raise VmUnavailable("qemu-system-x86_64 is not installed (./setup.sh installs it)")
+    return qemu
+
+
+def _qemu(kernel: Kernel, accel: str, append: str) -> list[str]:
+    qemu = qemu_binary()
     cpu = "host" if accel == "kvm" else "max"
     return [qemu, "-accel", accel, "-cpu", cpu, "-m", str(MEMORY_MIB), "-smp", str(CPUS),
             "-kernel", str(kernel.vmlinuz), "-append", f"console=ttyS0 panic=-1 {append}",

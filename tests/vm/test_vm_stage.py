@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.vm.kernel import CACHE, VmUnavailable, build_initramfs, fetch_kernel
-from tests.vm.machine import boot, pick_accel
+from tests.vm.machine import boot, pick_accel, qemu_binary
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(1500)]
 LAYOUTS = ("host", "pod")  # SANDPOOL_VM_LAYOUTS=pod runs one (a failing test's checks miss)
@@ -66,6 +66,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
         pytest.skip("needs root (the 9p shares pass the host's file owners through)")
     out = tmp_path_factory.mktemp("vm-out")
     try:
+        qemu_binary()
         kernel = fetch_kernel()
         initramfs = build_initramfs(kernel, out / "initramfs.cpio.gz")
         accel = pick_accel(kernel)
