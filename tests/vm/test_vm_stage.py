@@ -35,6 +35,7 @@ GUEST_TESTS = (
     "tests/integration/test_oom_child.py",
     "tests/integration/test_cgroup_slots.py",
     "tests/integration/test_kill_and_gc.py",
+    "tests/integration/test_cgroup_v2.py",
     "tests/integration/test_run_cli.py::test_exit_codes[in-process-args2-124-performance]",
 )
 
