@@ -13,6 +13,7 @@
     │   └── OperationNotSupported       e.g. checkpoint on gVisor
     ├── ContainerError                  one container's lifecycle
     │   ├── ContainerStartFailed        the container never ran its command
+    │   │   └── CgroupUnavailable       a cgroup controller sandpool needs cannot be delegated
     │   ├── ContainerNotFound           no such container id
     │   └── SandboxError                a long-lived sandbox (``sandpool.sandbox``)
     │       ├── SandboxNotFound         no sandbox (or exec of it) with that id
@@ -35,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "CgroupUnavailable",
     "ClusterUnreachable",
     "ConfigError",
     "ConfigFileError",
@@ -152,6 +154,11 @@ class ContainerStartFailed(ContainerError):
                  runtime_said: str | None = None) -> None:  # fmt: skip
         super().__init__(message, hint=hint)
         self.runtime_said = runtime_said
+
+
+class CgroupUnavailable(ContainerStartFailed):
+    """A cgroup controller sandpool needs cannot be made available to its containers (names
+    the cgroup and the controller)."""
 
 
 class ContainerNotFound(ContainerError):
