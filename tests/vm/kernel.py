@@ -18,9 +18,10 @@ REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache" / "vm"
 HERE = Path(__file__).resolve().parent
 BUSYBOX = Path("/bin/busybox")
-# 9p over virtio-pci for the shares, overlay for container root filesystems, loop for images;
-# what CRIU's kernel feature detection probes (veth, socket diag, tun, nf_tables).
-MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay", "loop", "veth", "unix_diag",
+# 9p over virtio-pci for the shares, overlay for container root filesystems, loop and ext4
+# for the containers' size-limited writable layers (``worker.disk``); what CRIU's kernel
+# feature detection probes (veth, socket diag, tun, nf_tables).
+MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay", "loop", "ext4", "veth", "unix_diag",
            "inet_diag", "tcp_diag", "udp_diag", "netlink_diag", "tun", "crc32c_generic",
            "nf_tables")  # fmt: skip
 
