@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES=(runc runsc busybox-static skopeo umoci podman docker-registry
+PACKAGES=(runc runsc busybox-static skopeo umoci podman docker-registry nftables
           python3 python3-venv iproute2 util-linux e2fsprogs time tini)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

@@ -13,7 +13,9 @@
     │   └── OperationNotSupported       e.g. checkpoint on gVisor
     ├── ContainerError                  one container's lifecycle
     │   ├── ContainerStartFailed        the container never ran its command
-    │   └── ContainerNotFound           no such container id
+    │   ├── ContainerNotFound           no such container id
+    │   ├── InvalidNetworkPolicy        a network mode or allow entry that cannot be enforced
+    │   └── NetworkSetupFailed          a container's namespace, veth or nftables set-up failed
     ├── ImageError                      image references, pulls and unpacking
     │   ├── ImageNotFound               the reference names nothing
     │   └── InvalidImage                it names something that is not a usable image
@@ -42,7 +44,9 @@ __all__ = [
     "ImageError",
     "ImageNotFound",
     "InvalidImage",
+    "InvalidNetworkPolicy",
     "KubernetesError",
+    "NetworkSetupFailed",
     "OperationNotSupported",
     "PlatformNotSupported",
     "RuntimeClassNotFound",
@@ -148,6 +152,14 @@ class ContainerStartFailed(ContainerError):
 
 class ContainerNotFound(ContainerError):
     """No container with that id is known."""
+
+
+class InvalidNetworkPolicy(ContainerError):
+    """A network mode or allow entry that cannot be enforced (the message names the fix)."""
+
+
+class NetworkSetupFailed(ContainerError):
+    """A container's network namespace, veth, nftables table or DNS filter could not be set up."""
 
 
 class ImageError(SandpoolError):
