@@ -148,7 +148,7 @@ def test_policy_change_on_a_running_container(net_sp: Sandpool, upstream: Upstre
     net_sp.set_network(containers[0].id, "allow", [upstream.a])
     worker.join(90)
     assert results and results[0].exit_code == 0, results
-    assert results[0].stdout and b"reached after" in results[0].stdout
+    assert results[0].stdout and b"refused\nreached after" in results[0].stdout
 
 
 def _refused_three_times(containers: list[ContainerRun]) -> bool:
