@@ -3,7 +3,7 @@
 Targets: ``tcp:HOST:PORT`` (connect, read the greeting: "ok" or the errno name) and
 ``dns:NAME`` (the address, or "nxdomain"/"error"). Always exits 0."""
 
-PROBE = r'''
+PROBE = r"""
 import errno, json, socket, sys
 out = {}
 for target in sys.argv[1:]:
@@ -22,4 +22,4 @@ for target in sys.argv[1:]:
     except OSError as exc:
         out[target] = errno.errorcode.get(exc.errno or 0, str(exc))
 print(json.dumps(out))
-'''
+"""

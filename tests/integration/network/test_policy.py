@@ -31,7 +31,9 @@ POOLS = [pytest.param("performance", marks=pytest.mark.runc, id="runc"),
          pytest.param("default", marks=pytest.mark.runsc, id="gvisor")]  # fmt: skip
 
 
-def probe(sp: Sandpool, pool: str, targets: list[str], **policy: object) -> tuple[dict[str, str], RunResult]:
+def probe(
+    sp: Sandpool, pool: str, targets: list[str], **policy: object
+) -> tuple[dict[str, str], RunResult]:
     result = sp.run(pool, ["python3", "-c", PROBE, *targets], timeout=90, **policy)  # type: ignore[arg-type]
     assert result.exit_code == 0, (result.error, result.stderr)
     assert result.stdout is not None
@@ -110,7 +112,7 @@ def test_allow_by_domain_is_closed_before_the_lookup(net_sp: Sandpool, upstream:
     assert seen[tcp(upstream.a)] == "ECONNREFUSED"
 
 
-LOOP = r'''
+LOOP = r"""
 import socket, sys, time
 deadline = time.time() + 60
 refused = 0
@@ -125,7 +127,7 @@ while time.time() < deadline:
             print("refused", flush=True)
         time.sleep(0.2)
 sys.exit(3)
-'''
+"""
 
 
 @pytest.mark.parametrize("pool", POOLS)

@@ -20,7 +20,7 @@ __all__ = ["Upstream", "upstream_network"]
 HOST, SERVER_A, SERVER_B = "10.231.{n}.1", "10.231.{n}.2", "10.231.{n}.3"
 METADATA_LIKE = "169.254.77.7"  # link-local, like 169.254.169.254, but no real service's
 
-SERVERS = textwrap.dedent('''
+SERVERS = textwrap.dedent("""
     import socket, socketserver, sys, threading
     import dns.message, dns.rrset, dns.rcode
     class Hello(socketserver.BaseRequestHandler):
@@ -46,7 +46,7 @@ SERVERS = textwrap.dedent('''
         elif name not in zone:
             reply.set_rcode(dns.rcode.NXDOMAIN)
         dns_sock.sendto(reply.to_wire(), peer)
-''')
+""")
 
 
 @dataclass(frozen=True)
