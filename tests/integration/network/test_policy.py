@@ -74,8 +74,9 @@ def test_open_reaches_the_network_but_never_the_host_or_metadata(
 def test_allow_by_cidr_and_by_port(net_sp: Sandpool, upstream: Upstream, host_service: int,
                                    pool: str, net_no_leaks: Sandbox) -> None:  # fmt: skip
     allow = [f"{upstream.a}/32", f"{upstream.b}:8081", "169.254.0.0/16"]
-    targets = [tcp(upstream.a), tcp(upstream.a, 8081), tcp(upstream.b, 8081), tcp(upstream.b),
-               tcp(upstream.metadata), tcp(upstream.host, host_service), "dns:api.test"]  # fmt: skip
+    targets = [tcp(upstream.a), tcp(upstream.a, 8081), tcp(upstream.b, 8081),
+               tcp(upstream.b), tcp(upstream.metadata), tcp(upstream.host, host_service),
+               "dns:api.test"]  # fmt: skip
     seen, _ = probe(net_sp, pool, targets, network="allow", allow=allow)
     assert seen[tcp(upstream.a)] == seen[tcp(upstream.a, 8081)] == "ok"  # the whole address
     assert seen[tcp(upstream.b, 8081)] == "ok"
@@ -106,8 +107,9 @@ def test_allow_by_domain(net_sp: Sandpool, upstream: Upstream, pool: str,
 
 
 @pytest.mark.parametrize("pool", POOLS)
-def test_allow_by_domain_is_closed_before_the_lookup(net_sp: Sandpool, upstream: Upstream,
-                                                     pool: str, net_no_leaks: Sandbox) -> None:  # fmt: skip
+def test_allow_by_domain_is_closed_before_the_lookup(
+    net_sp: Sandpool, upstream: Upstream, pool: str, net_no_leaks: Sandbox
+) -> None:
     seen, _ = probe(net_sp, pool, [tcp(upstream.a)], allow=["api.test"])
     assert seen[tcp(upstream.a)] == "ECONNREFUSED"
 

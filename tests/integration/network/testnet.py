@@ -96,8 +96,8 @@ def upstream_network() -> Iterator[Upstream]:
         Path(f"/proc/sys/net/ipv4/conf/{up.veth}/forwarding").write_text("1")
         listen = ",".join(f"{h}:{p}" for h in (up.a, up.b, up.metadata) for p in (8080, 8081))
         names = ",".join(f"{k}={v}" for k, v in zone(up).items())
-        server = subprocess.Popen(["ip", "netns", "exec", up.netns, sys.executable, "-c",
-                                   SERVERS, listen, names, up.a], stdout=subprocess.PIPE)  # fmt: skip
+        argv = ["ip", "netns", "exec", up.netns, sys.executable, "-c", SERVERS, listen, names]
+        server = subprocess.Popen([*argv, up.a], stdout=subprocess.PIPE)
         assert server.stdout is not None and server.stdout.readline().strip() == b"ready"
         time.sleep(0.1)
         yield up

@@ -47,7 +47,8 @@ def test_network_settings_reach_the_pool_and_survive_the_cache(tmp_path: Path) -
         ("worker: {network: {addressRange: 10.0.0.0/31}}",
          "worker.network.addressRange: expected an IPv4 network of /30 or larger"),
         ("worker: {network: {refuse: ['fd00::/8']}}", "worker.network.refuse.0: expected an IPv4"),
-        ("worker: {network: {dnsUpstream: resolver}}", "worker.network.dnsUpstream: expected an IP"),
+        ("worker: {network: {dnsUpstream: resolver}}",
+         "worker.network.dnsUpstream: expected an IP"),
     ],
 )  # fmt: skip
 def test_bad_network_values_name_the_key(tmp_path: Path, text: str, message: str) -> None:
