@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES=(runc runsc busybox-static skopeo umoci podman docker-registry
+PACKAGES=(runc runsc busybox-static skopeo umoci podman docker-registry nftables
           python3 python3-venv iproute2 util-linux e2fsprogs time tini gcc libc6-dev
           qemu-system-x86 cpio)  # qemu, cpio: the cgroup v2 test VM (tests/vm)
 SUDO=""

@@ -34,7 +34,7 @@ from sandpool.worker.container import START_TIMEOUT, ContainerRun, Stdio
 from sandpool.worker.disk import DiskSlots
 from sandpool.worker.gpus import DEV_DIR
 from sandpool.worker.ownership import owner_tag
-from sandpool.worker.records import ContainerRecord, load_records
+from sandpool.worker.records import ContainerRecord, containers_dir, load_records
 from sandpool.worker.recovery import collect_garbage, stop_container
 from sandpool.worker.request import RunRequest, RunResult
 from sandpool.worker.request_checks import refuse_unpassable_text
@@ -129,16 +129,20 @@ class Sandpool:
             gpus: int = 0, mounts: Sequence[BindMount] = (), stdin: FileArg = None,
             stdout: FileArg = None, stderr: FileArg = None, capture: bool = True,
             disk: str | None = None, max_output: str | None = None,
+            network: str | None = None, allow: Sequence[str] | None = None,
             ) -> RunResult:  # fmt: skip
         """Run ``command`` in a new container of ``pool`` and wait for it to end.
 
         With ``capture`` (the default) stdout and stderr are returned in the result; pass
         ``capture=False`` with file descriptors in ``stdout``/``stderr`` to stream instead.
         ``disk`` limits the writable layer (e.g. ``"256Mi"``); ``max_output`` caps what is
-        captured of each stream (the rest is dropped and counted in the result).
+        captured of each stream (the rest is dropped and counted in the result). ``network``
+        (``none``, ``allow``, ``open``) and ``allow`` (CIDR, HOST:PORT, DOMAIN entries) set
+        its network policy (default: the pool's ``containerDefaults``).
         """
         request = RunRequest(tuple(command), image, cpu, memory, pids, timeout, tuple(env),
-                             workdir, gpus, tuple(mounts), disk, max_output)  # fmt: skip
+                             workdir, gpus, tuple(mounts), disk, max_output, network,
+                             None if allow is None else tuple(allow))  # fmt: skip
         return self.run_request(pool, request, Stdio(stdin, stdout, stderr, capture=capture))
 
     def run_request(self, pool: str, request: RunRequest, stdio: Stdio, *,
@@ -223,6 +227,23 @@ class Sandpool:
             if record is not None and record.id == container_id:
                 stop_container(record, directory)
                 return
+        raise ContainerNotFound(f"no sandpool container with id '{container_id}'",
+                                hint="`sandpool ps` lists them")  # fmt: skip
+
+    def set_network(self, container_id: str, network: str, allow: Sequence[str] = ()) -> None:
+        """Change the network policy of a running container (started with ``allow`` or
+        ``open``; it cannot go to ``none``), from any process: new rules apply at once."""
+        from sandpool.network.attach import change_policy
+        from sandpool.network.run import run_policy
+
+        policy = run_policy(RunRequest(network=network, allow=tuple(allow)),
+                            self.config.pool(self._pool_of(container_id)))  # fmt: skip
+        change_policy(containers_dir(self.state_dir) / container_id, policy)
+
+    def _pool_of(self, container_id: str) -> str:
+        for _, record in load_records(self.state_dir):
+            if record is not None and record.id == container_id:
+                return record.pool
         raise ContainerNotFound(f"no sandpool container with id '{container_id}'",
                                 hint="`sandpool ps` lists them")  # fmt: skip
 

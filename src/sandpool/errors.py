@@ -15,6 +15,8 @@
     │   ├── ContainerStartFailed        the container never ran its command
     │   │   └── CgroupUnavailable       a cgroup controller sandpool needs cannot be delegated
     │   ├── ContainerNotFound           no such container id
+    │   ├── InvalidNetworkPolicy        a network mode or allow entry that cannot be enforced
+    │   ├── NetworkSetupFailed          a container's namespace, veth or nftables set-up failed
     │   └── SandboxError                a long-lived sandbox (``sandpool.sandbox``)
     │       ├── SandboxNotFound         no sandbox (or exec of it) with that id
     │       ├── SandboxStateError       not in this state (exec when paused or terminated)
@@ -48,7 +50,9 @@ __all__ = [
     "ImageError",
     "ImageNotFound",
     "InvalidImage",
+    "InvalidNetworkPolicy",
     "KubernetesError",
+    "NetworkSetupFailed",
     "OperationNotSupported",
     "PlatformNotSupported",
     "RuntimeClassNotFound",
@@ -163,6 +167,14 @@ class CgroupUnavailable(ContainerStartFailed):
 
 class ContainerNotFound(ContainerError):
     """No container with that id is known."""
+
+
+class InvalidNetworkPolicy(ContainerError):
+    """A network mode or allow entry that cannot be enforced (the message names the fix)."""
+
+
+class NetworkSetupFailed(ContainerError):
+    """A container's network namespace, veth, nftables table or DNS filter could not be set up."""
 
 
 class SandboxError(ContainerError):
