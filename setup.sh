@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES=(runc runsc busybox-static skopeo umoci podman docker-registry
-          python3 python3-venv iproute2 util-linux e2fsprogs time tini)
+PACKAGES=(runc runsc busybox-static skopeo umoci podman docker-registry nftables
+          python3 python3-venv iproute2 util-linux e2fsprogs time tini gcc libc6-dev
+          qemu-system-x86 cpio)  # qemu, cpio: the cgroup v2 test VM (tests/vm)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
@@ -28,4 +29,7 @@ fi
 if [ -x .venv/bin/sandpool ] && [ -f src/sandpool/images/default_image.py ]; then
   .venv/bin/sandpool images build-default
 fi
+# The test VM's kernel (Debian's linux-image-amd64), fetched once into .cache/vm/.
+.venv/bin/python -c 'from tests.vm.kernel import fetch_kernel; print("setup: VM kernel", fetch_kernel().release)' \
+  || echo "setup: WARNING: could not fetch the test VM's kernel; the VM stage of ./test.sh will fail"
 echo "setup: done. Try: .venv/bin/sandpool run --pool default -- sh -c 'echo hello from gVisor'"

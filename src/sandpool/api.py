@@ -29,11 +29,12 @@ from sandpool.runtime.base import ContainerRuntime
 from sandpool.runtime.factory import create_runtime
 from sandpool.runtime.runner import FileArg
 from sandpool.runtime.spec import BindMount
+from sandpool.sandbox import Sandbox, SandboxManager, SandboxRequest, SandboxState
 from sandpool.worker.container import START_TIMEOUT, ContainerRun, Stdio
 from sandpool.worker.disk import DiskSlots
 from sandpool.worker.gpus import DEV_DIR
 from sandpool.worker.ownership import owner_tag
-from sandpool.worker.records import ContainerRecord, load_records
+from sandpool.worker.records import ContainerRecord, containers_dir, load_records
 from sandpool.worker.recovery import collect_garbage, stop_container
 from sandpool.worker.request import RunRequest, RunResult
 from sandpool.worker.request_checks import refuse_unpassable_text
@@ -69,6 +70,7 @@ class Sandpool:
         warm = max((start_concurrency(p) for p in config.pools.values()), default=0)
         self._cgroup_slots = CgroupSlots(config.cgroup_parent, warm, owner_tag(self.state_dir))
         self._disk_slots = DiskSlots(self.state_dir, warm)
+        self._sandboxes: SandboxManager | None = None
 
     @classmethod
     def from_config(
@@ -90,10 +92,27 @@ class Sandpool:
     def close(self) -> None:
         """Forget cached runtimes and remove the warm cgroups (running containers belong to
         their ``run`` calls; they remove their cgroups when they end)."""
+        self.close_sandboxes()
         with self._lock:
             self._runtimes.clear()
         self._cgroup_slots.close()
         self._disk_slots.close()
+
+    def holds_sandboxes(self) -> bool:
+        """Whether any sandbox of this process is still alive (not terminated)."""
+        with self._lock:
+            sandboxes = self._sandboxes
+        return sandboxes is not None and any(
+            info.state != SandboxState.TERMINATED for info in sandboxes.list()
+        )
+
+    def close_sandboxes(self) -> None:
+        """Terminate this process's sandboxes (their execs end 137); a later use of
+        ``sandboxes`` starts afresh."""
+        with self._lock:
+            sandboxes, self._sandboxes = self._sandboxes, None
+        if sandboxes is not None:
+            sandboxes.close(terminate=True)
 
     def runtime(self, pool: str) -> ContainerRuntime:
         """The pool's container runtime, created (and checked) once."""
@@ -110,16 +129,20 @@ class Sandpool:
             gpus: int = 0, mounts: Sequence[BindMount] = (), stdin: FileArg = None,
             stdout: FileArg = None, stderr: FileArg = None, capture: bool = True,
             disk: str | None = None, max_output: str | None = None,
+            network: str | None = None, allow: Sequence[str] | None = None,
             ) -> RunResult:  # fmt: skip
         """Run ``command`` in a new container of ``pool`` and wait for it to end.
 
         With ``capture`` (the default) stdout and stderr are returned in the result; pass
         ``capture=False`` with file descriptors in ``stdout``/``stderr`` to stream instead.
         ``disk`` limits the writable layer (e.g. ``"256Mi"``); ``max_output`` caps what is
-        captured of each stream (the rest is dropped and counted in the result).
+        captured of each stream (the rest is dropped and counted in the result). ``network``
+        (``none``, ``allow``, ``open``) and ``allow`` (CIDR, HOST:PORT, DOMAIN entries) set
+        its network policy (default: the pool's ``containerDefaults``).
         """
         request = RunRequest(tuple(command), image, cpu, memory, pids, timeout, tuple(env),
-                             workdir, gpus, tuple(mounts), disk, max_output)  # fmt: skip
+                             workdir, gpus, tuple(mounts), disk, max_output, network,
+                             None if allow is None else tuple(allow))  # fmt: skip
         return self.run_request(pool, request, Stdio(stdin, stdout, stderr, capture=capture))
 
     def run_request(self, pool: str, request: RunRequest, stdio: Stdio, *,
@@ -165,6 +188,35 @@ class Sandpool:
             self._cgroup_slots.give_back(container.cgroup)
             raise
 
+    @property
+    def sandboxes(self) -> SandboxManager:
+        """This process's sandboxes, by id (``sandpool.sandbox``); ``close`` terminates them."""
+        with self._lock:
+            if self._sandboxes is None:
+                self._sandboxes = SandboxManager(self.config, self.images, self.runtime,
+                                                 start_timeout=self.start_timeout,
+                                                 start_gate=self._start_gate)  # fmt: skip
+            return self._sandboxes
+
+    def _start_gate(self, pool: str) -> threading.BoundedSemaphore:
+        """The pool's cap on starts in flight (a context manager), as ``run`` uses it."""
+        self.runtime(pool)  # creates the gate with the runtime
+        return self._gates[pool]
+
+    def create_sandbox(self, pool: str, image: str | None = None, *, cpu: float | None = None,
+                       memory: str | None = None, pids: int | None = None,
+                       disk: str | None = None, env: Sequence[str] = (),
+                       workdir: str | None = None, ttl: float | None = None,
+                       idle_timeout: float | None = None,
+                       labels: Mapping[str, str] | None = None) -> Sandbox:  # fmt: skip
+        """Start a long-lived sandbox of ``pool`` and return its handle (a context manager
+        that terminates it). ``ttl`` counts from ready; ``idle_timeout`` from the last exec
+        or file operation; None takes the pool's ``containerDefaults``."""
+        request = SandboxRequest(pool, image, cpu, memory, pids, disk, tuple(env), workdir,
+                                 ttl, idle_timeout, tuple((labels or {}).items()))  # fmt: skip
+        info = self.sandboxes.create(request)
+        return Sandbox(self.sandboxes, info.id)
+
     def ps(self) -> list[ContainerRecord]:
         """The containers sandpool is running now (from every process sharing the state dir)."""
         return [record for _, record in load_records(self.state_dir) if record is not None]
@@ -175,6 +227,23 @@ class Sandpool:
             if record is not None and record.id == container_id:
                 stop_container(record, directory)
                 return
+        raise ContainerNotFound(f"no sandpool container with id '{container_id}'",
+                                hint="`sandpool ps` lists them")  # fmt: skip
+
+    def set_network(self, container_id: str, network: str, allow: Sequence[str] = ()) -> None:
+        """Change the network policy of a running container (started with ``allow`` or
+        ``open``; it cannot go to ``none``), from any process: new rules apply at once."""
+        from sandpool.network.attach import change_policy
+        from sandpool.network.run import run_policy
+
+        policy = run_policy(RunRequest(network=network, allow=tuple(allow)),
+                            self.config.pool(self._pool_of(container_id)))  # fmt: skip
+        change_policy(containers_dir(self.state_dir) / container_id, policy)
+
+    def _pool_of(self, container_id: str) -> str:
+        for _, record in load_records(self.state_dir):
+            if record is not None and record.id == container_id:
+                return record.pool
         raise ContainerNotFound(f"no sandpool container with id '{container_id}'",
                                 hint="`sandpool ps` lists them")  # fmt: skip
 

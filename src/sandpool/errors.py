@@ -13,7 +13,14 @@
     │   └── OperationNotSupported       e.g. checkpoint on gVisor
     ├── ContainerError                  one container's lifecycle
     │   ├── ContainerStartFailed        the container never ran its command
-    │   └── ContainerNotFound           no such container id
+    │   │   └── CgroupUnavailable       a cgroup controller sandpool needs cannot be delegated
+    │   ├── ContainerNotFound           no such container id
+    │   ├── InvalidNetworkPolicy        a network mode or allow entry that cannot be enforced
+    │   ├── NetworkSetupFailed          a container's namespace, veth or nftables set-up failed
+    │   └── SandboxError                a long-lived sandbox (``sandpool.sandbox``)
+    │       ├── SandboxNotFound         no sandbox (or exec of it) with that id
+    │       ├── SandboxStateError       not in this state (exec when paused or terminated)
+    │       └── SandboxFileError        a file operation failed inside (``.errno``)
     ├── ImageError                      image references, pulls and unpacking
     │   ├── ImageNotFound               the reference names nothing
     │   └── InvalidImage                it names something that is not a usable image
@@ -46,6 +53,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "CgroupUnavailable",
     "ClusterUnreachable",
     "ConfigError",
     "ConfigFileError",
@@ -60,8 +68,10 @@ __all__ = [
     "ImageNotFound",
     "InternalServerError",
     "InvalidImage",
+    "InvalidNetworkPolicy",
     "InvalidRequest",
     "KubernetesError",
+    "NetworkSetupFailed",
     "NotFound",
     "OperationNotSupported",
     "PayloadTooLarge",
@@ -72,6 +82,10 @@ __all__ = [
     "RuntimeCommandFailed",
     "RuntimeNotAvailable",
     "RuntimeTimeout",
+    "SandboxError",
+    "SandboxFileError",
+    "SandboxNotFound",
+    "SandboxStateError",
     "SandpoolError",
     "ServeError",
     "ServiceError",
@@ -173,8 +187,41 @@ class ContainerStartFailed(ContainerError):
         self.runtime_said = runtime_said
 
 
+class CgroupUnavailable(ContainerStartFailed):
+    """A cgroup controller sandpool needs cannot be made available to its containers (names
+    the cgroup and the controller)."""
+
+
 class ContainerNotFound(ContainerError):
     """No container with that id is known."""
+
+
+class InvalidNetworkPolicy(ContainerError):
+    """A network mode or allow entry that cannot be enforced (the message names the fix)."""
+
+
+class NetworkSetupFailed(ContainerError):
+    """A container's network namespace, veth, nftables table or DNS filter could not be set up."""
+
+
+class SandboxError(ContainerError):
+    """A long-lived sandbox or one of its execs went wrong."""
+
+
+class SandboxNotFound(SandboxError):
+    """No sandbox, or no exec of that sandbox, with that id."""
+
+
+class SandboxStateError(SandboxError):
+    """The operation needs another state (e.g. exec in a paused or terminated sandbox)."""
+
+
+class SandboxFileError(SandboxError):
+    """A file operation failed inside the sandbox; ``errno`` is the error it got there."""
+
+    def __init__(self, message: str, *, errno: int = 0, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.errno = errno
 
 
 class ImageError(SandpoolError):

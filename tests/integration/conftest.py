@@ -22,6 +22,14 @@ from sandpool.worker.slots import SLOT_NAME
 ROOT = os.geteuid() == 0
 HAVE_RUNC = shutil.which("runc") is not None
 HAVE_RUNSC = shutil.which("runsc") is not None
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def parent_cgroups(parent: str) -> list[Path]:
+    """The directories of sandpool's parent cgroup: one on cgroup v2, one per v1 hierarchy."""
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        return [CGROUP_ROOT / parent]
+    return sorted(CGROUP_ROOT.glob(f"*/{parent}"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -78,7 +86,7 @@ class Sandbox:
                 disk = Path(file.removesuffix(".img"))
                 if str(self.base) in file and not _idle_disk_of_another_live_process(disk):
                     found.append(f"loop device {backing.parent.parent.name} of {file}")
-        for cg in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}/*"):
+        for cg in (c for top in parent_cgroups(self.cgroup_parent) for c in top.glob("*")):
             if cg.is_dir() and not _idle_slot_of_another_live_process(cg):
                 found.append(f"cgroup {cg}")
         containers = self.state_dir / "containers"
@@ -92,7 +100,7 @@ class Sandbox:
 
     def remove_parent_cgroups(self) -> None:
         """Drop the (empty) per-session cgroup parents."""
-        for cg in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}"):
+        for cg in parent_cgroups(self.cgroup_parent):
             if cg.is_dir():
                 cg.rmdir()
 

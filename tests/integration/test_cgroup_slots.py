@@ -14,14 +14,14 @@ from sandpool.api import Sandpool
 from sandpool.config import LoadedConfig
 from sandpool.worker.container import Stdio
 from sandpool.worker.request import RunRequest
-from tests.integration.conftest import Sandbox
+from tests.integration.conftest import Sandbox, parent_cgroups
 
 pytestmark = [pytest.mark.root, pytest.mark.runc]
 BUSYBOX = "builtin:busybox"
 
 
 def _slots(sandbox: Sandbox) -> list[Path]:
-    return sorted(Path("/sys/fs/cgroup").glob(f"*/{sandbox.cgroup_parent}/slot-*"))
+    return sorted(s for top in parent_cgroups(sandbox.cgroup_parent) for s in top.glob("slot-*"))
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_consecutive_runs_reuse_one_slot_and_close_removes_it(
     assert second.cgroup == path
     slot = path.split("/")[1]
     assert [p.name for p in _slots(sandbox)] and {p.name for p in _slots(sandbox)} == {slot}
-    assert not list(Path("/sys/fs/cgroup/memory", sandbox.cgroup_parent, slot).glob("ctr"))
+    assert not [t for t in parent_cgroups(sandbox.cgroup_parent) if (t / slot / "ctr").exists()]
     own_sp.close()
     assert _slots(sandbox) == []
 

@@ -17,6 +17,7 @@ COMMANDS = {
     "config": "sandpool.cli.config_cmd:config",
     "explain": "sandpool.cli.explain_cmd:explain",
     "run": "sandpool.cli.run_cmd:run",
+    "sandbox": "sandpool.cli.sandbox_cmd:sandbox",
     "serve": "sandpool.cli.serve_cmd:serve",
     "server": "sandpool.cli.server_cmd:server",
     "tenants": "sandpool.cli.tenants_cmd:tenants",

@@ -77,6 +77,8 @@ class RunArgs:
     workdir: str | None
     gpus: int
     disk: str | None
+    network: str | None
+    allow: tuple[str, ...]
     as_json: bool
     command: tuple[str, ...]
 
@@ -103,6 +105,17 @@ def _env(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) ->
     for value in values:
         if "=" not in value or value.startswith("="):
             raise click.BadParameter(f"{value!r} is not K=V")
+    return values
+
+
+def _allow(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    from sandpool.network.policy import parse_allow
+
+    for value in values:
+        try:
+            parse_allow(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
     return values
 
 
@@ -149,7 +162,8 @@ def execute(args: RunArgs, sandpool: Sandpool, streams: Streams,
 
     request = RunRequest(args.command, args.image, args.cpu, args.memory, args.pids,
                          args.timeout, args.env, args.workdir, args.gpus,
-                         disk=args.disk)  # fmt: skip
+                         disk=args.disk, network=args.network,
+                         allow=args.allow or None)  # fmt: skip
     relay = StdoutRelay(streams.stdout) if args.as_json else None
     stdio = Stdio(streams.stdin, relay.write_fd if relay else streams.stdout, streams.stderr)
     try:
@@ -185,6 +199,19 @@ def execute(args: RunArgs, sandpool: Sandpool, streams: Streams,
               help="GPUs to attach.")  # fmt: skip
 @click.option("--disk", type=Size(MIN_DISK), default=None,
               help="Writable layer size limit, e.g. 256Mi (at least 1Mi).")  # fmt: skip
+@click.option(
+    "--network",
+    type=click.Choice(["none", "allow", "open"]),
+    default=None,
+    help="Network policy (default: the pool's containerDefaults.network).",
+)
+@click.option(
+    "--allow",
+    multiple=True,
+    callback=_allow,
+    metavar="CIDR|HOST:PORT|DOMAIN",
+    help="Allowed destination (repeatable; implies --network allow).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary after the run.")
 @click.argument("command", nargs=-1, required=False)
 def run(**params: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from enum import StrEnum
@@ -16,6 +17,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -30,6 +32,8 @@ from sandpool.config.quantities import (
     check_number,
     parse_size,
 )
+from sandpool.network.policy import parse_allow
+from sandpool.network.settings import DEFAULT_RANGE
 from sandpool.sizes import MIN_DISK
 
 __all__ = [
@@ -45,6 +49,7 @@ __all__ = [
     "SandpoolConfig",
     "TenantQuota",
     "WorkerConfig",
+    "WorkerNetwork",
     "model_in",
 ]
 
@@ -60,6 +65,39 @@ def _size(text: str) -> str:
 
 def _disk_size(text: str) -> str:
     parse_size(text, MIN_DISK)
+    return text
+
+
+def _allow_entry(text: str) -> str:
+    parse_allow(text)
+    return text
+
+
+def _ipv4_network(longest: int) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        try:
+            net = ipaddress.ip_network(text)
+        except ValueError:
+            raise ValueError("expected an IPv4 network in CIDR form (10.213.0.0/16)") from None
+        if net.version != 4:
+            raise ValueError("expected an IPv4 network (sandboxes have no IPv6)")
+        if net.prefixlen > longest:
+            raise ValueError(f"expected an IPv4 network of /{longest} or larger (10.213.0.0/16)")
+        return text
+
+    return check
+
+
+def _resolver(text: str) -> str:
+    if not text:
+        return text  # the host's first nameserver
+    host, _, port = text.partition(":") if text.count(":") == 1 else (text, "", "")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError("expected an IP address, optionally with :PORT (10.0.0.2:53)") from None
+    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError("the port must be a whole number from 1 to 65535")
     return text
 
 
@@ -86,6 +124,10 @@ Cpu = Annotated[StrictFloat, AfterValidator(_bounded(CPU_RANGE, "cores"))]
 Seconds = Annotated[StrictFloat, AfterValidator(_bounded(TIMEOUT_RANGE, "seconds"))]
 CgroupName = Annotated[StrictStr, AfterValidator(_cgroup_name)]
 PoolName = Annotated[StrictStr, AfterValidator(_pool_name)]
+AllowEntry = Annotated[StrictStr, AfterValidator(_allow_entry)]
+Ipv4Range = Annotated[StrictStr, AfterValidator(_ipv4_network(30))]
+Ipv4Net = Annotated[StrictStr, AfterValidator(_ipv4_network(32))]
+Resolver = Annotated[StrictStr, AfterValidator(_resolver)]
 RunscArgs = Annotated[list[StrictStr], AfterValidator(check_extra_args)]
 
 DEFAULT_GVISOR_ROOT = "/run/gvisor"
@@ -142,10 +184,28 @@ class ContainerDefaults(_Model):
     pids: StrictInt = Field(default=512, ge=PIDS_RANGE[0], le=PIDS_RANGE[1])
     cpu: Cpu | None = None
     timeout: Seconds | None = None
-    network: Literal["none"] = "none"
+    network: Literal["none", "allow", "open"] = "none"
+    allow: list[AllowEntry] = Field(default_factory=list)
     disk: DiskSize = "1Gi"
     max_output: Size = "16Mi"
     gpu_sharing: StrictBool = False
+    ttl: float | None = Field(default=None, gt=0)  # a sandbox's lifetime from ready, seconds
+    idle_timeout: float | None = Field(default=None, gt=0)  # a sandbox's idle limit, seconds
+
+    @model_validator(mode="after")
+    def _allow_needs_allow(self) -> ContainerDefaults:
+        if self.allow and self.network != "allow":
+            raise ValueError(f"allow entries need network: allow (network is {self.network!r})")
+        return self
+
+
+class WorkerNetwork(_Model):
+    """Host-wide network settings of containers with network allow or open."""
+
+    address_range: Ipv4Range = DEFAULT_RANGE  # one /30 per container
+    refuse: list[Ipv4Net] = Field(default_factory=list)  # e.g. the cluster's pod/service CIDRs
+    dns_upstream: Resolver = ""  # empty: the host's first nameserver
+    ip_forward: StrictBool = True  # may sandpool set net.ipv4.ip_forward=1 (Docker does)
 
 
 class JobSpec(_Model):
@@ -193,6 +253,7 @@ class WorkerConfig(_Model):
     # first host uid of runc containers' user namespaces (65536 per container); 0: none
     user_namespace_base: StrictInt = Field(default=100000, ge=0, le=2**32 - 1 - 65536)
     default_image: StrictStr = ""
+    network: WorkerNetwork = Field(default_factory=WorkerNetwork)
     image_registry: StrictStr = "docker.io"
     image_name: StrictStr = "sandpool/worker"
     image_tag: StrictStr = "latest"

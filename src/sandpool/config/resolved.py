@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sandpool.errors import UnknownPool
+from sandpool.network.settings import DEFAULT_RANGE, NetworkSettings
 
 if TYPE_CHECKING:  # the run path imports this module without pydantic
     from sandpool.config.models import PoolConfig, SandpoolConfig
@@ -38,6 +39,20 @@ class ResolvedPool:
     disk: str = "1Gi"
     max_output: str = "16Mi"
     gpu_sharing: bool = False
+    ttl: float | None = None
+    idle_timeout: float | None = None
+    network: str = "none"  # containerDefaults.network / .allow
+    allow: tuple[str, ...] = ()
+    network_range: str = DEFAULT_RANGE  # worker.network, copied into each pool
+    network_refuse: tuple[str, ...] = ()
+    dns_upstream: str = ""
+    ip_forward: bool = True
+
+    @property
+    def network_settings(self) -> NetworkSettings:
+        """The worker's network settings (``worker.network``)."""
+        return NetworkSettings(self.network_range, self.network_refuse, self.dns_upstream,
+                               self.ip_forward)  # fmt: skip
 
     @property
     def is_gvisor(self) -> bool:
@@ -62,10 +77,13 @@ class ResolvedPool:
                 "pids": self.pids,
                 "cpu": self.cpu,
                 "timeout": self.timeout,
-                "network": "none",
+                "network": self.network,
+                "allow": list(self.allow),
                 "disk": self.disk,
                 "maxOutput": self.max_output,
                 "gpuSharing": self.gpu_sharing,
+                "ttl": self.ttl,
+                "idleTimeout": self.idle_timeout,
             },
         }
 
@@ -97,10 +115,13 @@ class ResolvedConfig:
     def from_json(cls, data: dict[str, Any]) -> ResolvedConfig:
         """Inverse of ``to_json``."""
         pools = {
-            name: ResolvedPool(**{**p, "gvisor_extra_args": tuple(p["gvisor_extra_args"])})
+            name: ResolvedPool(**{**p, **{k: tuple(p[k]) for k in _TUPLES if k in p}})
             for name, p in data["pools"].items()
         }
         return cls(**{**data, "pools": pools})
+
+
+_TUPLES = ("gvisor_extra_args", "allow", "network_refuse")  # lists in JSON
 
 
 def unknown_pool(name: str, known: list[str]) -> UnknownPool:
@@ -132,6 +153,14 @@ def _resolve_pool(name: str, pool: PoolConfig, config: SandpoolConfig) -> Resolv
         disk=defaults.disk,
         max_output=defaults.max_output,
         gpu_sharing=defaults.gpu_sharing,
+        ttl=defaults.ttl,
+        idle_timeout=defaults.idle_timeout,
+        network=defaults.network,
+        allow=tuple(defaults.allow),
+        network_range=config.worker.network.address_range,
+        network_refuse=tuple(config.worker.network.refuse),
+        dns_upstream=config.worker.network.dns_upstream,
+        ip_forward=config.worker.network.ip_forward,
     )
 
 

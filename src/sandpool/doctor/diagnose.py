@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sandpool.config.loader import LoadedConfig
 from sandpool.config.resolved import ResolvedConfig, ResolvedPool
+from sandpool.doctor.disk import disk_check
 from sandpool.doctor.gpu import gpu_checks
 from sandpool.doctor.host import host_checks
 from sandpool.doctor.kube import ClusterFactory, kube_checks
@@ -52,7 +53,7 @@ def pool_checks(pool: ResolvedPool, config: ResolvedConfig, probes: HostProbes) 
     """One pool: its runtime checks, the smoke test when they passed, then the GPU checks."""
     found = runtime_checks(pool, config, probes)
     checks = [ok(pool.name, "pool", _describe(pool)), *found.checks, seccomp_check(pool)]
-    checks.append(userns_check(pool, config, probes))
+    checks += [userns_check(pool, config, probes), disk_check(pool, probes)]
     if found.ready:
         checks.append(probes.smoke_test(pool, config, probes.smoke_timeout))
     else:

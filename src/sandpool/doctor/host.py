@@ -9,8 +9,10 @@ from pathlib import Path
 from sandpool.config.resolved import ResolvedConfig
 from sandpool.doctor.probes import HostProbes
 from sandpool.doctor.report import HOST, Check, fail, ok
+from sandpool.errors import SandpoolError
 from sandpool.warm.protocol import server_listens
 from sandpool.worker.cgroups import detect_cgroup_version
+from sandpool.worker.delegation import plan
 
 __all__ = ["cgroup_check", "ensure_writable_dir", "host_checks", "serve_check", "state_dir_check"]
 
@@ -86,7 +88,16 @@ def cgroup_check(probes: HostProbes) -> Check:
             "boot with cgroup_enable=memory if the memory controller is off"
         )
         return fail(HOST, "cgroups", f"{label}: " + "; ".join(problems), fix)
+    if version == 2:
+        return ok(HOST, "cgroups", f"{label}: {_v2_plan(root)}")
     return ok(HOST, "cgroups", f"{label}: memory and pids controllers usable")
+
+
+def _v2_plan(root: Path) -> str:
+    try:
+        return plan(root)
+    except SandpoolError as exc:
+        return f"memory and pids available ({exc.message})"
 
 
 def serve_check(probes: HostProbes) -> Check:

@@ -50,6 +50,8 @@ class HostProbes:
     kvm_device: str = KVM_DEVICE
     cgroup_root: Path = CGROUP_ROOT
     nvidia_smi: str = "nvidia-smi"
+    mkfs_ext4: str = "mkfs.ext4"
+    proc_filesystems: Path = Path("/proc/filesystems")
     smoke_timeout: float = SMOKE_TIMEOUT
     smoke_test: SmokeTest = field(default=_real_smoke_test)
     serve_socket: str | None = field(default_factory=_default_serve_socket)

@@ -98,6 +98,10 @@ class ContainerRuntime(ABC):
         """Extra global flags for the ``run`` of one container (e.g. nvproxy for GPU specs)."""
         return []
 
+    def run_launcher(self, spec: dict[str, Any]) -> list[str]:
+        """A command that ``run`` is started under, for this spec (gVisor: see there)."""
+        return []
+
     def log_args(self, files: RunFiles) -> list[str]:
         """Extra logging flags for ``run`` (gVisor: where its sandbox writes a panic)."""
         return []
@@ -135,7 +139,7 @@ class ContainerRuntime(ABC):
             container_id,
             extra_global=log,
         )
-        return spawn(argv, stdin=stdin, stdout=stdout, stderr=stderr)
+        return spawn([*self.run_launcher(spec), *argv], stdin=stdin, stdout=stdout, stderr=stderr)
 
     def exec(
         self, container_id: str, args: list[str], *, timeout: float | None = None

@@ -12,9 +12,17 @@ from sandpool.runtime.base import Capability, ContainerRuntime, RunFiles
 from sandpool.runtime.init import with_init
 from sandpool.runtime.probe import RunscInfo
 
-__all__ = ["GvisorRuntime", "forget_state", "spec_requests_gpu", "state_files"]
+__all__ = ["GvisorRuntime", "forget_state", "joins_network", "spec_requests_gpu", "state_files"]
 
 GPU_ENV = "NVIDIA_VISIBLE_DEVICES"
+# runsc before mid-2024 takes any network namespace where /proc/sys/net/core/rmem_default
+# exists for the host's (gVisor issue 10704), and refuses netstack in it; since Linux 6.8 or
+# so every namespace has that file. So `run` of a networked container starts in a mount
+# namespace of its own where /proc/sys/net is an empty tmpfs (runsc reads nothing there it
+# needs; the sandbox builds its own mounts). The shell execs runsc: same pid, same group.
+HIDE_NET_SYSCTLS = ("unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                    'mount -t tmpfs -o size=4k,mode=0555 none /proc/sys/net && exec "$@"',
+                    "sh")  # fmt: skip
 
 
 def spec_requests_gpu(spec: dict[str, Any]) -> bool:
@@ -24,6 +32,12 @@ def spec_requests_gpu(spec: dict[str, Any]) -> bool:
         if key == GPU_ENV and value not in ("", "void", "none"):
             return True
     return False
+
+
+def joins_network(spec: dict[str, Any]) -> bool:
+    """Whether the spec's network namespace is a prepared one (a path), not a new empty one."""
+    namespaces = spec.get("linux", {}).get("namespaces", [])
+    return any(ns.get("type") == "network" and ns.get("path") for ns in namespaces)
 
 
 def state_files(root: Path, container_id: str) -> list[Path]:
@@ -109,14 +123,22 @@ class GvisorRuntime(ContainerRuntime):
         """Remove what runsc leaves after a start killed mid-way (see ``forget_state``)."""
         forget_state(self.root, container_id)
 
+    def run_launcher(self, spec: dict[str, Any]) -> list[str]:
+        """``HIDE_NET_SYSCTLS`` for a container that joins a prepared network namespace."""
+        return list(HIDE_NET_SYSCTLS) if joins_network(spec) else []
+
     def run_args(self, spec: dict[str, Any]) -> list[str]:
-        """``--nvproxy=true`` for this container only, when its spec requests GPUs."""
+        """For this container only: ``--network=sandbox`` (after the global ``none``: the last
+        one counts) when its spec joins a prepared network namespace (``sandpool.network``;
+        runsc keeps the mode in the sandbox's state, so kill and delete need not repeat it),
+        ``--nvproxy=true`` when it requests GPUs."""
+        network = ["--network=sandbox"] if joins_network(spec) else []
         if not spec_requests_gpu(spec):
-            return []
+            return network
         if not self.info.has_nvproxy:
             raise OperationNotSupported(
                 f"GPU containers need nvproxy, which {self.binary} (version "
                 f"{self.info.version}) does not offer",
                 hint="install a runsc release with --nvproxy, or use containerRuntime: runc",
             )
-        return ["--nvproxy=true"]
+        return [*network, "--nvproxy=true"]

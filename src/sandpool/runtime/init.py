@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-__all__ = ["INIT_PATH", "find_init", "with_init"]
+__all__ = ["INIT_PATH", "find_init", "with_init", "without_init"]
 
 # Debian's package `tini` ships a static build: it runs in any image, with no libc there.
 INIT_BINARIES = ("/usr/bin/tini-static", "tini-static")
@@ -37,4 +37,15 @@ def with_init(spec: dict[str, Any], init: str) -> dict[str, Any]:
         {"destination": INIT_PATH, "type": "bind", "source": init,
          "options": ["bind", "ro", "nosuid", "nodev"]}
     )  # fmt: skip
+    return spec
+
+
+def without_init(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` as it was before ``with_init``: for a container whose command is an init of
+    its own (a sandbox's), which reaps and forwards signals itself (changed in place)."""
+    process = spec.get("process", {})
+    args = process.get("args", [])
+    if args[:2] == [INIT_PATH, "--"]:
+        process["args"] = args[2:]
+        spec["mounts"] = [m for m in spec.get("mounts", []) if m.get("destination") != INIT_PATH]
     return spec

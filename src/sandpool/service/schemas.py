@@ -88,6 +88,11 @@ class RunIn(ApiModel):
     timeout: Seconds | None = None
     stdin: Annotated[StrictStr, Field(max_length=1 << 20)] | None = None
     output_encoding: Literal["utf-8", "base64"] = "utf-8"
+    # the network policy (``sandpool run --network/--allow``); None: the pool's
+    network: Literal["none", "allow", "open"] | None = None
+    allow: list[Annotated[StrictStr, Field(max_length=512)]] | None = Field(
+        default=None, max_length=256
+    )
 
 
 class RunOut(ApiModel):
@@ -113,6 +118,9 @@ class RunOut(ApiModel):
     stderr_truncated: bool
     stdout_dropped_bytes: int
     stderr_dropped_bytes: int
+    network: str
+    network_bytes_in: int | None
+    network_bytes_out: int | None
 
 
 class PoolLimits(ApiModel):

@@ -21,6 +21,7 @@ __all__ = [
     "BadMessage",
     "RunMessage",
     "parse_exit",
+    "parse_request",
     "parse_run",
     "parse_signal",
 ]
@@ -47,8 +48,8 @@ class RunMessage:
         self.argv, self.cwd, self.env = argv, cwd, env
 
 
-def _object(data: bytes, keys: frozenset[str]) -> dict[str, object]:
-    """``data`` as a JSON object with exactly ``keys``."""
+def _object(data: bytes, keys: frozenset[str] | None) -> dict[str, object]:
+    """``data`` as a JSON object (with exactly ``keys``, unless None)."""
     if len(data) >= MAX_MESSAGE:  # a datagram cut at the receiver's buffer
         raise BadMessage(f"the message is {MAX_MESSAGE} bytes or more")
     try:
@@ -59,7 +60,7 @@ def _object(data: bytes, keys: frozenset[str]) -> dict[str, object]:
         raise BadMessage(f"the message is not JSON ({exc})") from None
     if not isinstance(message, dict):
         raise BadMessage(f"the message is a JSON {type(message).__name__}, not an object")
-    if set(message) != keys:
+    if keys is not None and set(message) != keys:
         expected = ", ".join(sorted(keys))
         raise BadMessage(f"the message has keys {sorted(message)[:8]}, expected {expected}")
     return message
@@ -107,10 +108,27 @@ def _env(value: object) -> dict[str, str]:
     return env
 
 
+RUN_KEYS = frozenset({"argv", "cwd", "env"})
+
+
 def parse_run(data: bytes) -> RunMessage:
     """The client's first message, checked."""
-    message = _object(data, frozenset({"argv", "cwd", "env"}))
+    message = _object(data, RUN_KEYS)
+    return _run_message(message)
+
+
+def _run_message(message: dict[str, object]) -> RunMessage:
     return RunMessage(_argv(message["argv"]), _cwd(message["cwd"]), _env(message["env"]))
+
+
+def parse_request(data: bytes) -> RunMessage | dict[str, object]:
+    """The client's first message: a run (checked), or the JSON object of a ``sandpool
+    sandbox …`` request (one with a ``sandbox`` key; ``warm.sandbox_ops`` checks its fields)."""
+    message = _object(data, None)
+    if "sandbox" in message:
+        return message
+    _object(data, RUN_KEYS)  # the keys a run has, with the same message when not
+    return _run_message(message)
 
 
 def _number(message: dict[str, object], key: str, allowed: range | tuple[int, ...]) -> int:

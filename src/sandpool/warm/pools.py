@@ -3,7 +3,7 @@
 A configuration is keyed like the config cache (its files' identities and the ``SANDPOOL_*``
 variables), so an edited file gets a new ``Sandpool``; the old one, and the one of any
 configuration no client names any more, is closed once no run has used it for
-``idle_timeout`` seconds (its warm cgroups go with it).
+``idle_timeout`` seconds (its warm cgroups go with it), unless it holds live sandboxes.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ class WarmSandpools:
                     entry.runs += 1
             if entry is not fresh:
                 fresh.sandpool.close()
+            else:  # a previous server's live sandboxes, before any gc would take them
+                fresh.sandpool.sandboxes.adopt()
         with self._lock:
             due = self._clock() - entry.reconciled > RECONCILE_EVERY_S
             if due:
@@ -91,13 +93,21 @@ class WarmSandpools:
         now = self._clock()
         with self._lock:
             idle = [key for key, entry in self._entries.items()
-                    if entry.runs == 0 and now - entry.last_used >= self.idle_timeout]  # fmt: skip
+                    if entry.runs == 0 and now - entry.last_used >= self.idle_timeout
+                    and not entry.sandpool.holds_sandboxes()]  # fmt: skip
             evicted = [self._entries.pop(key).sandpool for key in idle]
         for sandpool in evicted:
             log.info("closed the idle configuration of %s (unused for %gs)",
                      sandpool.config.state_dir, self.idle_timeout)  # fmt: skip
             sandpool.close()
         return evicted
+
+    def close_sandboxes(self) -> None:
+        """Terminate every configuration's sandboxes (the server stops)."""
+        with self._lock:
+            sandpools = [entry.sandpool for entry in self._entries.values()]
+        for sandpool in sandpools:
+            sandpool.close_sandboxes()
 
     def close(self) -> None:
         """Close every ``Sandpool`` (the server stops; its runs have ended)."""

@@ -22,6 +22,7 @@ import socket
 import stat
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 
 import click
@@ -30,9 +31,10 @@ from sandpool.api import Sandpool
 from sandpool.cli.run_cmd import RunArgs, Streams, execute, parse_run_args, stdin_fd
 from sandpool.config.paths import CONFIG_ENV_VAR
 from sandpool.errors import EXIT_CANNOT_START, SandpoolError, ServeError
-from sandpool.warm.messages import BadMessage, RunMessage, parse_run, parse_signal
+from sandpool.warm.messages import BadMessage, RunMessage, parse_request, parse_signal
 from sandpool.warm.pools import DEFAULT_IDLE_TIMEOUT_S, WarmSandpools
 from sandpool.warm.protocol import MAX_MESSAGE, encode, peer_uid, server_listens
+from sandpool.warm.sandbox_ops import request_config, serve_sandbox_request
 from sandpool.worker.container import EXIT_KILLED, ContainerRun
 
 __all__ = ["WarmServer"]
@@ -168,6 +170,7 @@ class WarmServer:
         for run in runs:
             run.stopped_by_server = True
             run.stop()
+        self.pools.close_sandboxes()  # their execs end, so the requests streaming them return
         for thread in threads:
             thread.join(timeout=60)
         self.pools.close()  # removes their warm cgroups
@@ -217,7 +220,10 @@ class WarmServer:
     def _run(self, run: ClientRun, data: bytes, fds: list[int]) -> int:
         streams = Streams(stdin_fd(fds[0]), fds[1], fds[2])
         try:
-            args, environ = self._arguments(parse_run(data))
+            request = parse_request(data)
+            if not isinstance(request, RunMessage):  # `sandpool sandbox …`
+                return self._sandbox_request(run, request, fds)
+            args, environ = self._arguments(request)
             sandpool = self.pools.check_out(args.config_files, environ)
         except BadMessage as bad:
             log.warning("refused a bad run request: %s", bad)
@@ -243,6 +249,19 @@ class WarmServer:
         container_id = run.container.id if run.container else "-"
         log.info("run %s pool=%s exit=%d", container_id, args.pool, code)
         return code
+
+    def _sandbox_request(self, run: ClientRun, request: Mapping[str, object],
+                         fds: list[int]) -> int:  # fmt: skip
+        """``sandpool sandbox …``: a structured request (``warm.sandbox_ops``)."""
+        try:
+            sandpool = self.pools.check_out(*request_config(request))
+        except SandpoolError as error:
+            Streams(None, fds[1], fds[2]).say(f"{type(error).__name__}: {error}")
+            return error.exit_code
+        try:
+            return serve_sandbox_request(sandpool, request, fds, run.conn)
+        finally:
+            self.pools.check_in(sandpool)
 
     @staticmethod
     def _final_status(run: ClientRun, code: int, streams: Streams) -> int:

@@ -22,6 +22,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from sandpool.sizes import parse_size
+from sandpool.worker.delegation import ensure_delegated
 
 __all__ = ["CGROUP_ROOT", "ContainerCgroup", "detect_cgroup_version", "open_cgroup", "parse_size"]
 
@@ -239,6 +240,29 @@ class CgroupV1(ContainerCgroup):
         super().close()
 
 
+_delegated: set[Path] = set()
+
+
+def _delegate_once(root: Path, parent: str) -> None:
+    """``ensure_delegated`` on the first container under ``root/parent`` (again if that
+    cgroup was removed meanwhile)."""
+    key = root / parent
+    if key not in _delegated or not key.is_dir():
+        ensure_delegated(root, parent)
+        _delegated.add(key)
+
+
+def _enable_for_ctr(cgroup: Path) -> None:
+    """Enable what the runtime's ``ctr`` child may use (one by one if not all are there)."""
+    control = cgroup / "cgroup.subtree_control"
+    try:
+        control.write_text("+memory +pids +cpu")
+    except OSError:
+        for controller in ("memory", "pids", "cpu"):
+            with contextlib.suppress(OSError):
+                control.write_text(f"+{controller}")
+
+
 class CgroupV2(ContainerCgroup):
     """cgroup v2: ``memory.max``, ``pids.max``; OOM from ``memory.events`` (hierarchical).
 
@@ -253,15 +277,11 @@ class CgroupV2(ContainerCgroup):
         return [self.root / self.rel]
 
     def create(self, memory_bytes: int, pids: int) -> None:
-        parent = self.root / self.rel.split("/")[0]
-        parent.mkdir(exist_ok=True)
-        with contextlib.suppress(OSError):
-            (parent / "cgroup.subtree_control").write_text("+memory +pids +cpu")
+        _delegate_once(self.root, self.rel.split("/")[0])
         cg = self.root / self.rel
         if _make_dir(cg):
             self._oom_base = self._events().get("oom_kill", 0)
-        with contextlib.suppress(OSError):
-            (cg / "cgroup.subtree_control").write_text("+memory +pids +cpu")
+        _enable_for_ctr(cg)
         (cg / "memory.max").write_text(str(memory_bytes))
         with contextlib.suppress(OSError):
             (cg / "memory.swap.max").write_text("0")

@@ -18,11 +18,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
 from sandpool.config.resolved import ResolvedPool
 from sandpool.errors import ContainerStartFailed, RuntimeTimeout, SandpoolError
+from sandpool.network.attach import ContainerNetwork
+from sandpool.network.run import open_for_run, run_policy
 from sandpool.runtime.base import Capability, ContainerRuntime, RunFiles
 from sandpool.runtime.runner import FileArg, kill_group
 from sandpool.runtime.spec import ContainerSpec, build_spec
@@ -147,6 +150,7 @@ class ContainerRun:
         self.disk: WritableDisk | None = None
         self._gpu_dev_dir = gpu_dev_dir
         self.gpus = GpuLease()
+        self.network: ContainerNetwork | None = None  # allow/open only (sandpool.network)
         self.start_timeout = start_timeout
         self.result = RunResult(self.id, pool.name, runtime.name, runtime.platform,
                                 image.reference)  # fmt: skip
@@ -223,6 +227,7 @@ class ContainerRun:
 
     def prepare(self) -> dict[str, Any]:
         """Create the container's directory, record, disk, overlay, cgroup and bundle."""
+        policy = run_policy(self.request, self.pool)
         memory = self._check()
         secure_state_dir(self.state_dir)
         self.dir.mkdir(mode=0o700)
@@ -235,7 +240,10 @@ class ContainerRun:
         self.gpus = acquire_gpus(self.request.gpus, self.state_dir,
                                  sharing=self.pool.gpu_sharing,
                                  dev_dir=self._gpu_dev_dir)  # fmt: skip
+        self.network = open_for_run(policy, self.pool, self.id, self.dir, self.state_dir)
+        self.result.network = policy.mode
         spec = self._spec(rootfs)
+        spec = self.network.apply(spec, rootfs) if self.network else spec
         guest_pids = self._pids + int(has_init)
         spec = (with_guest_pids if self._gvisor else with_cgroup_pids)(spec, guest_pids)
         (self.dir / "config.json").write_text(json.dumps(spec))
@@ -474,6 +482,8 @@ class ContainerRun:
                 self.runtime.delete(self.id, force=True)
         self.runtime.forget(self.id)
         self.gpus.release()
+        if self.network is not None and (traffic := self.network.close()) is not None:
+            self.result.network_bytes_in, self.result.network_bytes_out = astuple(traffic)
         with self._stop_lock:
             self._released = True  # from here on, stop() kills nothing
         release_host_resources(self.cgroup, self.dir, self._slots)

@@ -38,6 +38,8 @@ __all__ = ["DiskSlots", "WritableDisk", "disks_dir", "remove_dead_disks", "reque
 
 log = logging.getLogger(__name__)
 DISK_NAME = re.compile(r"^disk-(\d+)-(\d+)-\d+$")
+# A sandbox's own disk (``sandbox.launch``): named after the sandbox, whatever process owns it.
+BOX_DISK_NAME = re.compile(r"^box-(sp-[0-9a-f-]+)$")
 _MKFS = ("mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal",
          "-E", "lazy_itable_init=1,nodiscard,root_owner=0:0")  # fmt: skip
 _MOUNT_OPTIONS = "loop,discard,nosuid,nodev,noatime"
@@ -182,13 +184,21 @@ def _remove_idle(idle: list[WritableDisk], owner: int) -> None:
     idle.clear()
 
 
+def _disk_is_dead(state_dir: Path, name: str) -> bool:
+    """A warm disk whose owning process is gone, or a sandbox's whose directory is gone."""
+    box = BOX_DISK_NAME.match(name)
+    if box is not None:
+        return not (state_dir / "containers" / box[1]).exists()
+    match = DISK_NAME.match(name)
+    return match is not None and process_start_time(int(match[1])) != int(match[2])
+
+
 def remove_dead_disks(state_dir: Path) -> list[str]:
     """Unmount and remove the disks whose owning process is gone; their names."""
     removed = []
     with contextlib.suppress(OSError):
         for name in sorted({n.removesuffix(".img") for n in os.listdir(disks_dir(state_dir))}):
-            match = DISK_NAME.match(name)
-            if match is None or process_start_time(int(match[1])) == int(match[2]):
+            if not _disk_is_dead(state_dir, name):
                 continue
             remove_disk(disks_dir(state_dir) / name)
             log.info("gc: removed disk %s (owner gone)", name)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sandpool.config.resolved import ResolvedConfig
 from sandpool.errors import SandpoolError
+from sandpool.network.attach import teardown as teardown_network
 from sandpool.runtime.factory import create_runtime
 from sandpool.runtime.gvisor import forget_state
 from sandpool.runtime.runner import run_command
@@ -67,6 +68,7 @@ def release_host_resources(
     cgroup.kill_all()
     unmount(directory / "rootfs")
     release_for(directory)  # before the directory goes: see ``uidrange.release_stale``
+    teardown_network(directory)  # namespace, veth, nftables table, address (sandpool.network)
     shutil.rmtree(directory, ignore_errors=True)
     if slots is None:
         cgroup.remove()

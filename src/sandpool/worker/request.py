@@ -63,6 +63,8 @@ class RunRequest:
     mounts: tuple[BindMount, ...] = ()
     disk: str | None = None
     max_output: str | None = None
+    network: str | None = None  # none|allow|open (sandpool.network); None: the pool's
+    allow: tuple[str, ...] | None = None  # allow entries; alone, they mean network "allow"
 
 
 def _iso(ts: float) -> str:
@@ -89,6 +91,9 @@ class RunResult:
     stderr: bytes | None = field(default=None, repr=False)
     stdout_dropped: int = 0  # captured bytes past the output limit, not in ``stdout``
     stderr_dropped: int = 0
+    network: str = "none"  # the policy's mode at the start
+    network_bytes_in: int | None = None  # counted on the host side of its veth (not for none)
+    network_bytes_out: int | None = None
 
     @property
     def output_truncated(self) -> bool:
@@ -120,4 +125,7 @@ class RunResult:
             "stderrTruncated": self.stderr_dropped > 0,
             "stdoutDroppedBytes": self.stdout_dropped,
             "stderrDroppedBytes": self.stderr_dropped,
+            "network": self.network,
+            "networkBytesIn": self.network_bytes_in,
+            "networkBytesOut": self.network_bytes_out,
         }

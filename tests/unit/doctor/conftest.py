@@ -69,7 +69,11 @@ def smoke() -> SmokeRecorder:
 def probes(tmp_path: Path, smoke: SmokeRecorder) -> HostProbes:
     """A healthy v1 host without GPU or KVM, whose smoke test is the recorder."""
     (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "loop-control").touch()
+    (tmp_path / "filesystems").write_text("nodev\tproc\n\text4\nnodev\toverlay\n")
     return HostProbes(
+        mkfs_ext4="true",  # found on PATH: the disk check only looks it up
+        proc_filesystems=tmp_path / "filesystems",
         dev_dir=tmp_path / "dev",
         kvm_device=str(tmp_path / "dev" / "kvm"),
         cgroup_root=fake_cgroup_v1(tmp_path / "cgroup"),

@@ -59,9 +59,10 @@ def test_healthy_pools_exit_0_with_one_line_per_check(doctor: Any, smoke: SmokeR
         ["ok", "fast", "runtime"],
         ["ok", "fast", "seccomp"],
         ["ok", "fast", "userns"],
+        ["ok", "fast", "disk"],
         ["ok", "fast", "smoke"],
     ]
-    assert lines[-1] == "9 ok, 0 warn, 0 fail: no failures"
+    assert lines[-1] == "10 ok, 0 warn, 0 fail: no failures"
     assert smoke.calls == [("fast", 4.0)]
 
 

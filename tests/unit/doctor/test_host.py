@@ -6,6 +6,8 @@ import dataclasses
 import socket
 from pathlib import Path
 
+import pytest
+
 from sandpool.doctor.host import cgroup_check, serve_check, state_dir_check
 from sandpool.doctor.probes import HostProbes
 from sandpool.doctor.report import Status
@@ -41,15 +43,39 @@ def test_v2_lists_missing_controllers(tmp_path: Path, probes: HostProbes) -> Non
     assert check.message.startswith("cgroup v2 (unified): pids: not in")
 
 
-def test_v2_with_both_controllers_is_ok(tmp_path: Path, probes: HostProbes) -> None:
+def _v2_root(tmp_path: Path, enabled: str, procs: str, namespace_root: bool) -> Path:
+    """A stand-in cgroup v2 root (a pod's cgroup namespace has ``cgroup.type``; the real
+    root has not)."""
     root = tmp_path / "v2"
     root.mkdir()
     (root / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    (root / "cgroup.subtree_control").write_text(enabled)
+    (root / "cgroup.procs").write_text(procs)
+    if namespace_root:
+        (root / "cgroup.type").write_text("domain\n")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("enabled", "procs", "namespace_root", "plan"),
+    [
+        ("cpu memory pids\n", "1\n", False, "sandpool: nothing to change"),
+        ("", "1\n", False, "sandpool will enable memory pids cpu below {root} at its first"),
+        ("", "7\n9\n", True, "sandpool will move {root}'s processes into {root}/init, then "
+         "enable memory pids cpu below {root}"),
+    ],
+)  # fmt: skip
+def test_v2_says_what_is_delegated_and_what_sandpool_will_do(
+    tmp_path: Path, probes: HostProbes, enabled: str, procs: str, namespace_root: bool, plan: str
+) -> None:
+    root = _v2_root(tmp_path, enabled, procs, namespace_root)
     check = cgroup_check(dataclasses.replace(probes, cgroup_root=root))
-    assert (check.status, check.message) == (
-        Status.OK,
-        "cgroup v2 (unified): memory and pids controllers usable",
+    assert check.status is Status.OK
+    assert check.message.startswith(
+        f"cgroup v2 (unified): available: cpuset cpu io memory pids; enabled below {root}: "
+        f"{enabled.strip() or 'none'}; "
     )
+    assert plan.format(root=root) in check.message
 
 
 def test_state_dir_is_created_and_written(load_yaml: Loader, tmp_path: Path) -> None:

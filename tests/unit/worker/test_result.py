@@ -9,6 +9,8 @@ SPEC_KEYS = {
     "timedOut", "startedAt", "finishedAt", "durationMs", "startLatencyMs", "error",
     # captured output past the output limit (always false/0 for the CLI, which streams)
     "stdoutTruncated", "stderrTruncated", "stdoutDroppedBytes", "stderrDroppedBytes",
+    # the network policy's mode and bytes on the container's veth (null for none)
+    "network", "networkBytesIn", "networkBytesOut",
 }  # fmt: skip
 
 

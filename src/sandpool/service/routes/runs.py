@@ -32,7 +32,8 @@ def _request(body: RunIn) -> RunRequest:
     return RunRequest(command=tuple(body.command), image=body.image, cpu=limits.cpu,
                       memory=limits.memory, pids=limits.pids, timeout=body.timeout, env=env,
                       workdir=body.workdir, disk=limits.disk,
-                      max_output=limits.max_output)  # fmt: skip
+                      max_output=limits.max_output, network=body.network,
+                      allow=None if body.allow is None else tuple(body.allow))  # fmt: skip
 
 
 def _text(data: bytes | None, encoding: str) -> str:

@@ -1,0 +1,166 @@
+"""Starting a sandbox's container, and removing it: ``worker.container`` preparation, detached.
+
+A sandbox is a ``ContainerRun`` (same directory, record, overlay, size-limited disk, parent
+cgroup with memory/pids limits, spec with seccomp, no network, …) whose command is sandpool's
+init (``sandbox.init_binary``) and that is started ``run --detach``: the container outlives
+the call and any sandpool process; only its records and runtime state tie it to sandpool.
+
+Two things differ from a one-shot run, so that another process can adopt the sandbox later:
+its cgroup is named after the sandbox (never a warm slot named after the creating process),
+and so is its disk (``<stateDir>/disks/box-<id>``, which ``gc`` removes once the sandbox's
+directory is gone). ``sandbox.json`` next to the container record holds the sandbox's own
+state (``SandboxInfo``) and the host pid that tells whether it still lives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from sandpool.config.resolved import ResolvedPool
+from sandpool.errors import ContainerStartFailed, RuntimeTimeout
+from sandpool.runtime.base import ContainerRuntime
+from sandpool.runtime.init import without_init
+from sandpool.runtime.runner import kill_group, spawn
+from sandpool.runtime.spec import BindMount
+from sandpool.sandbox.init_binary import MOUNT_POINT
+from sandpool.sandbox.models import SandboxInfo, SandboxRequest
+from sandpool.worker.cgroups import CGROUP_ROOT, detect_cgroup_version
+from sandpool.worker.container import ContainerRun
+from sandpool.worker.disk import DiskSlots, WritableDisk, disks_dir, make_disk, remove_disk
+from sandpool.worker.records import ContainerRecord, process_start_time
+from sandpool.worker.recovery import remove_container
+from sandpool.worker.request import ImageLike, RunRequest
+
+__all__ = [
+    "SANDBOX_FILE",
+    "SandboxContainer",
+    "disk_path",
+    "load_sandbox_file",
+    "oom_kill_count",
+    "remove_sandbox",
+    "save_sandbox_file",
+]
+
+SANDBOX_FILE = "sandbox.json"
+
+
+def disk_path(state_dir: Path, sandbox_id: str) -> Path:
+    """Where a sandbox's disk is mounted (named after the sandbox, not its creator)."""
+    return disks_dir(state_dir) / f"box-{sandbox_id}"
+
+
+class _SandboxDisk(DiskSlots):
+    """The one disk of one sandbox: made on ``take``, removed on ``give_back``."""
+
+    def __init__(self, state_dir: Path, sandbox_id: str) -> None:
+        super().__init__(state_dir, 0)
+        self.path = disk_path(state_dir, sandbox_id)
+
+    def take(self, size: int) -> WritableDisk:
+        self.dir.mkdir(mode=0o700, exist_ok=True)
+        return make_disk(self.path, size)
+
+    def give_back(self, disk: WritableDisk) -> None:
+        remove_disk(disk.path)
+
+
+class SandboxContainer(ContainerRun):
+    """The container of one new sandbox: prepared like a run, started detached."""
+
+    def __init__(self, pool: ResolvedPool, runtime: ContainerRuntime, image: ImageLike,
+                 request: SandboxRequest, init_path: Path, *, state_dir: Path,
+                 cgroup_parent: str, start_timeout: float) -> None:  # fmt: skip
+        run = RunRequest(image=request.image, cpu=request.cpu, memory=request.memory,
+                         pids=request.pids, env=request.env, workdir=request.workdir,
+                         mounts=(BindMount(str(init_path), MOUNT_POINT, readonly=True),),
+                         disk=request.disk)  # fmt: skip
+        super().__init__(pool, runtime, image, run, state_dir=state_dir,
+                         cgroup_parent=cgroup_parent, start_timeout=start_timeout)  # fmt: skip
+        self._disks = _SandboxDisk(state_dir, self.id)
+
+    def _command(self) -> tuple[str, ...]:
+        return (MOUNT_POINT, "init")
+
+    def _spec(self, rootfs: Path) -> dict[str, Any]:
+        """The run's spec, with the sandbox's own init as PID 1 (not tini in front of it)."""
+        return without_init(super()._spec(rootfs))
+
+    def start(self) -> int:
+        """Prepare and start the container detached; its host pid (alive while it runs).
+        On failure the caller calls ``cleanup()``."""
+        spec = self.prepare()
+        self.cgroup.close()  # OOM kills are counted from the cgroup files (``oom_kill_count``)
+        proc = spawn(self._start_argv(spec), stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            status = proc.wait(timeout=self.start_timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            proc.wait()
+            raise RuntimeTimeout(f"sandbox {self.id} did not start within "
+                                 f"{self.start_timeout:g}s") from None  # fmt: skip
+        if status != 0 or not self.files.pid_file.exists():
+            error = self._runtime_error() or f"{self.runtime.name} exited {status}"
+            raise ContainerStartFailed(f"sandbox {self.id} could not start: {error}")
+        return int(self.files.pid_file.read_text().strip())
+
+    def _start_argv(self, spec: dict[str, Any]) -> list[str]:
+        log = ["--log", str(self.files.log_file), "--log-format", "json"]
+        return self.runtime.argv("run", "--detach", "--bundle", str(self.dir), "--pid-file",
+                                 str(self.files.pid_file), self.id,
+                                 extra_global=[*log, *self.runtime.run_args(spec)])  # fmt: skip
+
+
+def save_sandbox_file(directory: Path, info: SandboxInfo, pid: int, pid_start: int) -> None:
+    """Write the sandbox's state atomically next to its container record."""
+    data = {"info": info.to_record(), "pid": pid, "pidStart": pid_start}
+    tmp = directory / (SANDBOX_FILE + ".tmp")
+    with contextlib.suppress(FileNotFoundError):  # the directory is being removed
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, directory / SANDBOX_FILE)
+
+
+def load_sandbox_file(directory: Path) -> tuple[SandboxInfo, int, int] | None:
+    """The saved state, pid and pid start time; None if absent or unreadable."""
+    try:
+        data = json.loads((directory / SANDBOX_FILE).read_text())
+        return SandboxInfo.from_record(data["info"]), int(data["pid"]), int(data["pidStart"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def pid_alive(pid: int, start: int) -> bool:
+    """Whether the host process ``pid`` started at ``start`` still runs."""
+    return pid > 0 and process_start_time(pid) == start
+
+
+def oom_kill_count(cgroup_rel: str, root: Path = CGROUP_ROOT) -> int:
+    """How many processes the kernel OOM-killed in the sandbox's cgroup so far. cgroup v1
+    counts a kill in the victim's own cgroup (the runtime's ``ctr`` child), not in the
+    parent that hit its limit, so both are read; v2 counts hierarchically."""
+    if detect_cgroup_version(root) == 2:
+        return _counter(root / cgroup_rel / "memory.events", "oom_kill")
+    memory = root / "memory" / cgroup_rel
+    return sum(_counter(d / "memory.oom_control", "oom_kill") for d in (memory, memory / "ctr"))
+
+
+def _counter(path: Path, key: str) -> int:
+    with contextlib.suppress(OSError, ValueError):
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    return 0
+
+
+def remove_sandbox(record: ContainerRecord | None, directory: Path, state_dir: Path) -> None:
+    """Kill and delete the sandbox's container, then its overlay, directory, cgroup, disk."""
+    if record is None:
+        record = ContainerRecord.load(directory)
+    remove_container(record, directory)
+    remove_disk(disk_path(state_dir, directory.name))

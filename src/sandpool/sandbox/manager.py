@@ -1,0 +1,375 @@
+"""The sandboxes of one process, by id: create, exec, files, pause, terminate, adopt.
+
+Every operation takes and returns plain data (ids, requests, ``SandboxInfo``, events,
+results), so a remote caller can drive it through a thin service. A monitor thread ends
+sandboxes whose TTL (counted from ready) or idle timeout passed, notes OOM kills, and marks
+sandboxes that died on their own. Terminated sandboxes stay visible (``get``/``list``) in
+this process for the last ``ENDED_KEPT`` of them; their records on disk are gone with them.
+
+Durability: a sandbox's container record names this process as its owner; ``adopt`` (run
+at the start of a serving process) takes over the sandboxes of dead owners that are still
+alive and removes the ones it cannot adopt; ``gc`` (``worker.recovery``) removes a dead
+owner's sandboxes like any other container when no one adopted them first.
+
+Thread safe: one lock for the registry; each sandbox has its own (``sandbox.live``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from sandpool.config.resolved import ResolvedConfig
+from sandpool.errors import ContainerStartFailed, SandboxNotFound, SandboxStateError, SandpoolError
+from sandpool.images import ImageStore, choose_reference
+from sandpool.runtime.base import ContainerRuntime
+from sandpool.sandbox.files import FileEntry, Source
+from sandpool.sandbox.init_binary import init_binary
+from sandpool.sandbox.launch import (
+    SandboxContainer,
+    load_sandbox_file,
+    pid_alive,
+    remove_sandbox,
+    save_sandbox_file,
+)
+from sandpool.sandbox.live import LiveSandbox
+from sandpool.sandbox.models import (
+    EndReason,
+    ExecRequest,
+    ExecResult,
+    OutputEvent,
+    SandboxInfo,
+    SandboxRequest,
+    SandboxState,
+)
+from sandpool.sizes import parse_size
+from sandpool.worker.container import START_TIMEOUT
+from sandpool.worker.records import ContainerRecord, load_records, process_start_time
+
+__all__ = ["ENDED_KEPT", "SandboxManager"]
+
+log = logging.getLogger(__name__)
+ENDED_KEPT = 256
+MONITOR_INTERVAL_S = 0.25
+
+
+class SandboxManager:
+    """This process's sandboxes (see the module docstring)."""
+
+    def __init__(self, config: ResolvedConfig, images: ImageStore,
+                 runtime_for: Callable[[str], ContainerRuntime], *,
+                 start_timeout: float = START_TIMEOUT,
+                 start_gate: Callable[[str], AbstractContextManager[Any]] | None = None,
+                 ) -> None:  # fmt: skip
+        self.config, self.images, self.runtime_for = config, images, runtime_for
+        # The pool's cap on starts in flight (``Sandpool``'s, shared with its runs).
+        self.start_gate = start_gate or (lambda pool: contextlib.nullcontext())
+        self.state_dir = Path(config.state_dir)
+        self.start_timeout = start_timeout
+        self._lock = threading.Lock()
+        self._live: dict[str, LiveSandbox] = {}
+        self._ended: OrderedDict[str, SandboxInfo] = OrderedDict()
+        self._closed = threading.Event()
+        self._monitor: threading.Thread | None = None
+
+    # ---- registry ------------------------------------------------------------------------
+
+    def _sandbox(self, sandbox_id: str) -> LiveSandbox:
+        with self._lock:
+            live = self._live.get(sandbox_id)
+            ended = self._ended.get(sandbox_id)
+        if live is not None:
+            return live
+        if ended is not None:
+            raise SandboxStateError(f"sandbox {sandbox_id} is terminated ({ended.reason})",
+                                    hint="create a new sandbox")  # fmt: skip
+        raise SandboxNotFound(f"no sandbox with id '{sandbox_id}'",
+                              hint="`sandpool sandbox ls` lists them")  # fmt: skip
+
+    def _register(self, sandbox: LiveSandbox) -> None:
+        with self._lock:
+            self._live[sandbox.id] = sandbox
+            if self._monitor is None:
+                self._monitor = threading.Thread(target=self._watch, name="sandbox-monitor",
+                                                 daemon=True)  # fmt: skip
+                self._monitor.start()
+
+    def _retire(self, sandbox: LiveSandbox) -> None:
+        with self._lock:
+            self._live.pop(sandbox.id, None)
+            self._ended[sandbox.id] = sandbox.snapshot()
+            while len(self._ended) > ENDED_KEPT:
+                self._ended.popitem(last=False)
+
+    def get(self, sandbox_id: str) -> SandboxInfo:
+        """The sandbox's current state (terminated ones too, while remembered)."""
+        with self._lock:
+            ended = self._ended.get(sandbox_id)
+        if ended is not None:
+            return dataclasses.replace(ended)
+        return self._sandbox(sandbox_id).snapshot()
+
+    def list(self, pool: str | None = None, labels: Mapping[str, str] | None = None,
+             state: SandboxState | str | None = None) -> list[SandboxInfo]:  # fmt: skip
+        """This process's sandboxes (live, then remembered terminated ones), filtered."""
+        with self._lock:
+            infos = [s.snapshot() for s in self._live.values()]
+            infos += [dataclasses.replace(i) for i in self._ended.values()]
+        wanted = dict(labels or {})
+        return [
+            i for i in infos
+            if (pool is None or i.pool == pool) and (state is None or i.state == state)
+            and all(i.labels.get(k) == v for k, v in wanted.items())
+        ]  # fmt: skip
+
+    # ---- create / end ------------------------------------------------------------------
+
+    def create(self, request: SandboxRequest) -> SandboxInfo:
+        """Start a sandbox and return it running (ContainerStartFailed etc. if it cannot)."""
+        pool = self.config.pool(request.pool)
+        runtime = self.runtime_for(request.pool)
+        image = self.images.get(choose_reference(request.image, self.config.default_image))
+        _check_durations(request)
+        container = SandboxContainer(pool, runtime, image, request, init_binary(self.state_dir),
+                                     state_dir=self.state_dir,
+                                     cgroup_parent=self.config.cgroup_parent,
+                                     start_timeout=self.start_timeout)  # fmt: skip
+        info = SandboxInfo(
+            container.id, pool.name, runtime.name, runtime.platform, image.reference,
+            labels=dict(request.labels), ttl=request.ttl or pool.ttl,
+            idle_timeout=request.idle_timeout or pool.idle_timeout,
+            workdir=request.workdir or image.working_dir or "/",
+            env=(*image.env, *request.env),
+        )  # fmt: skip
+        try:
+            with self.start_gate(pool.name):
+                pid = container.start()
+        except BaseException:
+            container.cleanup()
+            raise
+        info.state, info.ready_at = SandboxState.RUNNING, time.time()
+        info.last_activity = info.ready_at
+        start = process_start_time(pid) or 0
+        save_sandbox_file(container.dir, info, pid, start)
+        limit = parse_size(pool.max_output)
+        sandbox = LiveSandbox(info, runtime, container.dir, self.state_dir, pid, start, limit)
+        self._register(sandbox)
+        return sandbox.snapshot()
+
+    def terminate(self, sandbox_id: str, reason: EndReason = EndReason.KILLED) -> SandboxInfo:
+        """End the sandbox and remove everything it held; its final state."""
+        with self._lock:
+            if sandbox_id in self._ended:
+                return dataclasses.replace(self._ended[sandbox_id])
+        sandbox = self._sandbox(sandbox_id)
+        sandbox.terminate(reason)
+        self._retire(sandbox)
+        return self.get(sandbox_id)
+
+    def pause(self, sandbox_id: str) -> SandboxInfo:
+        """Freeze the sandbox (TTL keeps running, the idle timer stops)."""
+        sandbox = self._sandbox(sandbox_id)
+        sandbox.pause()
+        return sandbox.snapshot()
+
+    def resume(self, sandbox_id: str) -> SandboxInfo:
+        """Thaw a paused sandbox."""
+        sandbox = self._sandbox(sandbox_id)
+        sandbox.resume()
+        return sandbox.snapshot()
+
+    def _watch(self) -> None:
+        """The monitor: ends what is due, each in a thread of its own (a gVisor delete takes
+        ~0.5 s; fifty sandboxes reaching their TTL together must not wait in line)."""
+        ending: set[str] = set()
+        while not self._closed.wait(MONITOR_INTERVAL_S):
+            with self._lock:
+                live = [s for s in self._live.values() if s.id not in ending]
+            now = time.time()
+            for sandbox in live:
+                with contextlib.suppress(Exception):
+                    reason = sandbox.due(now)
+                    if reason is not None:
+                        log.info("sandbox %s: ending (%s)", sandbox.id, reason.value)
+                        ending.add(sandbox.id)
+                        threading.Thread(target=self._end, args=(sandbox, reason),
+                                         daemon=True).start()  # fmt: skip
+
+    def _end(self, sandbox: LiveSandbox, reason: EndReason) -> None:
+        try:
+            sandbox.terminate(reason)
+        except Exception:  # a thread of its own: log it, and still forget the sandbox
+            log.exception("sandbox %s: terminating failed", sandbox.id)
+        finally:
+            self._retire(sandbox)
+
+    def close(self, terminate: bool = True) -> None:
+        """Stop the monitor; ``terminate`` this process's sandboxes (eight at a time), or
+        leave them running for a later ``adopt`` (their owner is then dead until someone
+        adopts them)."""
+        self._closed.set()
+        if self._monitor is not None:
+            self._monitor.join()
+        if terminate:
+            with self._lock:
+                live = list(self._live.values())
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda s: self._end(s, EndReason.KILLED), live))
+
+    # ---- execs ----------------------------------------------------------------------------
+
+    def exec_start(self, sandbox_id: str, request: ExecRequest) -> str:
+        """Start a process in the sandbox; its exec id (for events, wait, stdin, kill)."""
+        return self._sandbox(sandbox_id).start_exec(request).id
+
+    def exec_events(self, sandbox_id: str, exec_id: str, stdout_from: int = 0,
+                    stderr_from: int = 0, poll: float | None = None,
+                    ) -> Iterator[OutputEvent | None]:  # fmt: skip
+        """The exec's output from these offsets on, as it comes, until it ended."""
+        process = self._sandbox(sandbox_id).exec_process(exec_id)
+        return process.output.follow(stdout_from, stderr_from, poll)
+
+    def exec_wait(self, sandbox_id: str, exec_id: str,
+                  timeout: float | None = None) -> ExecResult | None:  # fmt: skip
+        """The exec's result once it ended (None if ``timeout`` passed first)."""
+        return self._sandbox(sandbox_id).exec_process(exec_id).wait(timeout)
+
+    def exec_write(self, sandbox_id: str, exec_id: str, data: bytes) -> None:
+        """Write to the exec's stdin (started with ``stdin=True``)."""
+        self._sandbox(sandbox_id).exec_process(exec_id).write_stdin(data)
+
+    def exec_close_stdin(self, sandbox_id: str, exec_id: str) -> None:
+        """Close the exec's stdin."""
+        self._sandbox(sandbox_id).exec_process(exec_id).close_stdin()
+
+    def exec_kill(self, sandbox_id: str, exec_id: str) -> None:
+        """Kill the exec's process group (it ends with 137)."""
+        self._sandbox(sandbox_id).exec_process(exec_id).kill()
+
+    def exec(self, sandbox_id: str, request: ExecRequest,
+             stdin: bytes | None = None) -> ExecResult:  # fmt: skip
+        """Run to the end and return the result with the output kept (see ``OutputLog``)."""
+        if stdin is not None:
+            request = dataclasses.replace(request, stdin=True)
+        process = self._sandbox(sandbox_id).start_exec(request)
+        if stdin is not None:
+            with contextlib.suppress(SandpoolError):
+                process.write_stdin(stdin)
+            process.close_stdin()
+        result = process.wait()
+        assert result is not None
+        result.stdout, result.stderr = process.output.contents()
+        return result
+
+    def stream(self, sandbox_id: str, request: ExecRequest) -> Iterator[OutputEvent | ExecResult]:
+        """Start an exec and yield its output events as they come, then its result."""
+        process = self._sandbox(sandbox_id).start_exec(request)
+        for event in process.output.follow():
+            if event is not None:
+                yield event
+        result = process.wait()
+        assert result is not None
+        yield result
+
+    # ---- files ------------------------------------------------------------------------------
+
+    def _files_of(self, sandbox_id: str) -> LiveSandbox:
+        sandbox = self._sandbox(sandbox_id)
+        sandbox.require(SandboxState.RUNNING, what="use the files of")
+        sandbox.touch()
+        return sandbox
+
+    def write_file(self, sandbox_id: str, path: str, source: Source, mode: int = 0o644) -> int:
+        """Write a file in the sandbox, streamed; the byte count."""
+        sandbox = self._files_of(sandbox_id)
+        try:
+            return sandbox.files.write(path, source, mode)
+        finally:
+            sandbox.touch()
+
+    def read_file(self, sandbox_id: str, path: str) -> Iterator[bytes]:
+        """A file of the sandbox, streamed in chunks."""
+        sandbox = self._files_of(sandbox_id)
+        for chunk in sandbox.files.read(path):
+            sandbox.touch()
+            yield chunk
+
+    def list_files(self, sandbox_id: str, path: str) -> builtins.list[FileEntry]:
+        """A directory's entries."""
+        return self._files_of(sandbox_id).files.list(path)
+
+    def stat_file(self, sandbox_id: str, path: str) -> FileEntry:
+        """One path's entry (symlinks not followed)."""
+        return self._files_of(sandbox_id).files.stat(path)
+
+    def make_dir(self, sandbox_id: str, path: str, parents: bool = False) -> None:
+        """Make a directory."""
+        self._files_of(sandbox_id).files.mkdir(path, parents)
+
+    def remove_file(self, sandbox_id: str, path: str, recursive: bool = False) -> None:
+        """Remove a file or directory."""
+        self._files_of(sandbox_id).files.remove(path, recursive)
+
+    def rename_file(self, sandbox_id: str, source: str, destination: str) -> None:
+        """Move a file or directory."""
+        self._files_of(sandbox_id).files.rename(source, destination)
+
+    # ---- adoption ---------------------------------------------------------------------------
+
+    def adopt(self) -> tuple[builtins.list[str], builtins.list[str]]:
+        """Take over dead owners' sandboxes that still run; remove those that cannot be
+        adopted. The ids adopted and removed."""
+        adopted: builtins.list[str] = []
+        removed: builtins.list[str] = []
+        me = os.getpid()
+        for directory, record in load_records(self.state_dir):
+            loaded = load_sandbox_file(directory)
+            if loaded is None or record is None or record.owner_alive():
+                continue  # not a sandbox, being created, or a live process's
+            info, pid, start = loaded
+            if self._adopt_one(directory, record, info, pid, start, me):
+                adopted.append(info.id)
+            else:
+                remove_sandbox(record, directory, self.state_dir)
+                removed.append(info.id)
+        return adopted, removed
+
+    def _adopt_one(self, directory: Path, record: ContainerRecord, info: SandboxInfo,
+                   pid: int, start: int, me: int) -> bool:  # fmt: skip
+        if info.state not in (SandboxState.RUNNING, SandboxState.PAUSED):
+            return False
+        if not pid_alive(pid, start):
+            return False
+        try:
+            runtime = self.runtime_for(info.pool)
+            limit = parse_size(self.config.pool(info.pool).max_output)
+        except SandpoolError:
+            return False
+        if record.runtime_args != tuple(runtime.global_args()):
+            return False  # the pool's runtime root or flags changed: it cannot be reached
+        owned = dataclasses.replace(record, owner_pid=me, owner_start=process_start_time(me) or 0)
+        owned.save(directory)
+        info.last_activity = time.time()
+        sandbox = LiveSandbox(info, runtime, directory, self.state_dir, pid, start, limit)
+        sandbox.save()
+        self._register(sandbox)
+        log.info("adopted sandbox %s (owner %d gone)", info.id, record.owner_pid)
+        return True
+
+
+def _check_durations(request: SandboxRequest) -> None:
+    for name, value in (("ttl", request.ttl), ("idle_timeout", request.idle_timeout)):
+        if value is not None and not value > 0:
+            raise ContainerStartFailed(f"sandbox {name} must be a positive number of seconds, "
+                                       f"got {value!r}")  # fmt: skip

@@ -1,0 +1,74 @@
+"""Boot the test VM under qemu: Debian's kernel, the busybox initramfs, the host's /usr and
+/etc and the worktree shared read-only over 9p, and a read-write ``out`` share for the job
+description and results. The console (serial) goes to a file: the stage's evidence."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.vm.kernel import Kernel, VmUnavailable, host_shares
+
+__all__ = ["boot", "pick_accel", "qemu_binary"]
+
+MEMORY_MIB = 2048
+CPUS = 2
+KVM_PROBE_S = 8
+
+
+def _share(tag: str, path: Path, readonly: bool = True) -> list[str]:
+    ro = ",readonly=on" if readonly else ""
+    return ["-fsdev", f"local,id={tag},path={path},security_model=passthrough{ro}",
+            "-device", f"virtio-9p-pci,fsdev={tag},mount_tag={tag}"]  # fmt: skip
+
+
+def qemu_binary() -> str:
+    """The path of qemu-system-x86_64; VmUnavailable if it is not installed."""
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        raise VmUnavailable("qemu-system-x86_64 is not installed (./setup.sh installs it)")
+    return qemu
+
+
+def _qemu(kernel: Kernel, accel: str, append: str) -> list[str]:
+    qemu = qemu_binary()
+    cpu = "host" if accel == "kvm" else "max"
+    return [qemu, "-accel", accel, "-cpu", cpu, "-m", str(MEMORY_MIB), "-smp", str(CPUS),
+            "-kernel", str(kernel.vmlinuz), "-append", f"console=ttyS0 panic=-1 {append}",
+            "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot"]  # fmt: skip
+
+
+def pick_accel(kernel: Kernel) -> str:
+    """``kvm`` if a kernel boots under it (it panics at once, lacking a root file system),
+    else ``tcg`` (software emulation). /dev/kvm may exist and still hang: the probe has a
+    time limit. ``SANDPOOL_VM_ACCEL`` (kvm or tcg) skips the probe."""
+    chosen = os.environ.get("SANDPOOL_VM_ACCEL")
+    if chosen:
+        return chosen
+    if not Path("/dev/kvm").exists():
+        return "tcg"
+    try:
+        probe = subprocess.run(_qemu(kernel, "kvm", "quiet"), capture_output=True,
+                               timeout=KVM_PROBE_S, check=False)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return "tcg"
+    return "kvm" if b"Kernel panic" in probe.stdout else "tcg"
+
+
+def boot(kernel: Kernel, initramfs: Path, out: Path, console: Path, timeout: float,
+         accel: str) -> int:  # fmt: skip
+    """Run the VM until it powers off; its console goes to ``console``; qemu's exit status."""
+    argv = [*_qemu(kernel, accel, "quiet"), "-initrd", str(initramfs),
+            *(arg for tag, path in host_shares() for arg in _share(tag, path)),
+            *_share("out", out, readonly=False)]  # fmt: skip
+    with console.open("wb") as sink:
+        sink.write(f"host: {' '.join(argv)}\n".encode())
+        sink.flush()
+        try:
+            return subprocess.run(argv, stdout=sink, stderr=sink, stdin=subprocess.DEVNULL,
+                                  timeout=timeout, check=False).returncode  # fmt: skip
+        except subprocess.TimeoutExpired:
+            sink.write(f"\nhost: the VM did not power off within {timeout:.0f} s\n".encode())
+            return 124
