@@ -41,6 +41,7 @@ __all__ = [
     "PoolConfig",
     "PoolSizing",
     "SandpoolConfig",
+    "WarmPoolConfig",
     "WorkerConfig",
     "model_in",
 ]
@@ -86,6 +87,7 @@ PoolName = Annotated[StrictStr, AfterValidator(_pool_name)]
 RunscArgs = Annotated[list[StrictStr], AfterValidator(check_extra_args)]
 
 DEFAULT_GVISOR_ROOT = "/run/gvisor"
+MAX_WARM_SIZE = 256  # warm sandboxes per pool
 DEFAULT_STATE_DIR = "/var/lib/sandpool"
 
 
@@ -147,6 +149,17 @@ class ContainerDefaults(_Model):
     idle_timeout: float | None = Field(default=None, gt=0)  # a sandbox's idle limit, seconds
 
 
+class WarmPoolConfig(_Model):
+    """Sandboxes a pool keeps started ahead (``sandbox.warm``); unset values: the pool's own."""
+
+    size: StrictInt = Field(default=0, ge=0, le=MAX_WARM_SIZE)
+    image: StrictStr | None = None
+    memory: Size | None = None
+    pids: StrictInt | None = Field(default=None, ge=PIDS_RANGE[0], le=PIDS_RANGE[1])
+    cpu: Cpu | None = None
+    disk: DiskSize | None = None
+
+
 class JobSpec(_Model):
     """Pass-through pieces of the worker Job's pod spec (Kubernetes objects, unvalidated here)."""
 
@@ -174,6 +187,7 @@ class PoolConfig(_Model):
     container_runtime_config: ContainerRuntimeConfig = Field(default_factory=ContainerRuntimeConfig)
     container_start_concurrency: StrictInt | None = Field(default=None, ge=1, le=256)
     container_defaults: ContainerDefaults = Field(default_factory=ContainerDefaults)
+    warm_pool: WarmPoolConfig = Field(default_factory=WarmPoolConfig)
     job_spec: JobSpec = Field(default_factory=JobSpec)
     pool_sizing: PoolSizing = Field(default_factory=PoolSizing)
     tmp_size_limit: KubeQuantity = "30Gi"

@@ -15,7 +15,20 @@ from sandpool.errors import UnknownPool
 if TYPE_CHECKING:  # the run path imports this module without pydantic
     from sandpool.config.models import PoolConfig, SandpoolConfig
 
-__all__ = ["ResolvedConfig", "ResolvedPool", "resolve"]
+__all__ = ["ResolvedConfig", "ResolvedPool", "WarmPool", "resolve"]
+
+
+@dataclass(frozen=True)
+class WarmPool:
+    """A pool's ``warmPool``: how many sandboxes to keep started ahead, made with this image
+    and these limits (None: the pool's default, as a create that names none gets)."""
+
+    size: int = 0
+    image: str | None = None
+    memory: str | None = None
+    pids: int | None = None
+    cpu: float | None = None
+    disk: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,7 @@ class ResolvedPool:
     gpu_sharing: bool = False
     ttl: float | None = None
     idle_timeout: float | None = None
+    warm_pool: WarmPool = field(default_factory=lambda: WarmPool())
 
     @property
     def is_gvisor(self) -> bool:
@@ -71,6 +85,7 @@ class ResolvedPool:
                 "ttl": self.ttl,
                 "idleTimeout": self.idle_timeout,
             },
+            "warmPool": asdict(self.warm_pool),
         }
 
 
@@ -101,7 +116,13 @@ class ResolvedConfig:
     def from_json(cls, data: dict[str, Any]) -> ResolvedConfig:
         """Inverse of ``to_json``."""
         pools = {
-            name: ResolvedPool(**{**p, "gvisor_extra_args": tuple(p["gvisor_extra_args"])})
+            name: ResolvedPool(
+                **{
+                    **p,
+                    "gvisor_extra_args": tuple(p["gvisor_extra_args"]),
+                    "warm_pool": WarmPool(**p.get("warm_pool") or {}),
+                }
+            )
             for name, p in data["pools"].items()
         }
         return cls(**{**data, "pools": pools})
@@ -138,6 +159,7 @@ def _resolve_pool(name: str, pool: PoolConfig, config: SandpoolConfig) -> Resolv
         gpu_sharing=defaults.gpu_sharing,
         ttl=defaults.ttl,
         idle_timeout=defaults.idle_timeout,
+        warm_pool=WarmPool(**pool.warm_pool.model_dump()),
     )
 
 
