@@ -40,6 +40,7 @@ __all__ = [
     "SANDBOX_FILE",
     "SandboxContainer",
     "disk_path",
+    "is_warm",
     "load_sandbox_file",
     "oom_kill_count",
     "remove_sandbox",
@@ -132,6 +133,12 @@ def load_sandbox_file(directory: Path) -> tuple[SandboxInfo, int, int] | None:
         return SandboxInfo.from_record(data["info"]), int(data["pid"]), int(data["pidStart"])
     except (OSError, ValueError, TypeError, KeyError):
         return None
+
+
+def is_warm(directory: Path) -> bool:
+    """Whether the container in ``directory`` is a warm pool's sandbox, not claimed yet."""
+    loaded = load_sandbox_file(directory)
+    return loaded is not None and loaded[0].state == "warm"
 
 
 def pid_alive(pid: int, start: int) -> bool:
