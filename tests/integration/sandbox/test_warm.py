@@ -34,7 +34,7 @@ def _pools(install: Installation) -> str:
         extra = f"      containerRuntimeConfig:\n        gvisorRoot: {install.gvisor_root}\n"
         text += f"    warm-{runtime}:\n      containerRuntime: {runtime}\n"
         text += extra if runtime == "gvisor" else ""
-        text += f"      containerDefaults:\n        memory: 128Mi\n        ttl: 300\n"
+        text += "      containerDefaults:\n        memory: 128Mi\n        ttl: 300\n"
         text += f"      warmPool:\n        size: {size}\n"
     return text
 
