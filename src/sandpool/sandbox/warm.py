@@ -256,7 +256,7 @@ class WarmPools:
         began = time.monotonic()
         try:
             launched = self._launch(warm.request)
-        except (SandpoolError, OSError) as error:
+        except Exception as error:  # any failure: counted, backed off, never the thread's end
             self._failed(warm, error)
             return
         finally:
