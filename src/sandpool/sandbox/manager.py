@@ -11,6 +11,10 @@ at the start of a serving process) takes over the sandboxes of dead owners that 
 alive and removes the ones it cannot adopt; ``gc`` (``worker.recovery``) removes a dead
 owner's sandboxes like any other container when no one adopted them first.
 
+Warm pools (``sandbox.warm``): a pool with ``warmPool.size`` keeps sandboxes started ahead;
+``create`` claims one when it matches and starts a cold one otherwise; they are filled from
+the first use of the manager on (``start_warm``) and removed by ``close``.
+
 Thread safe: one lock for the registry; each sandbox has its own (``sandbox.live``).
 """
 
@@ -35,9 +39,9 @@ from sandpool.errors import ContainerStartFailed, SandboxNotFound, SandboxStateE
 from sandpool.images import ImageStore, choose_reference
 from sandpool.runtime.base import ContainerRuntime
 from sandpool.sandbox.files import FileEntry, Source
-from sandpool.sandbox.init_binary import init_binary
 from sandpool.sandbox.launch import (
-    SandboxContainer,
+    Launched,
+    launch_sandbox,
     load_sandbox_file,
     pid_alive,
     remove_sandbox,
@@ -53,7 +57,7 @@ from sandpool.sandbox.models import (
     SandboxRequest,
     SandboxState,
 )
-from sandpool.sandbox.warm import Launched, WarmPools, WarmStats
+from sandpool.sandbox.warm import WarmPools, WarmStats
 from sandpool.sizes import parse_size
 from sandpool.worker.container import START_TIMEOUT
 from sandpool.worker.records import ContainerRecord, load_records, process_start_time
@@ -154,27 +158,11 @@ class SandboxManager:
     def _launch(self, request: SandboxRequest, *, warm: bool = False) -> Launched:
         """Start the container of ``request`` (state ``warm`` or ``creating`` on disk)."""
         pool = self.config.pool(request.pool)
-        runtime = self.runtime_for(request.pool)
         image = self.images.get(choose_reference(request.image, self.config.default_image))
-        container = SandboxContainer(pool, runtime, image, request, init_binary(self.state_dir),
-                                     state_dir=self.state_dir,
-                                     cgroup_parent=self.config.cgroup_parent,
-                                     start_timeout=self.start_timeout)  # fmt: skip
-        info = SandboxInfo(
-            container.id, pool.name, runtime.name, runtime.platform, image.reference,
-            workdir=request.workdir or image.working_dir or "/", env=(*image.env, *request.env),
-        )  # fmt: skip
-        try:
-            with self.start_gate(pool.name):
-                pid = container.start()
-            start = process_start_time(pid) or 0
-            if warm:
-                info.state = SandboxState.WARM
-                save_sandbox_file(container.dir, info, pid, start)
-        except BaseException:
-            container.cleanup()
-            raise
-        return Launched(info, runtime, container.dir, pid, start, image.digest)
+        with self.start_gate(pool.name):
+            return launch_sandbox(pool, self.runtime_for(pool.name), image, request,
+                                  self.config, start_timeout=self.start_timeout,
+                                  warm=warm)  # fmt: skip
 
     def _claimed(self, launched: Launched, request: SandboxRequest) -> SandboxInfo:
         """A warm sandbox made the claimant's: its env (for every exec), labels, TTL from now."""

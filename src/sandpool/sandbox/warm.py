@@ -26,38 +26,20 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sandpool.config.resolved import ResolvedConfig, ResolvedPool
 from sandpool.errors import SandpoolError
 from sandpool.images import choose_reference
-from sandpool.runtime.base import ContainerRuntime
-from sandpool.sandbox.launch import pid_alive
+from sandpool.sandbox.launch import Launched
 from sandpool.sandbox.models import SandboxInfo, SandboxRequest
 from sandpool.sizes import parse_size
 
-__all__ = ["Launched", "WarmPools", "WarmStats"]
+__all__ = ["WarmPools", "WarmStats", "warm_request"]
 
 log = logging.getLogger(__name__)
 HEALTH_EVERY_S = 1.0
 MAX_BACKOFF_S = 30.0
-
-
-@dataclass
-class Launched:
-    """A started sandbox container, not yet registered: what a claim hands the manager."""
-
-    info: SandboxInfo
-    runtime: ContainerRuntime
-    dir: Path
-    pid: int
-    pid_start: int
-    image_digest: str
-
-    def alive(self) -> bool:
-        """Whether its container's process still runs."""
-        return pid_alive(self.pid, self.pid_start)
 
 
 @dataclass

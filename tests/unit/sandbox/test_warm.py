@@ -19,7 +19,8 @@ from sandpool.config.validation import validate
 from sandpool.errors import ConfigValidationError, ContainerStartFailed
 from sandpool.runtime.fake import FakeRuntime
 from sandpool.sandbox import SandboxInfo, SandboxRequest, SandboxState
-from sandpool.sandbox.warm import Launched, WarmPools
+from sandpool.sandbox.launch import Launched
+from sandpool.sandbox.warm import WarmPools
 from sandpool.worker.records import process_start_time
 
 ME = (os.getpid(), process_start_time(os.getpid()) or 0)
