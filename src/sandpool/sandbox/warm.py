@@ -117,6 +117,7 @@ class WarmPools:
                     WarmStats(pool.name, pool.warm_pool.size),
                 )  # fmt: skip
         self._thread: threading.Thread | None = None
+        self._discarding: list[threading.Thread] = []  # removals of broken ones in flight
         if self._pools:
             self._thread = threading.Thread(target=self._refill, name="warm-refill", daemon=True)
             self._thread.start()
@@ -174,7 +175,10 @@ class WarmPools:
     def _drop(self, warm: _Pool, bad: Launched, why: str) -> None:
         log.warning("warm sandbox %s of pool %s discarded: %s", bad.info.id, warm.stats.pool, why)
         self._count(warm, "discarded")
-        threading.Thread(target=self._discard_quietly, args=(bad,), daemon=True).start()
+        thread = threading.Thread(target=self._discard_quietly, args=(bad,), daemon=True)
+        with self._lock:
+            self._discarding = [t for t in self._discarding if t.is_alive()] + [thread]
+        thread.start()
 
     def _discard_quietly(self, launched: Launched) -> None:
         try:
@@ -274,7 +278,8 @@ class WarmPools:
                 self._drop(warm, bad, "its process died")
 
     def close(self) -> None:
-        """Stop refilling and remove every warm sandbox (eight at a time)."""
+        """Stop refilling and remove every warm sandbox (eight at a time), waiting for the
+        removals of broken ones in flight too."""
         self._closed.set()
         self._wake.set()
         if self._thread is not None:
@@ -286,6 +291,10 @@ class WarmPools:
                 w.stats.ready = 0
         with ThreadPoolExecutor(8) as executor:
             list(executor.map(self._discard_quietly, ready))
+        with self._lock:
+            discarding = list(self._discarding)
+        for thread in discarding:
+            thread.join()
 
 
 def _same_limits(request: SandboxRequest, warm: SandboxRequest, pool: ResolvedPool) -> bool:
