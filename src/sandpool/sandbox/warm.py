@@ -9,9 +9,10 @@ adopted (``SandboxManager.adopt`` removes them) and ``gc`` removes them like any
 ``WarmPools.claim`` hands out a ready sandbox whose pool, image and limits (cpu, memory,
 pids, disk) and workdir are those of the request; env, labels, TTL and idle timeout are the
 claimant's, applied at claim time by the manager. A sandbox whose process died is discarded,
-never handed out. The refiller thread keeps every pool at its size: one start at a time (two
-cores here), a pool whose starts fail backs off, and a start that hangs ends at the start
-timeout like a cold one. ``close`` stops it and removes the warm sandboxes.
+never handed out. A refiller thread per pool keeps it at its size, one start at a time (two
+cores here); a pool whose starts fail backs off, and a start that hangs ends at the start
+timeout like a cold one, holding no other pool meanwhile. ``close`` stops them and removes
+the warm sandboxes.
 
 Thread safe: one lock for the ready queues and the counters.
 """
@@ -87,6 +88,7 @@ class _Pool:
     ready: deque[Launched] = field(default_factory=deque)
     retry_at: float = 0.0
     backoff: float = 0.5
+    wake: threading.Event = field(default_factory=threading.Event)
 
 
 def warm_request(pool: ResolvedPool) -> SandboxRequest:
@@ -106,7 +108,6 @@ class WarmPools:
                  discard: Callable[[Launched], None]) -> None:  # fmt: skip
         self.config, self._launch, self._discard = config, launch, discard
         self._lock = threading.Lock()
-        self._wake = threading.Event()
         self._closed = threading.Event()
         self._pools: dict[str, _Pool] = {}
         for pool in config.pools.values():
@@ -116,11 +117,13 @@ class WarmPools:
                     request, choose_reference(request.image, config.default_image), pool,
                     WarmStats(pool.name, pool.warm_pool.size),
                 )  # fmt: skip
-        self._thread: threading.Thread | None = None
         self._discarding: list[threading.Thread] = []  # removals of broken ones in flight
-        if self._pools:
-            self._thread = threading.Thread(target=self._refill, name="warm-refill", daemon=True)
-            self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._refill, args=(w,), name=f"warm-{name}", daemon=True)
+            for name, w in self._pools.items()
+        ]  # fmt: skip
+        for thread in self._threads:
+            thread.start()
 
     # ---- claims --------------------------------------------------------------------------
 
@@ -150,7 +153,7 @@ class WarmPools:
             with self._lock:
                 taken = warm.ready.popleft() if warm.ready else None
                 warm.stats.ready = len(warm.ready)
-            self._wake.set()
+            warm.wake.set()
             if taken is None:
                 self._count(warm, "misses")
                 return None
@@ -214,27 +217,20 @@ class WarmPools:
 
     # ---- refilling ---------------------------------------------------------------------------
 
-    def _refill(self) -> None:
+    def _refill(self, warm: _Pool) -> None:
+        """One pool's refiller (a start that hangs there holds no other pool)."""
         checked = 0.0
         while not self._closed.is_set():
             if time.monotonic() - checked >= HEALTH_EVERY_S:
-                self._check_health()
+                self._check_health(warm)
                 checked = time.monotonic()
-            warm = self._next_short()
-            if warm is None:
-                self._wake.wait(0.25)
-                self._wake.clear()
+            with self._lock:
+                short = len(warm.ready) < warm.stats.size
+            if not short or time.monotonic() < warm.retry_at:
+                warm.wake.wait(0.25)
+                warm.wake.clear()
                 continue
             self._start_one(warm)
-
-    def _next_short(self) -> _Pool | None:
-        """The first pool below its size that is not backing off."""
-        now = time.monotonic()
-        with self._lock:
-            for warm in self._pools.values():
-                if len(warm.ready) < warm.stats.size and now >= warm.retry_at:
-                    return warm
-        return None
 
     def _start_one(self, warm: _Pool) -> None:
         with self._lock:
@@ -266,24 +262,24 @@ class WarmPools:
             warm.retry_at = time.monotonic() + warm.backoff
             warm.backoff = min(MAX_BACKOFF_S, warm.backoff * 2)
 
-    def _check_health(self) -> None:
+    def _check_health(self, warm: _Pool) -> None:
         """Discard ready sandboxes whose process died (they are then refilled)."""
-        for warm in self._pools.values():
-            with self._lock:
-                dead = [r for r in warm.ready if not r.alive()]
-                for bad in dead:
-                    warm.ready.remove(bad)
-                warm.stats.ready = len(warm.ready)
+        with self._lock:
+            dead = [r for r in warm.ready if not r.alive()]
             for bad in dead:
-                self._drop(warm, bad, "its process died")
+                warm.ready.remove(bad)
+            warm.stats.ready = len(warm.ready)
+        for bad in dead:
+            self._drop(warm, bad, "its process died")
 
     def close(self) -> None:
         """Stop refilling and remove every warm sandbox (eight at a time), waiting for the
         removals of broken ones in flight too."""
         self._closed.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
+        for warm in self._pools.values():
+            warm.wake.set()
+        for thread in self._threads:
+            thread.join()
         with self._lock:
             ready = [r for w in self._pools.values() for r in w.ready]
             for w in self._pools.values():

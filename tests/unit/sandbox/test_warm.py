@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from sandpool.config.models import SandpoolConfig
 from sandpool.config.resolved import ResolvedConfig, resolve
 from sandpool.config.sources import Origins
 from sandpool.config.validation import validate
-from sandpool.errors import ConfigValidationError, ContainerStartFailed
+from sandpool.errors import ConfigValidationError, ContainerStartFailed, RuntimeTimeout
 from sandpool.runtime.fake import FakeRuntime
 from sandpool.sandbox import SandboxInfo, SandboxRequest, SandboxState
 from sandpool.sandbox.launch import Launched
@@ -139,7 +140,7 @@ def test_failing_starts_are_counted_and_backed_off() -> None:
 
 def test_no_warm_pool_no_thread() -> None:
     pools = WarmPools(_config({}), Launcher(), Launcher().discard)
-    assert pools._thread is None and pools.stats() == [] and pools.wait_ready(0)
+    assert pools._threads == [] and pools.stats() == [] and pools.wait_ready(0)
     pools.close()
 
 
@@ -161,3 +162,34 @@ def test_warm_pool_is_resolved_and_shown() -> None:
     assert config.pools["p"].warm_pool.size == 3
     assert config.pools["p"].public_dict()["warmPool"]["pids"] == 64
     assert ResolvedConfig.from_json(config.to_json()) == config
+
+
+def test_a_hanging_start_holds_no_other_pool_and_hands_out_nothing() -> None:
+    """Pool ``stuck``'s start hangs (until the start timeout would end it): its creates are
+    misses, and pool ``p`` fills all the same."""
+    release = threading.Event()
+    launcher = Launcher()
+
+    def launch(request: SandboxRequest) -> Launched:
+        if request.pool == "stuck":
+            release.wait(30)
+            raise RuntimeTimeout("sandbox did not start within 60s")
+        return launcher(request)
+
+    pools_doc = {"stuck": {"warmPool": {"size": 1}}, "p": {"warmPool": {"size": 2}}}
+    config = resolve(SandpoolConfig.model_validate({"worker": {"pools": pools_doc}}))
+    pools = WarmPools(config, launch, launcher.discard)
+    try:
+        deadline = time.monotonic() + 10
+        while len([i for i in pools.infos() if i.pool == "p"]) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert pools.claim(SandboxRequest("stuck"), _digest) is None
+        stuck = next(s for s in pools.stats() if s.pool == "stuck")
+        assert (stuck.ready, stuck.starting, stuck.misses) == (0, 1, 1)
+        release.set()
+    finally:
+        release.set()
+        pools.close()
+    stuck = next(s for s in pools.stats() if s.pool == "stuck")
+    assert stuck.failures == 1 and "did not start" in (stuck.last_error or "")
