@@ -26,12 +26,13 @@ ORPHAN_HINT = ("{count} orphaned container(s): the sandpool process that ran the
                "`sandpool gc` removes them")  # fmt: skip
 
 
-def _row(record: ContainerRecord, now: float) -> dict[str, Any]:
+def _row(record: ContainerRecord, now: float, warm: bool = False) -> dict[str, Any]:
     """One container as ``ps`` shows it: ``running`` while the sandpool process that owns it
-    lives, else ``orphaned`` (left until ``gc``, or the next ``sandpool run``, removes it)."""
+    lives (``warm``: a warm pool's sandbox not claimed yet), else ``orphaned`` (left until
+    ``gc``, or the next ``sandpool run``, removes it)."""
     alive = record.owner_alive()
     return {"id": record.id, "pool": record.pool, "runtime": record.runtime,
-            "state": "running" if alive else "orphaned",
+            "state": ("warm" if warm else "running") if alive else "orphaned",
             "ageSeconds": round(now - record.created, 1), "command": list(record.command),
             "ownerPid": record.owner_pid, "ownerAlive": alive}  # fmt: skip
 
@@ -41,8 +42,11 @@ def _row(record: ContainerRecord, now: float) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def ps(config_files: tuple[str, ...], as_json: bool) -> None:
     """List the containers sandpool is running (and those a dead process left: orphaned)."""
-    now = time.time()
-    rows = [_row(r, now) for r in _sandpool(config_files).ps()]
+    from sandpool.sandbox.launch import is_warm
+    from sandpool.worker.records import containers_dir
+
+    now, sp = time.time(), _sandpool(config_files)
+    rows = [_row(r, now, is_warm(containers_dir(sp.state_dir) / r.id)) for r in sp.ps()]
     orphans = sum(row["state"] == "orphaned" for row in rows)
     if as_json:
         click.echo(json.dumps(rows))

@@ -99,11 +99,12 @@ def create(config_files: tuple[str, ...], pool: str, image: str | None, cpu: flo
 @click.option("--pool", default=None, help="Only this pool.")
 @click.option("-l", "--label", multiple=True, metavar="K=V", help="Only with this label.")
 @click.option("--state", default=None, help="Only in this state (running, paused, …).")
+@click.option("--warm", is_flag=True, help="The warm sandboxes (not claimed yet) instead.")
 @_json_option
 def list_sandboxes(config_files: tuple[str, ...], pool: str | None, label: tuple[str, ...],
-                   state: str | None, as_json: bool) -> None:  # fmt: skip
-    """List the server's sandboxes."""
-    args = {"pool": pool, "labels": _labels(label), "state": state}
+                   state: str | None, warm: bool, as_json: bool) -> None:  # fmt: skip
+    """List the server's sandboxes (`--warm`: those its warm pools hold ready)."""
+    args = {"pool": pool, "labels": _labels(label), "state": "warm" if warm else state}
     result, code = _call("ls", args, config_files)
     if as_json or code != 0:
         _finish(result, code, as_json)

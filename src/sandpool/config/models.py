@@ -48,6 +48,7 @@ __all__ = [
     "PoolSizing",
     "SandpoolConfig",
     "TenantQuota",
+    "WarmPoolConfig",
     "WorkerConfig",
     "WorkerNetwork",
     "model_in",
@@ -131,6 +132,7 @@ Resolver = Annotated[StrictStr, AfterValidator(_resolver)]
 RunscArgs = Annotated[list[StrictStr], AfterValidator(check_extra_args)]
 
 DEFAULT_GVISOR_ROOT = "/run/gvisor"
+MAX_WARM_SIZE = 256  # warm sandboxes per pool
 DEFAULT_STATE_DIR = "/var/lib/sandpool"
 
 
@@ -208,6 +210,17 @@ class WorkerNetwork(_Model):
     ip_forward: StrictBool = True  # may sandpool set net.ipv4.ip_forward=1 (Docker does)
 
 
+class WarmPoolConfig(_Model):
+    """Sandboxes a pool keeps started ahead (``sandbox.warm``); unset values: the pool's own."""
+
+    size: StrictInt = Field(default=0, ge=0, le=MAX_WARM_SIZE)
+    image: StrictStr | None = None
+    memory: Size | None = None
+    pids: StrictInt | None = Field(default=None, ge=PIDS_RANGE[0], le=PIDS_RANGE[1])
+    cpu: Cpu | None = None
+    disk: DiskSize | None = None
+
+
 class JobSpec(_Model):
     """Pass-through pieces of the worker Job's pod spec (Kubernetes objects, unvalidated here)."""
 
@@ -235,6 +248,7 @@ class PoolConfig(_Model):
     container_runtime_config: ContainerRuntimeConfig = Field(default_factory=ContainerRuntimeConfig)
     container_start_concurrency: StrictInt | None = Field(default=None, ge=1, le=256)
     container_defaults: ContainerDefaults = Field(default_factory=ContainerDefaults)
+    warm_pool: WarmPoolConfig = Field(default_factory=WarmPoolConfig)
     job_spec: JobSpec = Field(default_factory=JobSpec)
     pool_sizing: PoolSizing = Field(default_factory=PoolSizing)
     tmp_size_limit: KubeQuantity = "30Gi"

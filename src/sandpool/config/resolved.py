@@ -16,7 +16,20 @@ from sandpool.network.settings import DEFAULT_RANGE, NetworkSettings
 if TYPE_CHECKING:  # the run path imports this module without pydantic
     from sandpool.config.models import PoolConfig, SandpoolConfig
 
-__all__ = ["ResolvedConfig", "ResolvedPool", "resolve"]
+__all__ = ["ResolvedConfig", "ResolvedPool", "WarmPool", "resolve"]
+
+
+@dataclass(frozen=True)
+class WarmPool:
+    """A pool's ``warmPool``: how many sandboxes to keep started ahead, made with this image
+    and these limits (None: the pool's default, as a create that names none gets)."""
+
+    size: int = 0
+    image: str | None = None
+    memory: str | None = None
+    pids: int | None = None
+    cpu: float | None = None
+    disk: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,7 @@ class ResolvedPool:
     gpu_sharing: bool = False
     ttl: float | None = None
     idle_timeout: float | None = None
+    warm_pool: WarmPool = field(default_factory=lambda: WarmPool())
     network: str = "none"  # containerDefaults.network / .allow
     allow: tuple[str, ...] = ()
     network_range: str = DEFAULT_RANGE  # worker.network, copied into each pool
@@ -85,6 +99,7 @@ class ResolvedPool:
                 "ttl": self.ttl,
                 "idleTimeout": self.idle_timeout,
             },
+            "warmPool": asdict(self.warm_pool),
         }
 
 
@@ -115,7 +130,13 @@ class ResolvedConfig:
     def from_json(cls, data: dict[str, Any]) -> ResolvedConfig:
         """Inverse of ``to_json``."""
         pools = {
-            name: ResolvedPool(**{**p, **{k: tuple(p[k]) for k in _TUPLES if k in p}})
+            name: ResolvedPool(
+                **{
+                    **p,
+                    **{k: tuple(p[k]) for k in _TUPLES if k in p},
+                    "warm_pool": WarmPool(**p.get("warm_pool") or {}),
+                }
+            )
             for name, p in data["pools"].items()
         }
         return cls(**{**data, "pools": pools})
@@ -161,6 +182,7 @@ def _resolve_pool(name: str, pool: PoolConfig, config: SandpoolConfig) -> Resolv
         network_refuse=tuple(config.worker.network.refuse),
         dns_upstream=config.worker.network.dns_upstream,
         ip_forward=config.worker.network.ip_forward,
+        warm_pool=WarmPool(**pool.warm_pool.model_dump()),
     )
 
 

@@ -4,7 +4,8 @@
 the Python handle ``Sandpool.create_sandbox`` returns; ``launch`` starts and removes a
 sandbox's container with ``worker.container``'s preparation; ``live`` holds one sandbox's
 state; ``execs`` runs one process in it; ``files`` reaches its filesystem from inside;
-``output`` keeps an exec's output, bounded and replayable; ``init.c`` is its PID 1.
+``output`` keeps an exec's output, bounded and replayable; ``init.c`` is its PID 1; ``warm``
+keeps each pool's ``warmPool`` of sandboxes started ahead for creates to claim.
 """
 
 from sandpool.sandbox.files import FileEntry

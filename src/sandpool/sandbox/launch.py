@@ -18,17 +18,19 @@ import contextlib
 import json
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandpool.config.resolved import ResolvedPool
+from sandpool.config.resolved import ResolvedConfig, ResolvedPool
 from sandpool.errors import ContainerStartFailed, RuntimeTimeout
+from sandpool.images import Image
 from sandpool.runtime.base import ContainerRuntime
 from sandpool.runtime.init import without_init
 from sandpool.runtime.runner import kill_group, spawn
 from sandpool.runtime.spec import BindMount
-from sandpool.sandbox.init_binary import MOUNT_POINT
-from sandpool.sandbox.models import SandboxInfo, SandboxRequest
+from sandpool.sandbox.init_binary import MOUNT_POINT, init_binary
+from sandpool.sandbox.models import SandboxInfo, SandboxRequest, SandboxState
 from sandpool.worker.cgroups import CGROUP_ROOT, detect_cgroup_version
 from sandpool.worker.container import ContainerRun
 from sandpool.worker.disk import DiskSlots, WritableDisk, disks_dir, make_disk, remove_disk
@@ -38,8 +40,11 @@ from sandpool.worker.request import ImageLike, RunRequest
 
 __all__ = [
     "SANDBOX_FILE",
+    "Launched",
     "SandboxContainer",
     "disk_path",
+    "is_warm",
+    "launch_sandbox",
     "load_sandbox_file",
     "oom_kill_count",
     "remove_sandbox",
@@ -116,6 +121,47 @@ class SandboxContainer(ContainerRun):
                                  extra_global=[*log, *self.runtime.run_args(spec)])  # fmt: skip
 
 
+@dataclass
+class Launched:
+    """A started sandbox container, not yet registered (cold, or warm until claimed)."""
+
+    info: SandboxInfo
+    runtime: ContainerRuntime
+    dir: Path
+    pid: int
+    pid_start: int
+    image_digest: str
+
+    def alive(self) -> bool:
+        """Whether its container's process still runs."""
+        return pid_alive(self.pid, self.pid_start)
+
+
+def launch_sandbox(pool: ResolvedPool, runtime: ContainerRuntime, image: Image,
+                   request: SandboxRequest, config: ResolvedConfig, *, start_timeout: float,
+                   warm: bool = False) -> Launched:  # fmt: skip
+    """Start a sandbox's container; a ``warm`` one says so in its ``sandbox.json`` at once
+    (a dead owner's warm sandboxes are then never adopted). Cleans up if it cannot."""
+    state_dir = Path(config.state_dir)
+    container = SandboxContainer(pool, runtime, image, request, init_binary(state_dir),
+                                 state_dir=state_dir, cgroup_parent=config.cgroup_parent,
+                                 start_timeout=start_timeout)  # fmt: skip
+    info = SandboxInfo(
+        container.id, pool.name, runtime.name, runtime.platform, image.reference,
+        workdir=request.workdir or image.working_dir or "/", env=(*image.env, *request.env),
+    )  # fmt: skip
+    try:
+        pid = container.start()
+        start = process_start_time(pid) or 0
+        if warm:
+            info.state = SandboxState.WARM
+            save_sandbox_file(container.dir, info, pid, start)
+    except BaseException:
+        container.cleanup()
+        raise
+    return Launched(info, runtime, container.dir, pid, start, image.digest)
+
+
 def save_sandbox_file(directory: Path, info: SandboxInfo, pid: int, pid_start: int) -> None:
     """Write the sandbox's state atomically next to its container record."""
     data = {"info": info.to_record(), "pid": pid, "pidStart": pid_start}
@@ -132,6 +178,12 @@ def load_sandbox_file(directory: Path) -> tuple[SandboxInfo, int, int] | None:
         return SandboxInfo.from_record(data["info"]), int(data["pid"]), int(data["pidStart"])
     except (OSError, ValueError, TypeError, KeyError):
         return None
+
+
+def is_warm(directory: Path) -> bool:
+    """Whether the container in ``directory`` is a warm pool's sandbox, not claimed yet."""
+    loaded = load_sandbox_file(directory)
+    return loaded is not None and loaded[0].state == "warm"
 
 
 def pid_alive(pid: int, start: int) -> bool:

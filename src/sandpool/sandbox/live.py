@@ -82,7 +82,8 @@ class LiveSandbox:
             base = oom_kill_count(self._cgroup_rel())
             process = ExecProcess(
                 # runc and runsc exec both start from the sandbox's spec env and add these
-                self.runtime, self.id, request, env=request.env,
+                # (a claimed warm sandbox's env is not in its spec: ``exec_env``)
+                self.runtime, self.id, request, env=(*self.info.exec_env, *request.env),
                 cwd=request.cwd or self.info.workdir, user=user, pid_dir=self.dir,
                 output_limit=self.output_limit,
                 end_check=lambda result: self._classify_exec(result, base),

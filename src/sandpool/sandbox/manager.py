@@ -11,6 +11,10 @@ at the start of a serving process) takes over the sandboxes of dead owners that 
 alive and removes the ones it cannot adopt; ``gc`` (``worker.recovery``) removes a dead
 owner's sandboxes like any other container when no one adopted them first.
 
+Warm pools (``sandbox.warm``): a pool with ``warmPool.size`` keeps sandboxes started ahead;
+``create`` claims one when it matches and starts a cold one otherwise; they are filled from
+the first use of the manager on (``start_warm``) and removed by ``close``.
+
 Thread safe: one lock for the registry; each sandbox has its own (``sandbox.live``).
 """
 
@@ -35,9 +39,9 @@ from sandpool.errors import ContainerStartFailed, SandboxNotFound, SandboxStateE
 from sandpool.images import ImageStore, choose_reference
 from sandpool.runtime.base import ContainerRuntime
 from sandpool.sandbox.files import FileEntry, Source
-from sandpool.sandbox.init_binary import init_binary
 from sandpool.sandbox.launch import (
-    SandboxContainer,
+    Launched,
+    launch_sandbox,
     load_sandbox_file,
     pid_alive,
     remove_sandbox,
@@ -53,6 +57,7 @@ from sandpool.sandbox.models import (
     SandboxRequest,
     SandboxState,
 )
+from sandpool.sandbox.warm import WarmPools, WarmStats
 from sandpool.sizes import parse_size
 from sandpool.worker.container import START_TIMEOUT
 from sandpool.worker.records import ContainerRecord, load_records, process_start_time
@@ -82,6 +87,7 @@ class SandboxManager:
         self._ended: OrderedDict[str, SandboxInfo] = OrderedDict()
         self._closed = threading.Event()
         self._monitor: threading.Thread | None = None
+        self._warm: WarmPools | None = None
 
     # ---- registry ------------------------------------------------------------------------
 
@@ -122,7 +128,10 @@ class SandboxManager:
 
     def list(self, pool: str | None = None, labels: Mapping[str, str] | None = None,
              state: SandboxState | str | None = None) -> list[SandboxInfo]:  # fmt: skip
-        """This process's sandboxes (live, then remembered terminated ones), filtered."""
+        """This process's sandboxes (live, then remembered terminated ones), filtered; the
+        warm ones (not yet claimed) only when ``state`` is ``warm``."""
+        if state == SandboxState.WARM:
+            return [i for i in self.warm() if pool is None or i.pool == pool]
         with self._lock:
             infos = [s.snapshot() for s in self._live.values()]
             infos += [dataclasses.replace(i) for i in self._ended.values()]
@@ -136,36 +145,82 @@ class SandboxManager:
     # ---- create / end ------------------------------------------------------------------
 
     def create(self, request: SandboxRequest) -> SandboxInfo:
-        """Start a sandbox and return it running (ContainerStartFailed etc. if it cannot)."""
-        pool = self.config.pool(request.pool)
-        runtime = self.runtime_for(request.pool)
-        image = self.images.get(choose_reference(request.image, self.config.default_image))
+        """Start a sandbox and return it running (ContainerStartFailed etc. if it cannot): a
+        warm one of the pool when one matches (``sandbox.warm``), else a new one."""
         _check_durations(request)
-        container = SandboxContainer(pool, runtime, image, request, init_binary(self.state_dir),
-                                     state_dir=self.state_dir,
-                                     cgroup_parent=self.config.cgroup_parent,
-                                     start_timeout=self.start_timeout)  # fmt: skip
-        info = SandboxInfo(
-            container.id, pool.name, runtime.name, runtime.platform, image.reference,
-            labels=dict(request.labels), ttl=request.ttl or pool.ttl,
-            idle_timeout=request.idle_timeout or pool.idle_timeout,
-            workdir=request.workdir or image.working_dir or "/",
-            env=(*image.env, *request.env),
-        )  # fmt: skip
-        try:
-            with self.start_gate(pool.name):
-                pid = container.start()
-        except BaseException:
-            container.cleanup()
-            raise
+        launched = self._warm_pools().claim(request, self._image_digest)
+        if launched is not None:
+            return self._claimed(launched, request)
+        launched = self._launch(request)
+        self._make_running(launched.info, request)
+        return self._activate(launched)
+
+    def _launch(self, request: SandboxRequest, *, warm: bool = False) -> Launched:
+        """Start the container of ``request`` (state ``warm`` or ``creating`` on disk)."""
+        pool = self.config.pool(request.pool)
+        image = self.images.get(choose_reference(request.image, self.config.default_image))
+        with self.start_gate(pool.name):
+            return launch_sandbox(pool, self.runtime_for(pool.name), image, request,
+                                  self.config, start_timeout=self.start_timeout,
+                                  warm=warm)  # fmt: skip
+
+    def _claimed(self, launched: Launched, request: SandboxRequest) -> SandboxInfo:
+        """A warm sandbox made the claimant's: its env (for every exec), labels, TTL from now."""
+        info = launched.info
+        info.env, info.exec_env = (*info.env, *request.env), tuple(request.env)
+        self._make_running(info, request)
+        info.created_at = info.ready_at or info.created_at
+        return self._activate(launched)
+
+    def _make_running(self, info: SandboxInfo, request: SandboxRequest) -> None:
+        """Ready from now (the TTL counts from here), with the request's labels and times."""
+        pool = self.config.pool(request.pool)
         info.state, info.ready_at = SandboxState.RUNNING, time.time()
-        info.last_activity = info.ready_at
-        start = process_start_time(pid) or 0
-        save_sandbox_file(container.dir, info, pid, start)
-        limit = parse_size(pool.max_output)
-        sandbox = LiveSandbox(info, runtime, container.dir, self.state_dir, pid, start, limit)
+        info.last_activity, info.labels = info.ready_at, dict(request.labels)
+        info.ttl = request.ttl or pool.ttl
+        info.idle_timeout = request.idle_timeout or pool.idle_timeout
+
+    def _activate(self, launched: Launched) -> SandboxInfo:
+        save_sandbox_file(launched.dir, launched.info, launched.pid, launched.pid_start)
+        limit = parse_size(self.config.pool(launched.info.pool).max_output)
+        sandbox = LiveSandbox(launched.info, launched.runtime, launched.dir, self.state_dir,
+                              launched.pid, launched.pid_start, limit)  # fmt: skip
         self._register(sandbox)
         return sandbox.snapshot()
+
+    def _image_digest(self, reference: str) -> str:
+        return self.images.get(reference).digest
+
+    def _discard(self, launched: Launched) -> None:
+        remove_sandbox(None, launched.dir, self.state_dir)
+
+    def _warm_pools(self) -> WarmPools:
+        """The warm pools, started on first use (a process that never creates a sandbox
+        never starts any)."""
+        with self._lock:
+            if self._warm is None:
+                config = self.config
+                if self._closed.is_set():  # closed: no more warm sandboxes
+                    config = dataclasses.replace(config, pools={})
+                self._warm = WarmPools(config, lambda r: self._launch(r, warm=True),
+                                       self._discard)  # fmt: skip
+            return self._warm
+
+    def start_warm(self) -> None:
+        """Start filling the configured warm pools now (``sandpool serve`` does at load)."""
+        self._warm_pools()
+
+    def wait_warm(self, timeout: float = 60.0) -> bool:
+        """Wait until every warm pool holds its size; whether it does."""
+        return self._warm_pools().wait_ready(timeout)
+
+    def warm_stats(self) -> builtins.list[WarmStats]:
+        """Each warm pool's counters: size, ready, claims, misses, refills, refill time."""
+        return self._warm_pools().stats()
+
+    def warm(self) -> builtins.list[SandboxInfo]:
+        """The warm sandboxes ready to be claimed (state ``warm``)."""
+        return self._warm_pools().infos()
 
     def terminate(self, sandbox_id: str, reason: EndReason = EndReason.KILLED) -> SandboxInfo:
         """End the sandbox and remove everything it held; its final state."""
@@ -219,6 +274,10 @@ class SandboxManager:
         leave them running for a later ``adopt`` (their owner is then dead until someone
         adopts them)."""
         self._closed.set()
+        with self._lock:
+            warm, self._warm = self._warm, None
+        if warm is not None:
+            warm.close()
         if self._monitor is not None:
             self._monitor.join()
         if terminate:

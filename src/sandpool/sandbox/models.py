@@ -27,6 +27,7 @@ __all__ = [
 class SandboxState(StrEnum):
     """Where a sandbox is in its life."""
 
+    WARM = "warm"  # started ahead in a warm pool, not claimed yet (``sandbox.warm``)
     CREATING = "creating"
     RUNNING = "running"
     PAUSED = "paused"
@@ -105,6 +106,7 @@ class SandboxInfo:
     oom_kills: int = 0
     workdir: str = "/"
     env: tuple[str, ...] = ()
+    exec_env: tuple[str, ...] = ()  # given to every exec (a claimed warm sandbox's env)
 
     @property
     def deadline(self) -> float | None:
@@ -132,6 +134,7 @@ class SandboxInfo:
         data["state"] = self.state.value
         data["reason"] = self.reason.value if self.reason else None
         data["env"] = list(self.env)
+        data["exec_env"] = list(self.exec_env)
         return data
 
     @classmethod
@@ -141,6 +144,7 @@ class SandboxInfo:
         data["state"] = SandboxState(data["state"])
         data["reason"] = EndReason(data["reason"]) if data.get("reason") else None
         data["env"] = tuple(data.get("env") or ())
+        data["exec_env"] = tuple(data.get("exec_env") or ())
         data["labels"] = {str(k): str(v) for k, v in dict(data.get("labels") or {}).items()}
         return cls(**data)
 

@@ -62,6 +62,7 @@ class WarmSandpools:
                 fresh.sandpool.close()
             else:  # a previous server's live sandboxes, before any gc would take them
                 fresh.sandpool.sandboxes.adopt()
+                fresh.sandpool.sandboxes.start_warm()  # the pools' warmPool, filled from now
         with self._lock:
             due = self._clock() - entry.reconciled > RECONCILE_EVERY_S
             if due:

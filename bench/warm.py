@@ -1,0 +1,211 @@
+"""Warm pool benchmarks (issue 18): ``.venv/bin/python -m bench.warm [-n N] [--no-gvisor]``.
+
+1. Time to first command: create + exec ``true`` + its exit code through the Python API with
+   a warm hit (the pool refilled outside the timer), against a raw ``runc run`` / ``runsc
+   run`` of ``true`` from a prepared bundle and a cold create + exec, alternating; the claim
+   alone (``create``'s return) is reported apart.
+2. Burst: 100 creates from 20 threads against a warm pool of 20 (runc; ``--burst-gvisor``
+   adds gVisor): every create must succeed (misses go cold); p50/p99 of create, hits.
+3. Memory per idle warm sandbox: PSS of its processes and its cgroup's usage.
+
+Runs as root with a cgroup parent of its own; never part of the test suite. Prints a table
+and writes ``bench/results/warm-<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench import contenders as c
+from bench import fixtures
+from bench.fixtures import RUNC_POOL, RUNSC_POOL, SMALL_IMAGE, Workspace, leftovers
+from bench.measure import alternate, percentile, summary
+from bench.sandboxes import _memory
+from sandpool.api import Sandpool
+from sandpool.sandbox import ExecRequest, SandboxRequest
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TRUE = ExecRequest(("true",))
+BURST_SIZE, BURST_CREATES, BURST_THREADS = 20, 100, 20
+WARM_POOLS = """\
+    warm-{runtime}:
+      containerRuntime: {runtime}
+{extra}      warmPool:
+        size: {size}
+        image: {image}
+"""
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _warm_config(ws: Workspace, runtimes: list[str], size: int) -> Path:
+    """The workspace's config plus a pool ``warm-<runtime>`` of ``size`` per runtime."""
+    text = ws.config_path.read_text()
+    for runtime in runtimes:
+        extra = ""
+        if runtime == "gvisor":
+            extra = (f"      containerRuntimeConfig:\n        gvisorPlatform: ptrace\n"
+                     f"        gvisorRoot: {ws.root}/gvisor\n")  # fmt: skip
+        text += WARM_POOLS.format(runtime=runtime, extra=extra, size=size, image=SMALL_IMAGE)
+    path = ws.root / f"warm-{size}.yaml"
+    path.write_text(text)
+    return path
+
+
+def _ms(samples: list[float]) -> dict[str, float]:
+    return summary(samples) | {"p99_ms": round(percentile([s * 1000 for s in samples], 0.99), 2)}
+
+
+def first_command(ws: Workspace, sp: Sandpool, runtimes: list[str], n: int) -> dict[str, Any]:
+    """Section 1."""
+    image = ws.small_image()
+    runners: dict[str, c.Contender] = {}
+    claims: dict[str, list[float]] = {}
+    for runtime in runtimes:
+        cold_pool = RUNC_POOL if runtime == "runc" else RUNSC_POOL
+        runners[f"raw-run-{runtime}"] = c.raw(ws.raw_bundles(sp.runtime(cold_pool), image, 1))
+        claims[runtime] = []
+        runners[f"api-warm-{runtime}"] = lambda r=runtime: _warm_hit(sp, f"warm-{r}", claims[r])
+        runners[f"api-cold-{runtime}"] = lambda p=cold_pool: _create_exec(sp, p)[0]
+    samples = alternate(runners, n, progress=_log)
+    out = {name: _ms(s) for name, s in samples.items()}
+    for runtime, claimed in claims.items():
+        out[f"claim-only-{runtime}"] = _ms(claimed[-n:])
+    return out
+
+
+def _warm_hit(sp: Sandpool, pool: str, claims: list[float]) -> float:
+    if not sp.sandboxes.wait_warm(120):  # outside the timer: the pool is full
+        raise RuntimeError(f"warm pool {pool} did not fill: {sp.sandboxes.warm_stats()}")
+    before = {s.pool: s.claims for s in sp.sandboxes.warm_stats()}
+    elapsed, claim = _create_exec(sp, pool)
+    after = {s.pool: s.claims for s in sp.sandboxes.warm_stats()}
+    if after[pool] != before[pool] + 1:
+        raise RuntimeError(f"create in {pool} was not a warm hit")
+    claims.append(claim)
+    return elapsed
+
+
+def _create_exec(sp: Sandpool, pool: str) -> tuple[float, float]:
+    start = time.perf_counter()
+    box = sp.sandboxes.create(SandboxRequest(pool, SMALL_IMAGE)).id
+    created = time.perf_counter()
+    code = sp.sandboxes.exec(box, TRUE).exit_code
+    elapsed = time.perf_counter() - start
+    sp.sandboxes.terminate(box)  # outside the timer
+    if code != 0:
+        raise RuntimeError(f"first exec exited {code}")
+    return elapsed, created - start
+
+
+def burst(sp: Sandpool, runtime: str) -> dict[str, Any]:
+    """Section 2, for one runtime (its pool holds ``BURST_SIZE`` warm sandboxes)."""
+    pool = f"warm-{runtime}"
+    if not sp.sandboxes.wait_warm(600):
+        raise RuntimeError(f"warm pool {pool} did not fill: {sp.sandboxes.warm_stats()}")
+    before = next(s for s in sp.sandboxes.warm_stats() if s.pool == pool)
+    lock, times, boxes, failures = threading.Lock(), [], [], []
+
+    def create(_: int) -> None:
+        start = time.perf_counter()
+        try:
+            box = sp.sandboxes.create(SandboxRequest(pool, SMALL_IMAGE)).id
+        except Exception as exc:
+            with lock:
+                failures.append(repr(exc))
+            return
+        with lock:
+            times.append(time.perf_counter() - start)
+            boxes.append(box)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(BURST_THREADS) as executor:
+        list(executor.map(create, range(BURST_CREATES)))
+    wall = time.perf_counter() - started
+    after = next(s for s in sp.sandboxes.warm_stats() if s.pool == pool)
+    with ThreadPoolExecutor(8) as executor:
+        list(executor.map(sp.sandboxes.terminate, boxes))
+    ms = [t * 1000 for t in times]
+    return {"creates": BURST_CREATES, "threads": BURST_THREADS, "warm_size": BURST_SIZE,
+            "ok": len(times), "failed": len(failures), "failures": failures[:5],
+            "warm_hits": after.claims - before.claims, "misses": after.misses - before.misses,
+            "create_p50_ms": round(percentile(ms, 0.5), 1),
+            "create_p99_ms": round(percentile(ms, 0.99), 1), "wall_s": round(wall, 2)}  # fmt: skip
+
+
+def memory(sp: Sandpool) -> dict[str, Any]:
+    """Section 3: per idle warm sandbox, by pool (the pools full and settled)."""
+    sp.sandboxes.wait_warm(120)
+    time.sleep(2)
+    by_pool: dict[str, list[str]] = {}
+    for info in sp.sandboxes.list(state="warm"):
+        by_pool.setdefault(info.pool, []).append(info.id)
+    return {pool: {"sandboxes": len(ids), **_memory(sp, ids)} for pool, ids in by_pool.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every section in one workspace and report."""
+    parser = argparse.ArgumentParser(prog="python -m bench.warm", description=__doc__)
+    parser.add_argument("-n", type=int, default=30, help="samples per latency contender")
+    parser.add_argument("--no-gvisor", action="store_true")
+    parser.add_argument("--burst-gvisor", action="store_true", help="the burst on gVisor too")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        _log("bench: needs root (containers, mounts, cgroups)")
+        return 2
+    runtimes = ["runc"] + ([] if args.no_gvisor else ["gvisor"])
+    results: dict[str, Any] = {"host": {"cpus": os.cpu_count(), "load_start": os.getloadavg()}}
+    fixtures.CGROUP_PARENT = f"sandpool-bench-warm-{os.getpid()}"  # never another bench's
+    with Workspace(large_mb=1, podman=False) as ws:
+        ws.small_image()
+        used = []
+        with Sandpool.from_config(str(_warm_config(ws, runtimes, 2))) as sp:
+            sp.sandboxes.start_warm()
+            _log("time to first command")
+            results["first_command"] = first_command(ws, sp, runtimes, args.n)
+            _log("memory per idle warm sandbox")
+            results["memory"] = memory(sp)
+            results["stats"] = [s.to_json() for s in sp.sandboxes.warm_stats()]
+            used += [sp.runtime(f"warm-{r}") for r in runtimes]
+        for runtime in ["runc"] + (["gvisor"] if args.burst_gvisor else []):
+            _log(f"burst: {BURST_CREATES} creates from {BURST_THREADS} threads ({runtime})")
+            with Sandpool.from_config(str(_warm_config(ws, [runtime], BURST_SIZE))) as sp:
+                sp.sandboxes.start_warm()
+                results[f"burst-{runtime}"] = burst(sp, runtime)
+        results["host"]["load_end"] = os.getloadavg()
+        results["leftovers"] = leftovers(ws, used)
+    _report(results)
+    return 0
+
+
+def _report(results: dict[str, Any]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    (RESULTS / f"warm-{stamp}.json").write_text(json.dumps(results, indent=1))
+    print(f"load average: start {results['host']['load_start']}, end {results['host']['load_end']}")
+    for name, row in results["first_command"].items():
+        print(f"{name:<22} p50 {row['p50_ms']:>8.1f} ms  p99 {row['p99_ms']:>8.1f} ms")
+    for runtime in ("runc", "gvisor"):
+        raw, warm = (
+            results["first_command"].get(f"{k}-{runtime}") for k in ("raw-run", "api-warm")
+        )
+        if raw and warm:
+            print(f"warm time to first command / raw {runtime} run: "
+                  f"{warm['p50_ms'] / raw['p50_ms']:.2f}x (p50)")  # fmt: skip
+    for key in ("memory", "burst-runc", "burst-gvisor", "leftovers"):
+        if key in results:
+            print(f"{key}: {json.dumps(results[key])}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
