@@ -7,7 +7,6 @@ table and writes ``bench/results/<timestamp>.json`` (and ``latest.json``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -19,10 +18,8 @@ from typing import Any
 from bench import contenders as c
 from bench.fixtures import RUNC_POOL, RUNSC_POOL, SMALL_IMAGE, Workspace, leftovers
 from bench.measure import alternate, summary, throughput
-from bench.report import print_report, targets
+from bench.report import RESULTS, print_report, save_results, targets
 from sandpool.api import Sandpool
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -142,12 +139,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write(results: dict[str, Any]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    text = json.dumps(results, indent=1, sort_keys=True)
-    (RESULTS / f"{stamp}.json").write_text(text)
-    (RESULTS / "latest.json").write_text(text)
-    _log(f"results: {RESULTS / (stamp + '.json')}")
+    path = save_results(results)
+    (RESULTS / "latest.json").write_text(path.read_text())
+    _log(f"results: {path}")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
 from typing import Any
 
-__all__ = ["print_report", "targets"]
+__all__ = ["RESULTS", "print_report", "save_results", "targets"]
+
+RESULTS = Path(__file__).resolve().parent / "results"  # gitignored
+
+
+def save_results(results: dict[str, Any], prefix: str = "") -> Path:
+    """Write one run's results as ``bench/results/<prefix><timestamp>.json``; its path."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{prefix}{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=1, sort_keys=True))
+    return path
 
 
 def _p50(results: dict[str, Any], section: str, name: str) -> float | None:

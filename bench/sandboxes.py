@@ -29,12 +29,12 @@ from bench import contenders as c
 from bench import fixtures
 from bench.fixtures import RUNC_POOL, RUNSC_POOL, SMALL_IMAGE, Workspace, leftovers
 from bench.measure import alternate, percentile, summary
+from bench.report import save_results
 from sandpool.api import Sandpool
 from sandpool.sandbox import ExecRequest, SandboxRequest
 from sandpool.worker.cgroups import CGROUP_ROOT
 from sandpool.worker.records import ContainerRecord, containers_dir
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TRUE = ExecRequest(("true",))
 
 
@@ -213,9 +213,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(results: dict[str, Any]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    (RESULTS / f"sandboxes-{stamp}.json").write_text(json.dumps(results, indent=1))
+    save_results(results, "sandboxes-")
     for section in ("exec", "first_command"):
         for name, row in results.get(section, {}).items():
             print(f"{name:<28} p50 {row['p50_ms']:>8.1f} ms  p99 {row['p99_ms']:>8.1f} ms")

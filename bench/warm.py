@@ -28,11 +28,11 @@ from bench import contenders as c
 from bench import fixtures
 from bench.fixtures import RUNC_POOL, RUNSC_POOL, SMALL_IMAGE, Workspace, leftovers
 from bench.measure import alternate, percentile, summary
+from bench.report import save_results
 from bench.sandboxes import _memory
 from sandpool.api import Sandpool
 from sandpool.sandbox import ExecRequest, SandboxRequest
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TRUE = ExecRequest(("true",))
 BURST_SIZE, BURST_CREATES, BURST_THREADS = 20, 100, 20
 WARM_POOLS = """\
@@ -189,9 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(results: dict[str, Any]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    (RESULTS / f"warm-{stamp}.json").write_text(json.dumps(results, indent=1))
+    save_results(results, "warm-")
     print(f"load average: start {results['host']['load_start']}, end {results['host']['load_end']}")
     for name, row in results["first_command"].items():
         print(f"{name:<22} p50 {row['p50_ms']:>8.1f} ms  p99 {row['p99_ms']:>8.1f} ms")
