@@ -299,6 +299,7 @@ class GatewayConfig(_Model):
     shutdown_timeout: Seconds = 30.0
     max_request_body: Size = "1Mi"
     max_request_headers: Size = "16Ki"
+    max_upload_size: Size = "16Gi"  # one file uploaded to a sandbox (streamed, not in memory)
     tenant_quota: TenantQuota = Field(default_factory=TenantQuota)
 
 

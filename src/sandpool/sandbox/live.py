@@ -184,6 +184,14 @@ class LiveSandbox:
             self.touch()
             self.save()
 
+    def set_deadline(self, seconds: float) -> None:
+        """End the sandbox ``seconds`` from now: its TTL (counted from ready) is moved."""
+        with self._lock:
+            self.require(*_ALIVE, what="set the TTL of")
+            now = time.time()
+            self.info.ttl = now + seconds - (self.info.ready_at or now)
+            self.save()
+
     def due(self, now: float) -> EndReason | None:
         """The reason this sandbox must end now, if any (TTL, idle, death); notes OOM kills."""
         info = self.info

@@ -244,6 +244,15 @@ class SandboxManager:
         sandbox.resume()
         return sandbox.snapshot()
 
+    def set_ttl(self, sandbox_id: str, seconds: float) -> SandboxInfo:
+        """End the sandbox ``seconds`` from now (whatever its TTL was)."""
+        if not seconds > 0:
+            raise ContainerStartFailed(f"sandbox ttl must be a positive number of seconds, "
+                                       f"got {seconds!r}")  # fmt: skip
+        sandbox = self._sandbox(sandbox_id)
+        sandbox.set_deadline(seconds)
+        return sandbox.snapshot()
+
     def _watch(self) -> None:
         """The monitor: ends what is due, each in a thread of its own (a gVisor delete takes
         ~0.5 s; fifty sandboxes reaching their TTL together must not wait in line)."""
@@ -298,6 +307,10 @@ class SandboxManager:
         """The exec's output from these offsets on, as it comes, until it ended."""
         process = self._sandbox(sandbox_id).exec_process(exec_id)
         return process.output.follow(stdout_from, stderr_from, poll)
+
+    def exec_offsets(self, sandbox_id: str, exec_id: str) -> dict[str, int]:
+        """How many bytes of stdout and stderr the exec has written so far."""
+        return self._sandbox(sandbox_id).exec_process(exec_id).output.ends()
 
     def exec_wait(self, sandbox_id: str, exec_id: str,
                   timeout: float | None = None) -> ExecResult | None:  # fmt: skip

@@ -20,6 +20,7 @@ from sandpool.service.limits import RequestLimits
 from sandpool.service.openapi import document
 from sandpool.service.problems import ErrorBoundary, install_handlers
 from sandpool.service.routes import ROUTERS
+from sandpool.service.routes.files import is_upload
 from sandpool.sizes import parse_size
 
 __all__ = ["API_VERSION", "create_app"]
@@ -34,6 +35,8 @@ def _lifespan(context: ServiceContext) -> Callable[[FastAPI], AbstractAsyncConte
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         context.stopping = True
+        if context.sandboxes is not None:  # terminated, their records ended
+            await anyio.to_thread.run_sync(context.sandboxes.close)
         stopped = context.runs.stop_all()
         if stopped:
             log.info("stopped %d runs still going on", stopped)
@@ -60,6 +63,7 @@ def create_app(context: ServiceContext) -> FastAPI:
     gateway = context.gateway
     app.add_middleware(ErrorBoundary, metrics=context.metrics)
     app.add_middleware(RequestLimits, max_headers=parse_size(gateway.max_request_headers),
-                       max_body=parse_size(gateway.max_request_body))  # fmt: skip
+                       max_body=parse_size(gateway.max_request_body),
+                       streamed=is_upload)  # fmt: skip
     app.add_middleware(AccessLog, metrics=context.metrics)
     return app

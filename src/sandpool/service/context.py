@@ -15,6 +15,7 @@ from sandpool.service.auth import Authenticator
 from sandpool.service.metrics import ServiceMetrics
 from sandpool.service.quotas import Quota, QuotaLedger
 from sandpool.service.runs import RunService
+from sandpool.service.sandboxes import SandboxService
 from sandpool.sizes import parse_size
 from sandpool.store import Store, TenantRecord
 
@@ -35,6 +36,7 @@ class ServiceContext:
     ledger: QuotaLedger = field(default_factory=QuotaLedger)
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
     stopping: bool = False
+    sandboxes: SandboxService | None = None  # None: this server's executor runs no sandboxes
 
     def quota_of(self, tenant: TenantRecord) -> Quota:
         """The tenant's own quota where it has one, the configuration's default elsewhere."""

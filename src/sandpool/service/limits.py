@@ -27,8 +27,9 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        error = self._header_error(scope)
-        if error is None and not self.streamed(scope["path"]):
+        streamed = self.streamed(scope["path"])
+        error = self._header_error(scope, streamed)
+        if error is None and not streamed:
             body, error = await self._read_body(receive)
             receive = _replay(body, receive)
         if error is not None:
@@ -36,13 +37,14 @@ class RequestLimits:
             return
         await self.app(scope, receive, send)
 
-    def _header_error(self, scope: Scope) -> ServiceError | None:
+    def _header_error(self, scope: Scope, streamed: bool) -> ServiceError | None:
         headers = scope["headers"]
         if sum(len(k) + len(v) for k, v in headers) > self.max_headers:
             return HeadersTooLarge(f"the request headers are over {format_size(self.max_headers)}",
                                    hint="send fewer or shorter headers")  # fmt: skip
         for key, value in headers:
-            if key == b"content-length" and value.isdigit() and int(value) > self.max_body:
+            too_large = value.isdigit() and int(value) > self.max_body
+            if key == b"content-length" and not streamed and too_large:
                 return self._too_large()
         return None
 

@@ -24,11 +24,13 @@ from sandpool.errors import (
     NotFound,
     PlatformNotSupported,
     RuntimeNotAvailable,
+    SandboxError,
     SandpoolError,
     ServiceError,
     ServiceUnavailable,
 )
 from sandpool.service.metrics import ServiceMetrics
+from sandpool.service.sandbox_errors import sandbox_error
 
 __all__ = ["ErrorBoundary", "as_service_error", "error_response", "install_handlers"]
 
@@ -49,6 +51,8 @@ def as_service_error(error: SandpoolError) -> ServiceError:
     """A core error as the API states it (the pool or image the request named, the runtime)."""
     if isinstance(error, ServiceError):
         return error
+    if isinstance(error, SandboxError):
+        return sandbox_error(error)
     if isinstance(error, RuntimeNotAvailable | PlatformNotSupported):
         return ServiceUnavailable(f"pool unavailable: {error.message}", hint=error.hint)
     if isinstance(error, ConfigError):

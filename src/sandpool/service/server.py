@@ -19,11 +19,13 @@ import uvicorn
 from sandpool.api import Sandpool
 from sandpool.config.loader import LoadedConfig
 from sandpool.errors import ServeError
+from sandpool.sandbox import SandboxManager
 from sandpool.service.app import create_app
 from sandpool.service.auth import ADMIN_KEY_ENV, Authenticator
 from sandpool.service.context import ServiceContext
 from sandpool.service.metrics import ServiceMetrics
 from sandpool.service.runs import RunExecutor, RunService, SandpoolExecutor
+from sandpool.service.sandboxes import SandboxService
 from sandpool.sizes import parse_size
 from sandpool.store import Store, default_url
 
@@ -55,8 +57,21 @@ def build_context(loaded: LoadedConfig, *, database: str | None = None,
               file=sys.stdout, flush=True)  # fmt: skip
     metrics = ServiceMetrics()
     runs = RunService(resolved, executor or SandpoolExecutor(Sandpool(resolved)), metrics)
-    return ServiceContext(config=resolved, gateway=gateway, store=store, auth=auth, runs=runs,
-                          metrics=metrics)  # fmt: skip
+    context = ServiceContext(config=resolved, gateway=gateway, store=store, auth=auth, runs=runs,
+                             metrics=metrics)  # fmt: skip
+    if isinstance(runs.executor, SandpoolExecutor):
+        context.sandboxes = start_sandboxes(context, runs.executor.sandpool.sandboxes)
+    return context
+
+
+def start_sandboxes(context: ServiceContext, manager: SandboxManager) -> SandboxService:
+    """The tenants' sandboxes, with those a previous server left running re-adopted."""
+    service = SandboxService(context.config, manager, context.store, context.ledger,
+                             context.metrics, context.quota_of)  # fmt: skip
+    adopted, lost = service.adopt()
+    if adopted or lost:
+        log.info("re-adopted %d sandboxes; %d recorded ones were gone", adopted, lost)
+    return service
 
 
 def bind(host: str, port: int) -> socket.socket:

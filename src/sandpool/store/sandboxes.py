@@ -3,6 +3,7 @@ labels, limits and times). Every read takes the tenant: another tenant's record 
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
@@ -48,6 +49,13 @@ class SandboxStore:
         found = [_record(row) for row in rows]
         wanted = (labels or {}).items()
         return [r for r in found if all(r.labels.get(k) == v for k, v in wanted)]
+
+    def unfinished(self) -> builtins.list[SandboxRecord]:
+        """Every tenant's sandboxes not yet terminated (what a starting server reconciles
+        with the sandboxes it re-adopts)."""
+        query = select(sandboxes).where(sandboxes.c.state != "terminated")
+        with self._engine.connect() as conn:
+            return [_record(row) for row in conn.execute(query).all()]
 
     def set_state(self, sandbox_id: str, state: str, *, reason: str | None = None,
                   **times: float | None) -> None:  # fmt: skip

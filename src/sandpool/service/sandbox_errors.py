@@ -1,0 +1,49 @@
+"""A sandbox's errors as the API states them: an unknown sandbox or exec is 404, a wrong
+state 409, and a failed file operation by the errno it got inside the sandbox (a missing
+path 404, one that exists 409, a full disk 413, a bad path 400)."""
+
+from __future__ import annotations
+
+import errno
+
+from sandpool.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    SandboxError,
+    SandboxFileError,
+    SandboxNotFound,
+    SandboxStateError,
+    ServiceError,
+)
+
+__all__ = ["sandbox_error"]
+
+_BY_ERRNO: dict[int, type[ServiceError]] = {
+    errno.ENOENT: NotFound,
+    errno.EEXIST: Conflict,
+    errno.ENOTEMPTY: Conflict,
+    errno.EBUSY: Conflict,
+    errno.ENOSPC: PayloadTooLarge,
+    errno.EDQUOT: PayloadTooLarge,
+    errno.EFBIG: PayloadTooLarge,
+    errno.EACCES: PermissionDenied,
+    errno.EPERM: PermissionDenied,
+    errno.EROFS: PermissionDenied,
+}
+
+
+def sandbox_error(error: SandboxError) -> ServiceError:
+    """The API's error for ``error`` (message and hint kept)."""
+    if isinstance(error, SandboxNotFound):
+        return NotFound(error.message, hint=error.hint)
+    if isinstance(error, SandboxStateError):
+        return Conflict(error.message, hint=error.hint)
+    if isinstance(error, SandboxFileError):
+        kind = _BY_ERRNO.get(error.errno, InvalidRequest)
+        if kind is InvalidRequest:
+            return InvalidRequest(error.message, hint=error.hint, field="path")
+        return kind(error.message, hint=error.hint)
+    return InvalidRequest(error.message, hint=error.hint)

@@ -1,0 +1,244 @@
+"""Long-lived sandboxes for the API: each one owned by a tenant, counted against its quota
+while it lives, and recorded in the store in step with the sandbox manager's state.
+
+A sandbox's record is written once it runs, and moved on (paused, running, terminated with
+its reason) by the calls here; a sandbox that the manager ends on its own (TTL, idle timeout,
+OOM, death) is noticed by a watcher thread within ``WATCH_INTERVAL_S``, which then gives its
+quota share back and marks its record ended. Every lookup takes the caller's tenant: another
+tenant's sandbox is NotFound, exactly like one that never existed.
+
+At start (``adopt``) the manager re-adopts the sandboxes that a previous server left running;
+each one with a record is counted against its tenant again, and records whose sandbox is gone
+are ended (``error``). An adopted sandbox without a record (the CLI's own, or one whose
+server died between its start and its record) stays to the manager: no tenant sees it, and
+its TTL or idle timeout ends it.
+
+Every method blocks (containers, database): the routes call them in worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+from sandpool.config.resolved import ResolvedConfig
+from sandpool.errors import NotFound, QuotaExceeded, SandboxNotFound, SandpoolError
+from sandpool.sandbox import EndReason, SandboxInfo, SandboxManager, SandboxRequest, SandboxState
+from sandpool.service.metrics import ServiceMetrics
+from sandpool.service.quotas import Lease, Quota, QuotaLedger
+from sandpool.sizes import parse_size
+from sandpool.store import SandboxRecord, Store, TenantRecord
+
+__all__ = ["WATCH_INTERVAL_S", "SandboxService"]
+
+log = logging.getLogger("sandpool.server")
+WATCH_INTERVAL_S = 0.5
+_ENDED = (SandboxState.TERMINATING.value, SandboxState.TERMINATED.value)
+
+
+class SandboxService:
+    """The tenants' sandboxes of one server; thread-safe (see the module docstring)."""
+
+    def __init__(self, config: ResolvedConfig, manager: SandboxManager, store: Store,
+                 ledger: QuotaLedger, metrics: ServiceMetrics,
+                 quota_of: Callable[[TenantRecord], Quota]) -> None:  # fmt: skip
+        self.config, self.manager, self.store = config, manager, store
+        self.ledger, self.metrics, self.quota_of = ledger, metrics, quota_of
+        self._lock = threading.Lock()
+        self._leases: dict[str, Lease] = {}
+        self._closed = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="sandbox-records", daemon=True)
+        self._watcher.start()
+
+    # ---- lookups -----------------------------------------------------------------------
+
+    def owned(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord:
+        """The tenant's sandbox record, after bringing it up to date; NotFound otherwise."""
+        self._sync(sandbox_id)  # ended meanwhile: the record read below says so
+        record = self.store.sandboxes.get(tenant.id, sandbox_id)
+        if record is None:
+            raise NotFound(f"no sandbox with id '{sandbox_id}'",
+                           hint="GET /v1/sandboxes lists yours")  # fmt: skip
+        return record
+
+    def live_info(self, sandbox_id: str) -> SandboxInfo | None:
+        """The manager's view of the sandbox while it remembers it."""
+        try:
+            return self.manager.get(sandbox_id)
+        except SandpoolError:
+            return None
+
+    def list(self, tenant: TenantRecord, *, state: str | None, pool: str | None,
+             labels: Mapping[str, str]) -> list[SandboxRecord]:  # fmt: skip
+        """The tenant's sandboxes, newest first, filtered."""
+        self.reconcile()
+        states = (state,) if state else ()
+        found = self.store.sandboxes.list(tenant.id, states=states, labels=dict(labels))
+        return [r for r in found if pool is None or r.pool == pool]
+
+    # ---- life --------------------------------------------------------------------------
+
+    def create(self, tenant: TenantRecord, request: SandboxRequest) -> SandboxRecord:
+        """Admit the sandbox against the tenant's quota (atomically), start it and record it."""
+        pool = self.config.pool(request.pool)
+        cpu = request.cpu if request.cpu is not None else (pool.cpu or 1.0)
+        memory = parse_size(request.memory or pool.memory)
+        try:
+            lease = self.ledger.admit(tenant.id, self.quota_of(tenant), cpu, memory)
+        except QuotaExceeded as exc:
+            self.metrics.quota_refusals.labels(exc.reason or "other").inc()
+            raise
+        try:
+            info = self.manager.create(request)
+        except BaseException:
+            lease.release()
+            raise
+        record = _record(tenant.id, info, request, cpu, memory)
+        try:
+            self.store.sandboxes.add(record)
+        except BaseException:
+            self._end_quietly(info.id)
+            lease.release()
+            raise
+        with self._lock:
+            self._leases[info.id] = lease
+        return record
+
+    def pause(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord:
+        """Freeze the sandbox (409 unless running)."""
+        self.owned(tenant, sandbox_id)
+        self._note(self.manager.pause(sandbox_id))
+        return self.owned(tenant, sandbox_id)
+
+    def resume(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord:
+        """Thaw the sandbox (409 unless paused)."""
+        self.owned(tenant, sandbox_id)
+        self._note(self.manager.resume(sandbox_id))
+        return self.owned(tenant, sandbox_id)
+
+    def set_ttl(self, tenant: TenantRecord, sandbox_id: str, seconds: float) -> SandboxRecord:
+        """End the sandbox ``seconds`` from now."""
+        self.owned(tenant, sandbox_id)
+        self._note(self.manager.set_ttl(sandbox_id, seconds))
+        return self.owned(tenant, sandbox_id)
+
+    def terminate(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord:
+        """End the sandbox (idempotent: an ended one is answered as it is)."""
+        record = self.owned(tenant, sandbox_id)
+        if record.state in _ENDED:
+            return record
+        try:
+            info = self.manager.terminate(sandbox_id, EndReason.KILLED)
+        except SandboxNotFound:
+            info = None
+        self._finish(sandbox_id, info)
+        return self.owned(tenant, sandbox_id)
+
+    # ---- keeping the records in step ------------------------------------------------------
+
+    def _note(self, info: SandboxInfo) -> None:
+        reason = info.reason.value if info.reason else None
+        self.store.sandboxes.set_state(
+            info.id, info.state.value, reason=reason, ready_at=info.ready_at,
+            expires_at=info.deadline,
+        )  # fmt: skip
+
+    def _finish(self, sandbox_id: str, info: SandboxInfo | None) -> None:
+        """The sandbox has ended: give its share back and mark its record (once)."""
+        with self._lock:
+            lease = self._leases.pop(sandbox_id, None)
+        if lease is None:
+            return
+        lease.release()
+        reason = info.reason.value if info and info.reason else EndReason.ERROR.value
+        ended = info.ended_at if info and info.ended_at else time.time()
+        self.store.sandboxes.set_state(sandbox_id, SandboxState.TERMINATED.value,
+                                       reason=reason, ended_at=ended)  # fmt: skip
+
+    def _sync(self, sandbox_id: str) -> bool:
+        """Finish the sandbox if the manager has ended it; whether it did now."""
+        with self._lock:
+            if sandbox_id not in self._leases:
+                return False
+        info = self.live_info(sandbox_id)
+        if info is not None and info.state != SandboxState.TERMINATED:
+            return False
+        self._finish(sandbox_id, info)
+        return True
+
+    def reconcile(self) -> None:
+        """Finish every leased sandbox that the manager has ended."""
+        with self._lock:
+            ids = list(self._leases)
+        for sandbox_id in ids:
+            self._sync(sandbox_id)
+
+    def _watch(self) -> None:
+        while not self._closed.wait(WATCH_INTERVAL_S):
+            try:
+                self.reconcile()
+            except Exception:  # the database may be away for a moment: try again later
+                log.exception("keeping the sandbox records in step failed")
+
+    def _end_quietly(self, sandbox_id: str) -> None:
+        try:
+            self.manager.terminate(sandbox_id, EndReason.ERROR)
+        except SandpoolError:
+            log.exception("sandbox %s: terminating failed", sandbox_id)
+
+    # ---- start and stop -----------------------------------------------------------------
+
+    def adopt(self) -> tuple[int, int]:
+        """Re-adopt what a previous server left running (see the module docstring); how many
+        sandboxes were re-adopted and how many records were ended."""
+        adopted, _ = self.manager.adopt()
+        records = {r.id: r for r in self.store.sandboxes.unfinished()}
+        owned = [i for i in adopted if i in records]
+        for sandbox_id in set(adopted) - set(owned):  # e.g. one of `sandpool sandbox`
+            log.info("sandbox %s re-adopted without a record: no tenant sees it", sandbox_id)
+        for sandbox_id in owned:
+            record = records[sandbox_id]
+            with self._lock:
+                self._leases[sandbox_id] = self.ledger.restore(record.tenant_id, record.cpu,
+                                                               record.memory)  # fmt: skip
+            self._note(self.manager.get(sandbox_id))
+        lost = [r for r in records.values() if r.id not in set(owned)]
+        for record in lost:
+            self.store.sandboxes.set_state(record.id, SandboxState.TERMINATED.value,
+                                           reason=EndReason.ERROR.value,
+                                           ended_at=time.time())  # fmt: skip
+        return len(owned), len(lost)
+
+    def close(self, terminate: bool = True) -> None:
+        """Stop the watcher; terminate every sandbox (eight at a time) and end its record,
+        or (``terminate`` false) leave them running for the next server to adopt."""
+        self._closed.set()
+        self._watcher.join()
+        if not terminate:
+            return
+        with self._lock:
+            ids = list(self._leases)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(self._terminate_for_close, ids))
+
+    def _terminate_for_close(self, sandbox_id: str) -> None:
+        try:
+            info: SandboxInfo | None = self.manager.terminate(sandbox_id, EndReason.KILLED)
+        except SandpoolError:
+            info = self.live_info(sandbox_id)
+        self._finish(sandbox_id, info)
+
+
+def _record(tenant_id: str, info: SandboxInfo, request: SandboxRequest, cpu: float,
+            memory: int) -> SandboxRecord:  # fmt: skip
+    limits = {"cpu": request.cpu, "memory": request.memory, "pids": request.pids,
+              "disk": request.disk, "ttl": info.ttl, "idleTimeout": info.idle_timeout,
+              "containerRuntime": info.container_runtime,
+              "gvisorPlatform": info.gvisor_platform}  # fmt: skip
+    return SandboxRecord(id=info.id, tenant_id=tenant_id, pool=info.pool, state=info.state.value,
+                         created_at=info.created_at, image=info.image, labels=dict(info.labels),
+                         limits=limits, cpu=cpu, memory=memory, ready_at=info.ready_at,
+                         expires_at=info.deadline)  # fmt: skip
