@@ -9,13 +9,15 @@
 
 Errors are the ``ServiceError`` classes of ``sandpool.errors`` (one per API error code:
 QuotaExceeded carries ``retry_after``); no answer at all is ServiceUnreachable.
-``Sandbox``/``AsyncSandbox`` (long-lived sandboxes) come with the sandbox endpoints.
+``Sandbox`` and its asyncio twin ``AsyncSandbox`` drive long-lived sandboxes (``sandbox``).
 """
 
 from __future__ import annotations
 
 from sandpool.client.aio import AsyncClient
 from sandpool.client.models import ApiKey, CreatedKey, Me, Pool, RunResult, Tenant
+from sandpool.client.sandbox import ExecStream, Sandbox, SandboxFiles
+from sandpool.client.sandbox_models import ExecResult, FileInfo, OutputChunk, SandboxInfo
 from sandpool.client.sync import Client
 from sandpool.client.transport import API_KEY_ENV, URL_ENV, RetryPolicy
 from sandpool.errors import (
@@ -41,17 +43,24 @@ __all__ = [
     "Client",
     "Conflict",
     "CreatedKey",
+    "ExecResult",
+    "ExecStream",
+    "FileInfo",
     "HeadersTooLarge",
     "InternalServerError",
     "InvalidRequest",
     "Me",
     "NotFound",
+    "OutputChunk",
     "PayloadTooLarge",
     "PermissionDenied",
     "Pool",
     "QuotaExceeded",
     "RetryPolicy",
     "RunResult",
+    "Sandbox",
+    "SandboxFiles",
+    "SandboxInfo",
     "ServiceError",
     "ServiceUnavailable",
     "ServiceUnreachable",

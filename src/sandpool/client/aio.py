@@ -42,12 +42,26 @@ class AsyncClient:
         """Close the connections."""
         await self._http.aclose()
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The underlying httpx client (for the streamed calls of ``Sandbox``)."""
+        return self._http
+
+    async def send(self, call: Call[T]) -> T:
+        """Send one call (retried where safe, see ``transport``) and read its answer."""
+        return await self._send(call)
+
     async def _send(self, call: Call[T]) -> T:
         attempt = 0
         while True:
             try:
                 response = await self._http.request(
-                    call.method, call.path, json=call.json, params=call.params, timeout=call.timeout
+                    call.method,
+                    call.path,
+                    json=call.json,
+                    content=call.content,
+                    params=call.params,
+                    timeout=call.timeout,
                 )
             except httpx.HTTPError as exc:
                 if not self.retry.should_retry(call, attempt, error=exc):

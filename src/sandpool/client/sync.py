@@ -42,12 +42,26 @@ class Client:
         """Close the connections."""
         self._http.close()
 
+    @property
+    def http(self) -> httpx.Client:
+        """The underlying httpx client (for the streamed calls of ``Sandbox``)."""
+        return self._http
+
+    def send(self, call: Call[T]) -> T:
+        """Send one call (retried where safe, see ``transport``) and read its answer."""
+        return self._send(call)
+
     def _send(self, call: Call[T]) -> T:
         attempt = 0
         while True:
             try:
                 response = self._http.request(
-                    call.method, call.path, json=call.json, params=call.params, timeout=call.timeout
+                    call.method,
+                    call.path,
+                    json=call.json,
+                    content=call.content,
+                    params=call.params,
+                    timeout=call.timeout,
                 )
             except httpx.HTTPError as exc:
                 if not self.retry.should_retry(call, attempt, error=exc):

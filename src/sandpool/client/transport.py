@@ -19,7 +19,16 @@ import httpx
 
 from sandpool.errors import SERVICE_ERRORS, InvalidRequest, ServiceError, ServiceUnreachable
 
-__all__ = ["API_KEY_ENV", "URL_ENV", "Call", "Endpoint", "RetryPolicy", "decode", "unreachable"]
+__all__ = [
+    "API_KEY_ENV",
+    "URL_ENV",
+    "Call",
+    "Endpoint",
+    "RetryPolicy",
+    "decode",
+    "error_of",
+    "unreachable",
+]
 
 URL_ENV, API_KEY_ENV = "SANDPOOL_URL", "SANDPOOL_API_KEY"
 T = TypeVar("T")
@@ -64,7 +73,8 @@ class Call(Generic[T]):
     path: str
     read: Callable[[Any], T]
     json: Any = None
-    params: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    content: bytes | None = None  # a raw body (an exec's stdin) instead of ``json``
     timeout: float | None = 30.0  # seconds; None: wait as long as it takes (a run)
 
     @property
@@ -101,6 +111,11 @@ def decode(call: Call[T], response: httpx.Response) -> T:
     if response.is_success:
         return call.read(response.json() if response.content else None)
     raise _error(response)
+
+
+def error_of(response: httpx.Response) -> ServiceError:
+    """The ServiceError an unsuccessful answer names (its body read already)."""
+    return _error(response)
 
 
 def _error(response: httpx.Response) -> ServiceError:
