@@ -15,6 +15,7 @@ QuotaExceeded carries ``retry_after``); no answer at all is ServiceUnreachable.
 from __future__ import annotations
 
 from sandpool.client.aio import AsyncClient
+from sandpool.client.asandbox import AsyncExecStream, AsyncSandbox, AsyncSandboxFiles
 from sandpool.client.models import ApiKey, CreatedKey, Me, Pool, RunResult, Tenant
 from sandpool.client.sandbox import ExecStream, Sandbox, SandboxFiles
 from sandpool.client.sandbox_models import ExecResult, FileInfo, OutputChunk, SandboxInfo
@@ -40,6 +41,9 @@ __all__ = [
     "URL_ENV",
     "ApiKey",
     "AsyncClient",
+    "AsyncExecStream",
+    "AsyncSandbox",
+    "AsyncSandboxFiles",
     "Client",
     "Conflict",
     "CreatedKey",

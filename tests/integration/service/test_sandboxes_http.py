@@ -6,6 +6,7 @@ measured, bad input, and a server killed mid-exec whose successor re-adopts the 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -13,7 +14,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ import httpx
 import pytest
 
 from sandpool.client import (
+    AsyncClient,
+    AsyncSandbox,
     Client,
     Conflict,
     InvalidRequest,
@@ -501,3 +504,107 @@ def test_a_killed_server_s_successor_re_adopts_its_sandboxes(service_box: Box) -
             assert usage(second, key) == 0
     finally:
         second.stop()
+
+
+class _Cut(httpx.SyncByteStream):
+    """A response body that breaks (ReadError) after ``limit`` bytes."""
+
+    def __init__(self, inner: Any, limit: int) -> None:
+        self.inner, self.limit = inner, limit
+
+    def __iter__(self) -> Iterator[bytes]:
+        sent = 0
+        for chunk in self.inner:
+            yield chunk
+            sent += len(chunk)
+            if sent >= self.limit:
+                raise httpx.ReadError("connection cut by the test")
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _AsyncCut(httpx.AsyncByteStream):
+    def __init__(self, inner: Any, limit: int) -> None:
+        self.inner, self.limit = inner, limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        sent = 0
+        async for chunk in self.inner:
+            yield chunk
+            sent += len(chunk)
+            if sent >= self.limit:
+                raise httpx.ReadError("connection cut by the test")
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class Flaky(httpx.HTTPTransport):
+    """Cuts the first two exec output streams after a few events."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.streams = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if request.url.path.endswith("/events"):
+            self.streams += 1
+            if self.streams <= 2:
+                response.stream = _Cut(response.stream, 300)
+        return response
+
+
+class AsyncFlaky(httpx.AsyncHTTPTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.streams = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if request.url.path.endswith("/events"):
+            self.streams += 1
+            if self.streams <= 2:
+                response.stream = _AsyncCut(response.stream, 300)
+        return response
+
+
+EXPECTED_OUT = b"".join(b"line-%d\n" % i for i in range(1, 41))
+EXPECTED_ERR = b"".join(b"err-%d\n" % i for i in range(1, 41))
+
+
+def test_the_sdk_resumes_a_dropped_stream_without_loss(server: ServerProcess) -> None:
+    key = tenant_key(server, "flaky")
+    flaky = Flaky()
+    with Client(server.url, key, transport=flaky) as client:
+        with Sandbox.create(pool=RUNC, client=client) as sb:
+            seen: list[bytes] = []
+            result = sb.exec(["sh", "-c", COUNT], on_stdout=seen.append)
+            assert (result.exit_code, result.stdout, result.stderr) == (0, EXPECTED_OUT,
+                                                                       EXPECTED_ERR)  # fmt: skip
+            assert b"".join(seen) == EXPECTED_OUT
+        assert flaky.streams >= 3  # cut twice, resumed each time
+
+    async def main() -> None:
+        aflaky = AsyncFlaky()
+        async with AsyncClient(server.url, key, transport=aflaky) as client:
+            async with AsyncSandbox.create(pool=RUNC, client=client, labels={"a": "1"}) as sb:
+                result = await sb.exec(["sh", "-c", COUNT])
+                assert (result.stdout, result.stderr) == (EXPECTED_OUT, EXPECTED_ERR)
+                await sb.files.write("/f", b"async bytes")
+                assert await sb.files.read("/f") == b"async bytes"
+                assert [f.name for f in await sb.files.list("/") if f.name == "f"] == ["f"]
+                found = await AsyncSandbox.list(labels={"a": "1"}, client=client)
+                assert [s.id for s in found] == [sb.id]
+                again = await AsyncSandbox.connect(sb.id, client=client)
+                assert again.info.state == "running"
+                stream = await sb.exec_stream(["cat"], stdin=True)
+                await stream.write_stdin("in")
+                await stream.close_stdin()
+                assert (await stream.wait()).stdout == b"in"
+            assert sb.info.state == "terminated"
+            assert aflaky.streams >= 3
+
+    asyncio.run(main())
+    assert usage(server, key) == 0
