@@ -83,6 +83,13 @@ class AsyncExecStream:
         assert self.cursor.exit is not None
         return ExecResult.from_json(self.cursor.exit, b"".join(self._out), b"".join(self._err))
 
+    @property
+    def result(self) -> ExecResult | None:
+        """How it ended, once the stream has been read to its end."""
+        if self.cursor.exit is None:
+            return None
+        return ExecResult.from_json(self.cursor.exit, b"".join(self._out), b"".join(self._err))
+
     async def write_stdin(self, data: bytes | str) -> None:
         """Send ``data`` to the exec's stdin."""
         raw = data.encode() if isinstance(data, str) else data

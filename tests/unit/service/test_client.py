@@ -3,14 +3,26 @@ which retries are safe, and the sync and async twins having the same methods."""
 
 from __future__ import annotations
 
+import base64
 import inspect
 
 import httpx
 import pytest
 
 import sandpool.client as client_module
-from sandpool.client import AsyncClient, Client
+from sandpool.client import (
+    AsyncClient,
+    AsyncExecStream,
+    AsyncSandbox,
+    AsyncSandboxFiles,
+    Client,
+    ExecStream,
+    OutputChunk,
+    Sandbox,
+    SandboxFiles,
+)
 from sandpool.client import operations as ops
+from sandpool.client.sandbox_models import StreamCursor
 from sandpool.client.transport import Call, Endpoint, RetryPolicy, decode
 from sandpool.errors import (
     SERVICE_ERRORS,
@@ -98,7 +110,8 @@ def test_unauthenticated_is_not_retried() -> None:
 
 def _methods(cls: type) -> dict[str, inspect.Signature]:
     return {name: inspect.signature(getattr(cls, name)) for name in dir(cls)
-            if not name.startswith("_") and name not in ("close", "aclose")}  # fmt: skip
+            if not name.startswith("_") and name not in ("close", "aclose")
+            and callable(getattr(cls, name))}  # fmt: skip
 
 
 def test_the_twins_have_the_same_methods_and_signatures() -> None:
@@ -114,7 +127,36 @@ def test_all_is_what_the_module_exports() -> None:
     exported = {n for n, v in vars(client_module).items() if not n.startswith("_")
                 and not inspect.ismodule(v) and n != "annotations"}  # fmt: skip
     assert set(client_module.__all__) == exported
-    assert "Sandbox" not in client_module.__all__  # comes with the sandbox endpoints
+    assert {"Sandbox", "AsyncSandbox"} <= set(client_module.__all__)
+
+
+def _parameters(signature: inspect.Signature) -> str:
+    """Names, kinds and defaults (the async twin also takes async iterables, etc.)."""
+    return str([(p.name, p.kind, p.default) for p in signature.parameters.values()])
+
+
+@pytest.mark.parametrize(("sync", "aio"), [(Sandbox, AsyncSandbox), (ExecStream, AsyncExecStream),
+                                           (SandboxFiles, AsyncSandboxFiles)])  # fmt: skip
+def test_the_sandbox_twins_have_the_same_methods(sync: type, aio: type) -> None:
+    mine, theirs = _methods(sync), _methods(aio)
+    assert mine.keys() == theirs.keys()
+    for name, signature in mine.items():
+        assert _parameters(signature) == _parameters(theirs[name]), name
+    properties = {n for n in dir(sync) if isinstance(getattr(sync, n, None), property)}
+    assert properties == {n for n in dir(aio) if isinstance(getattr(aio, n, None), property)}
+
+
+def test_a_stream_cursor_resumes_and_skips_what_it_has() -> None:
+    cursor = StreamCursor()
+    line = '{"type":"stdout","offset":0,"data":"%s"}'
+    assert cursor.feed(line % base64.b64encode(b"abc").decode()) == OutputChunk("stdout", 0, b"abc")
+    assert cursor.params() == {"stdout_offset": "3", "stderr_offset": "0"}
+    again = line.replace('"offset":0', '"offset":1') % base64.b64encode(b"bcde").decode()
+    assert cursor.feed(again) == OutputChunk("stdout", 3, b"de")  # resent bytes skipped
+    assert cursor.feed(line % base64.b64encode(b"abcde").decode()) is None
+    assert cursor.feed('{"type":"keepalive"}') is None and cursor.exit is None
+    assert cursor.feed('{"type":"exit","exitCode":0}') is None and cursor.exit == {
+        "type": "exit", "exitCode": 0}  # fmt: skip
 
 
 def test_a_call_knows_whether_it_is_idempotent() -> None:
