@@ -608,3 +608,26 @@ def test_the_sdk_resumes_a_dropped_stream_without_loss(server: ServerProcess) ->
 
     asyncio.run(main())
     assert usage(server, key) == 0
+
+
+def test_sigterm_mid_exec_ends_the_sandboxes_and_their_records(service_box: Box) -> None:
+    database = f"sqlite:///{service_box.base}/sigterm.db"
+    first = ServerProcess(service_box, database=database)
+    key = tenant_key(first, "stopper")
+    with http(first, key) as c:
+        sid = c.post("/v1/sandboxes", json={"pool": RUNC}).json()["id"]
+        eid = c.post(f"/v1/sandboxes/{sid}/execs", json={"command": ["sleep", "60"]}).json()["id"]
+        with c.stream("GET", f"/v1/sandboxes/{sid}/execs/{eid}/events") as stream:
+            assert stream.status_code == 200
+            started = time.monotonic()
+            assert first.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+            assert time.monotonic() - started < 30
+    second = ServerProcess(service_box, database=database)
+    try:
+        with http(second, key) as c:
+            info = c.get(f"/v1/sandboxes/{sid}").json()
+            assert (info["state"], info["reason"]) == ("terminated", "killed")
+            assert usage(second, key) == 0
+            assert c.get("/v1/sandboxes", params={"state": "running"}).json() == []
+    finally:
+        second.stop()
