@@ -433,15 +433,22 @@ def test_a_128_mib_upload_and_download_stream(server: ServerProcess) -> None:
 
 
 @pytest.mark.skipif(not os.environ.get("SANDPOOL_BIG"), reason="moves 1 GiB: SANDPOOL_BIG=1")
-def test_a_1_gib_upload_and_download_stream(service_box: Box) -> None:
-    big = ServerProcess(service_box, database=f"sqlite:///{service_box.base}/big.db")
-    try:
-        key = tenant_key(big, "huge")
-        up, down, peak = _round_trip(big, key, 1 << 30)
-        print(f"1 GiB: upload {up:.2f} s, download {down:.2f} s, server RSS +{peak >> 10} MiB")
-        assert peak < 64 << 10, f"the server grew by {peak >> 10} MiB"
-    finally:
-        big.stop()
+def test_a_1_gib_upload_and_download_stream() -> None:
+    with reachable_tmp_dir() as base:
+        box = Box(base)
+        box.cgroup_parent = f"sandpool-svcbig-{os.getpid()}"
+        box.write_config("gateway:\n  shutdownTimeout: 2\n")
+        big = ServerProcess(box)
+        try:
+            key = tenant_key(big, "huge")
+            up, down, peak = _round_trip(big, key, 1 << 30)
+        finally:
+            big.stop()
+        left = box.leftovers()
+        box.remove_parent_cgroups()
+        assert not left, f"the service leaked: {left}"
+    print(f"1 GiB: upload {up:.2f} s, download {down:.2f} s, server RSS +{peak >> 10} MiB")
+    assert peak < 64 << 10, f"the server grew by {peak >> 10} MiB"
 
 
 def test_uploads_over_the_limit_are_refused_and_leave_nothing(server: ServerProcess) -> None:
