@@ -380,7 +380,10 @@ def declared_only(server: ServerProcess, key: str, target: str, length: int) -> 
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(f"PUT {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
                      f"Content-Length: {length}\r\n\r\n".encode())  # fmt: skip
-        return sock.recv(65536)
+        answer = b""
+        while b"}" not in answer and (chunk := sock.recv(65536)):  # headers, then the body
+            answer += chunk
+        return answer
 
 
 def _rss_kib(pid: int) -> int:

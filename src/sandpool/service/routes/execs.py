@@ -53,6 +53,11 @@ def _request(body: ExecIn) -> ExecRequest:
                        timeout=body.timeout, user=body.user, stdin=body.stdin)  # fmt: skip
 
 
+async def _owned(owner: tuple[SandboxService, TenantRecord], sandbox_id: str) -> None:
+    service, tenant = owner
+    await anyio.to_thread.run_sync(service.owned, tenant, sandbox_id, limiter=STREAM_THREADS)
+
+
 @router.post("", status_code=201, responses=_ERRORS)  # type: ignore[arg-type]
 def start_exec(sandbox_id: str, body: ExecIn, owner: Owner) -> ExecOut:
     """Start ``command`` in the running sandbox (409 when paused or ended)."""
@@ -63,18 +68,15 @@ def start_exec(sandbox_id: str, body: ExecIn, owner: Owner) -> ExecOut:
 
 
 @router.get("/{exec_id}", responses=_ERRORS)  # type: ignore[arg-type]
-def get_exec(sandbox_id: str, exec_id: str, owner: Owner,
-             wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0) -> ExecOut:  # fmt: skip
-    """The exec, once it ended or after ``wait`` seconds (at most 300), whichever is first."""
-    service, tenant = owner
-    service.owned(tenant, sandbox_id)
-    result = service.manager.exec_wait(sandbox_id, exec_id, wait)
+async def get_exec(sandbox_id: str, exec_id: str, owner: Owner,
+                   wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0) -> ExecOut:  # fmt: skip
+    """The exec, once it ended or after ``wait`` seconds (at most 300), whichever is first
+    (the wait holds a stream thread, not one of the handlers')."""
+    service = owner[0]
+    await _owned(owner, sandbox_id)
+    result = await anyio.to_thread.run_sync(service.manager.exec_wait, sandbox_id, exec_id, wait,
+                                            limiter=STREAM_THREADS)  # fmt: skip
     return _out(service, sandbox_id, exec_id, result)
-
-
-async def _owned(owner: tuple[SandboxService, TenantRecord], sandbox_id: str) -> None:
-    service, tenant = owner
-    await anyio.to_thread.run_sync(service.owned, tenant, sandbox_id, limiter=STREAM_THREADS)
 
 
 @router.get("/{exec_id}/events", response_class=StreamingResponse,
