@@ -206,6 +206,10 @@ def test_pause_resume_and_terminate_after_confirmation(running: Running,
     record = running.context.store.sandboxes.get(running.tenant_ids["acme"], box)
     assert record is not None and record.state == "terminated" and record.reason == "killed"
     assert "terminated on request" in text_of(browser, "reason")
+    with httpx.Client(base_url=running.url) as http:  # the wrong state: 409, in words
+        again = http.post(f"/dashboard/sandboxes/{box}/pause",
+                          headers={"Authorization": f"Bearer {running.keys['acme']}"})  # fmt: skip
+        assert again.status_code == 409 and "is terminated" in again.text
     assert console_errors(browser) == []
 
 

@@ -16,7 +16,15 @@ from urllib.parse import parse_qs, quote, urlencode
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
-from sandpool.errors import NotFound, SandpoolError, Unauthenticated
+from sandpool.errors import (
+    Conflict,
+    NotFound,
+    SandboxNotFound,
+    SandboxStateError,
+    SandpoolError,
+    ServiceError,
+    Unauthenticated,
+)
 from sandpool.service.apikeys import Principal
 from sandpool.service.context import context_of
 from sandpool.service.dashboard.failures import recent_failures, run_failures
@@ -57,6 +65,16 @@ def viewer_of(request: Request) -> Principal:
         raise SignInNeeded from None
 
 
+def page_error(exc: SandpoolError) -> ServiceError:
+    """A failure as the page states it: a sandbox or exec that is gone is 404, one in the
+    wrong state for the action 409, the rest as the API states them."""
+    if isinstance(exc, SandboxNotFound):
+        return NotFound(exc.message, hint=exc.hint or "")
+    if isinstance(exc, SandboxStateError):
+        return Conflict(exc.message, hint=exc.hint or "")
+    return as_service_error(exc)
+
+
 def render(request: Request, build: Build, status: int = 200) -> Response:
     """The page ``build`` names, for the signed-in viewer (or the login page, or an error)."""
     started = time.perf_counter()
@@ -70,7 +88,7 @@ def render(request: Request, build: Build, status: int = 200) -> Response:
         target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
         return RedirectResponse(f"/dashboard/login?next={target}", status_code=303)
     except SandpoolError as exc:
-        error = as_service_error(exc)
+        error = page_error(exc)
         template, values, status = "error.html", {"error": error}, error.status
         viewer = None
     values |= {"viewer": viewer, "path": request.url.path}
