@@ -170,23 +170,28 @@ def test_every_page_renders_real_data_without_console_errors(
     assert console_errors(browser) == []
 
 
+def exec_view(driver: WebDriver, selector: str) -> tuple[str, str]:
+    """(data-done, text) of an exec's output element, read in one script (no stale handle)."""
+    found = driver.execute_script(
+        "const e = document.querySelector(arguments[0]);"
+        "return e ? [e.dataset.done, e.innerText] : ['', ''];", selector)  # fmt: skip
+    return str(found[0]), str(found[1])
+
+
 def test_live_output_appears_while_the_exec_runs(running: Running, browser: WebDriver) -> None:
     box = start_sandbox(running, "acme")
     argv = ("sh", "-c", "echo first-line; sleep 12; echo second-line; exit 3")
     sign_in(browser, running, running.keys["acme"])
     exec_id = running.manager.exec_start(box, ExecRequest(argv=argv))
     browser.get(f"{running.url}/dashboard/sandboxes/{box}")
-    output = (By.CSS_SELECTOR, f"#exec-{exec_id} .output")
-    WebDriverWait(browser, 20).until(lambda d: "first-line" in d.find_element(*output).text)
-    live = browser.find_element(*output)
-    assert live.get_attribute("data-done") == "no"  # seen while it still runs
-    assert "second-line" not in live.text
+    selector = f"#exec-{exec_id} .output"
+    WebDriverWait(browser, 20).until(lambda d: "first-line" in exec_view(d, selector)[1])
+    done, text = exec_view(browser, selector)  # one read: htmx swaps the element each second
+    assert done == "no" and "second-line" not in text  # seen while it still runs
     shoot(browser, "sandbox")
-    WebDriverWait(browser, 40).until(
-        lambda d: d.find_element(*output).get_attribute("data-done") == "yes"
-    )
-    assert "second-line" in browser.find_element(*output).text
-    assert "exit 3" in browser.find_element(*output).text
+    WebDriverWait(browser, 40).until(lambda d: exec_view(d, selector)[0] == "yes")
+    done, text = exec_view(browser, selector)
+    assert "second-line" in text and "exit 3" in text
     assert console_errors(browser) == []
 
 

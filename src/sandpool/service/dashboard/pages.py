@@ -78,9 +78,10 @@ def page_error(exc: SandpoolError) -> ServiceError:
 def render(request: Request, build: Build, status: int = 200) -> Response:
     """The page ``build`` names, for the signed-in viewer (or the login page, or an error)."""
     started = time.perf_counter()
+    viewer: Principal | None = None
     try:
-        viewer: Principal | None = viewer_of(request)
-        built = build(viewer)  # type: ignore[arg-type]
+        viewer = viewer_of(request)
+        built = build(viewer)
         if isinstance(built, Response):
             return built
         template, values = built
@@ -90,7 +91,6 @@ def render(request: Request, build: Build, status: int = 200) -> Response:
     except SandpoolError as exc:
         error = page_error(exc)
         template, values, status = "error.html", {"error": error}, error.status
-        viewer = None
     values |= {"viewer": viewer, "path": request.url.path}
     response = dashboard_of(request).templates.TemplateResponse(request, template, values,
                                                                 status_code=status)  # fmt: skip
