@@ -110,6 +110,11 @@ class LiveSandbox:
                                   "kept")  # fmt: skip
         return process
 
+    def exec_processes(self) -> list[ExecProcess]:
+        """The running execs and the last finished ones, oldest first."""
+        with self._lock:
+            return list(self._execs.values())
+
     def running_execs(self) -> list[ExecProcess]:
         """The execs that have not ended."""
         with self._lock:

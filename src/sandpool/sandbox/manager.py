@@ -52,6 +52,7 @@ from sandpool.sandbox.models import (
     EndReason,
     ExecRequest,
     ExecResult,
+    ExecSummary,
     OutputEvent,
     SandboxInfo,
     SandboxRequest,
@@ -214,6 +215,11 @@ class SandboxManager:
         """Wait until every warm pool holds its size; whether it does."""
         return self._warm_pools().wait_ready(timeout)
 
+    def warm_started(self) -> bool:
+        """Whether the warm pools have started (a read that must not start them asks first)."""
+        with self._lock:
+            return self._warm is not None
+
     def warm_stats(self) -> builtins.list[WarmStats]:
         """Each warm pool's counters: size, ready, claims, misses, refills, refill time."""
         return self._warm_pools().stats()
@@ -300,6 +306,13 @@ class SandboxManager:
     def exec_start(self, sandbox_id: str, request: ExecRequest) -> str:
         """Start a process in the sandbox; its exec id (for events, wait, stdin, kill)."""
         return self._sandbox(sandbox_id).start_exec(request).id
+
+    def execs(self, sandbox_id: str) -> builtins.list[ExecSummary]:
+        """The sandbox's running execs and its last finished ones, oldest first."""
+        return [
+            ExecSummary(p.id, p.request.argv, p.result.started_at, p.result if p.done else None)
+            for p in self._sandbox(sandbox_id).exec_processes()
+        ]
 
     def exec_events(self, sandbox_id: str, exec_id: str, stdout_from: int = 0,
                     stderr_from: int = 0, poll: float | None = None,

@@ -17,6 +17,7 @@ __all__ = [
     "EndReason",
     "ExecRequest",
     "ExecResult",
+    "ExecSummary",
     "OutputEvent",
     "SandboxInfo",
     "SandboxRequest",
@@ -201,3 +202,13 @@ class ExecResult:
             "sandboxEnded": self.sandbox_ended, "stdoutDroppedBytes": self.stdout_dropped,
             "stderrDroppedBytes": self.stderr_dropped,
         }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ExecSummary:
+    """One exec of a sandbox as a listing shows it: ``result`` None while it runs."""
+
+    exec_id: str
+    argv: tuple[str, ...]
+    started_at: float
+    result: ExecResult | None

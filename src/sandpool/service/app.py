@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
+from sandpool.service import dashboard
 from sandpool.service.access_log import AccessLog
 from sandpool.service.context import ServiceContext
 from sandpool.service.limits import RequestLimits
@@ -58,6 +59,7 @@ def create_app(context: ServiceContext) -> FastAPI:
     app.state.context = context
     for router in ROUTERS:
         app.include_router(router)
+    dashboard.install(app, context)  # /dashboard (not in the OpenAPI document)
     app.openapi = document  # type: ignore[method-assign]  # the checked-in document, exactly
     install_handlers(app, context.metrics)
     gateway = context.gateway

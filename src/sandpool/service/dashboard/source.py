@@ -1,0 +1,198 @@
+"""Where the dashboard's pages read from and act through: the store's sandbox records (the
+tenant's, or every tenant's for the admin) joined with the live sandboxes of this server's
+``SandboxManager``. The one adapter between the pages and the core: the pages never touch
+the store or the manager themselves.
+
+Thread-safe (the store and the manager are); the pages call it from worker threads."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandpool.errors import NotFound, SandpoolError
+from sandpool.sandbox.manager import SandboxManager
+from sandpool.sandbox.models import ExecSummary, SandboxInfo
+from sandpool.service.apikeys import Principal
+from sandpool.service.context import ServiceContext
+from sandpool.service.dashboard.usage import SandboxUsage, read_usage
+from sandpool.service.dashboard.words import reason_in_words
+from sandpool.store.records import SandboxRecord
+from sandpool.store.sandbox_listing import SandboxFilter, SandboxListing, SandboxPage, tenants_of
+
+__all__ = ["ACTIONS", "DashboardSource", "ExecOutput", "SandboxDetail", "SandboxRow"]
+
+ACTIONS = ("terminate", "pause", "resume")
+OUTPUT_SHOWN = 64 * 1024  # bytes of each stream a page shows (the end of it)
+
+
+@dataclass(frozen=True)
+class SandboxRow:
+    """One sandbox as the list shows it (the record, its state fresher from the manager)."""
+
+    id: str
+    tenant: str
+    pool: str
+    image: str
+    state: str
+    reason: str | None
+    labels: dict[str, str]
+    created_at: float
+    ended_at: float | None
+
+    @property
+    def reason_words(self) -> str:
+        """Why it is in its state, in words."""
+        return reason_in_words(self.reason)
+
+
+@dataclass(frozen=True)
+class SandboxDetail:
+    """One sandbox's page: its row, what the manager knows, its execs and usage."""
+
+    row: SandboxRow
+    info: SandboxInfo | None
+    execs: list[ExecSummary] = field(default_factory=list)
+    usage: SandboxUsage | None = None
+
+
+@dataclass(frozen=True)
+class ExecOutput:
+    """The end of an exec's output so far, and whether it has ended."""
+
+    exec_id: str
+    stdout: str
+    stderr: str
+    done: bool
+    exit_code: int | None
+
+
+class DashboardSource:
+    """The dashboard's reads and actions for one server (see the module docstring)."""
+
+    def __init__(self, context: ServiceContext) -> None:
+        self.context = context
+        self.listing = SandboxListing(context.store.engine)
+
+    # ---- the live side -----------------------------------------------------------------
+
+    def manager(self) -> SandboxManager | None:
+        """This server's sandbox manager (None for an executor without one, as in tests)."""
+        sandpool = getattr(self.context.runs.executor, "sandpool", None)
+        if sandpool is None or self.context.stopping:
+            return None
+        manager = sandpool.sandboxes
+        assert isinstance(manager, SandboxManager)
+        return manager
+
+    def infos(self) -> list[SandboxInfo]:
+        """Every sandbox the manager knows (live, then recently ended)."""
+        manager = self.manager()
+        return [] if manager is None else manager.list()
+
+    def scoped_infos(self, viewer: Principal) -> list[SandboxInfo]:
+        """The manager's sandboxes ``viewer`` may see (a tenant: those recorded as its own)."""
+        infos = self.infos()
+        if viewer.tenant is None:
+            return infos
+        owners = tenants_of(self.context.store.engine, [i.id for i in infos])
+        return [i for i in infos if owners.get(i.id) == viewer.tenant.id]
+
+    def counts_by_tenant(self) -> Counter[tuple[str, str]]:
+        """(tenant id or '', state) -> live sandboxes now (the history sampler's figure)."""
+        infos = self.infos()
+        owners = tenants_of(self.context.store.engine, [i.id for i in infos])
+        return Counter((owners.get(i.id, ""), i.state.value) for i in infos)
+
+    # ---- sandboxes ---------------------------------------------------------------------
+
+    def tenant_names(self) -> dict[str, str]:
+        """Tenant id -> name."""
+        return {t.id: t.name for t in self.context.store.tenants.list()}
+
+    def page(self, viewer: Principal, wanted: SandboxFilter, offset: int,
+             limit: int) -> tuple[list[SandboxRow], SandboxPage]:  # fmt: skip
+        """One page of the sandboxes ``viewer`` may see, matching ``wanted``."""
+        tenant_id = viewer.tenant.id if viewer.tenant is not None else wanted.tenant_id
+        scoped = SandboxFilter(tenant_id, wanted.pool, wanted.state, wanted.label)
+        found = self.listing.page(scoped, offset, limit)
+        names = self.tenant_names()
+        live = {i.id: i for i in self.infos()}
+        return [self._row(r, names, live.get(r.id)) for r in found.records], found
+
+    def _row(self, record: SandboxRecord, names: dict[str, str],
+             info: SandboxInfo | None) -> SandboxRow:  # fmt: skip
+        state, reason = record.state, record.reason
+        if info is not None:
+            state = info.state.value
+            reason = info.reason.value if info.reason else reason
+        return SandboxRow(record.id, names.get(record.tenant_id, record.tenant_id), record.pool,
+                          record.image or (info.image if info else ""), state, reason,
+                          dict(record.labels), record.created_at,
+                          info.ended_at if info and info.ended_at else record.ended_at)  # fmt: skip
+
+    def record(self, viewer: Principal, sandbox_id: str) -> SandboxRecord:
+        """The record, or NotFound (also for another tenant's: never say it exists)."""
+        tenant_id = viewer.tenant.id if viewer.tenant is not None else None
+        record = self.listing.get(sandbox_id, tenant_id)
+        if record is None:
+            raise NotFound(f"no sandbox with id '{sandbox_id}'",
+                           hint="the sandboxes page lists yours")  # fmt: skip
+        return record
+
+    def _info(self, sandbox_id: str) -> SandboxInfo | None:
+        manager = self.manager()
+        if manager is None:
+            return None
+        with contextlib.suppress(SandpoolError):
+            return manager.get(sandbox_id)
+        return None
+
+    def detail(self, viewer: Principal, sandbox_id: str) -> SandboxDetail:
+        """One sandbox's page data."""
+        record = self.record(viewer, sandbox_id)
+        info = self._info(sandbox_id)
+        row = self._row(record, self.tenant_names(), info)
+        manager = self.manager()
+        if info is None or manager is None or info.state.value == "terminated":
+            return SandboxDetail(row, info)
+        execs: list[ExecSummary] = []
+        with contextlib.suppress(SandpoolError):
+            execs = manager.execs(sandbox_id)
+        usage = read_usage(Path(self.context.config.state_dir), sandbox_id)
+        return SandboxDetail(row, info, execs, usage)
+
+    def exec_output(self, viewer: Principal, sandbox_id: str, exec_id: str) -> ExecOutput:
+        """What the exec wrote so far (the end of each stream), without waiting."""
+        self.record(viewer, sandbox_id)
+        manager = self.manager()
+        if manager is None:
+            raise NotFound(f"sandbox {sandbox_id} is not running here", hint="")
+        chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
+        done = True
+        for event in manager.exec_events(sandbox_id, exec_id, poll=0.0):
+            if event is None:
+                done = False
+                break
+            chunks[event.stream].append(event.data)
+        result = manager.exec_wait(sandbox_id, exec_id, timeout=0) if done else None
+        text = {k: b"".join(v)[-OUTPUT_SHOWN:].decode(errors="replace") for k, v in chunks.items()}
+        return ExecOutput(exec_id, text["stdout"], text["stderr"], result is not None,
+                          result.exit_code if result else None)  # fmt: skip
+
+    def act(self, viewer: Principal, sandbox_id: str, action: str) -> SandboxInfo:
+        """Terminate, pause or resume the sandbox, and keep its record in step."""
+        self.record(viewer, sandbox_id)
+        manager = self.manager()
+        if manager is None or action not in ACTIONS:
+            raise NotFound(f"sandbox {sandbox_id} is not running here", hint="")
+        info = getattr(manager, action)(sandbox_id)
+        assert isinstance(info, SandboxInfo)
+        ended = {"ended_at": info.ended_at or time.time()} if action == "terminate" else {}
+        self.context.store.sandboxes.set_state(
+            sandbox_id, info.state.value, reason=info.reason.value if info.reason else None,
+            **ended)  # fmt: skip
+        return info

@@ -1,0 +1,129 @@
+"""The dashboard without containers: sign-in and sessions, tenant scoping of the records,
+paging and filters, and the charts' markup (the browser tests run real sandboxes)."""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+
+from sandpool.sandbox.models import SandboxInfo, SandboxState
+from sandpool.service.dashboard.charts import bar_chart, grouped_bars, line_chart
+from sandpool.service.dashboard.figures import start_histogram
+from sandpool.service.dashboard.session import SessionBook
+from sandpool.store import SandboxRecord
+from sandpool.store.sandbox_listing import SandboxFilter, SandboxListing
+from tests.unit.service.conftest import ADMIN, Api
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def _records(api: Api, tenant: str, count: int, **fields: object) -> list[str]:
+    tenant_id = api.context.store.tenants.by_name(tenant).id
+    now, ids = time.time(), []
+    for i in range(count):
+        ident = f"{tenant}-{i:03d}"
+        api.context.store.sandboxes.add(SandboxRecord(
+            id=ident, tenant_id=tenant_id, pool="default", state="running",
+            created_at=now - i, labels={"n": str(i % 3)}, **fields))  # type: ignore[arg-type]  # fmt: skip
+        ids.append(ident)
+    return ids
+
+
+def _sign_in(api: Api, headers: dict[str, str]) -> None:
+    key = headers["Authorization"].removeprefix("Bearer ")
+    answer = api.http.post("/dashboard/login", content=f"key={key}&next=/dashboard/sandboxes",
+                           headers=FORM, follow_redirects=False)  # fmt: skip
+    assert answer.status_code == 303 and answer.headers["location"] == "/dashboard/sandboxes"
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/dashboard" in cookie
+
+
+def test_a_page_without_a_session_sends_to_the_login_page(api: Api) -> None:
+    answer = api.http.get("/dashboard/sandboxes?state=running", follow_redirects=False)
+    assert answer.status_code == 303
+    assert (
+        answer.headers["location"] == "/dashboard/login?next=/dashboard/sandboxes%3Fstate%3Drunning"
+    )
+    bad = api.http.post("/dashboard/login", content="key=sp_x_y", headers=FORM)
+    assert bad.status_code == 401 and "unknown API key" in bad.text
+
+
+def test_a_session_sees_only_its_tenants_records_and_the_admin_all(api: Api) -> None:
+    acme, globex = api.tenant("acme"), api.tenant("globex")
+    mine, theirs = _records(api, "acme", 3), _records(api, "globex", 2)
+    _sign_in(api, acme)
+    page = api.http.get("/dashboard/sandboxes")
+    assert all(i in page.text for i in mine) and not any(i in page.text for i in theirs)
+    hidden = api.http.get(f"/dashboard/sandboxes/{theirs[0]}")
+    assert hidden.status_code == 404 and "no sandbox with id" in hidden.text
+    assert api.http.get(f"/dashboard/sandboxes/{mine[0]}").status_code == 200
+    everyone = api.http.get("/dashboard/sandboxes", headers=ADMIN)
+    assert all(i in everyone.text for i in mine + theirs)
+    assert globex  # its key exists, unused here
+
+
+def test_a_revoked_key_ends_its_sessions(api: Api) -> None:
+    acme = api.tenant("acme")
+    _sign_in(api, acme)
+    assert api.http.get("/dashboard/pools").status_code == 200
+    key_id = api.http.get("/v1/me", headers=acme).json()["keyId"]
+    assert api.http.delete(f"/v1/keys/{key_id}", headers=ADMIN).status_code == 200
+    answer = api.http.get("/dashboard/pools", follow_redirects=False)
+    assert answer.status_code == 303 and "/dashboard/login" in answer.headers["location"]
+
+
+def test_login_never_redirects_off_the_dashboard(api: Api) -> None:
+    key = api.tenant("acme")["Authorization"].removeprefix("Bearer ")
+    answer = api.http.post("/dashboard/login", content=f"key={key}&next=https://evil.example/",
+                           headers=FORM, follow_redirects=False)  # fmt: skip
+    assert answer.headers["location"] == "/dashboard/pools"
+
+
+def test_the_listing_pages_filters_and_counts(api: Api) -> None:
+    api.tenant("acme"), api.tenant("globex")
+    _records(api, "acme", 120)
+    _records(api, "globex", 5)
+    listing = SandboxListing(api.context.store.engine)
+    acme_id = api.context.store.tenants.by_name("acme").id
+    first = listing.page(SandboxFilter(tenant_id=acme_id), 0, 50)
+    second = listing.page(SandboxFilter(tenant_id=acme_id), 50, 50)
+    assert first.total == 120 and [r.id for r in first.records][:2] == ["acme-000", "acme-001"]
+    assert second.records[0].id == "acme-050"
+    assert listing.page(SandboxFilter(), 0, 10).total == 125
+    labelled = listing.page(SandboxFilter(tenant_id=acme_id, label=("n", "1")), 0, 200)
+    assert labelled.total == 40 and all(r.labels["n"] == "1" for r in labelled.records)
+    assert listing.page(SandboxFilter(state="paused"), 0, 10).total == 0
+    assert listing.get("globex-000", acme_id) is None
+
+
+def test_state_reasons_are_in_words(api: Api) -> None:
+    acme = api.tenant("acme")
+    (ident,) = _records(api, "acme", 1, reason="idle")
+    page = api.http.get(f"/dashboard/sandboxes/{ident}", headers=acme)
+    assert "it was idle longer than its idle timeout" in page.text
+
+
+def test_sessions_expire() -> None:
+    book = SessionBook(max_age=0.05)
+    token = book.open("sp_key")
+    assert book.key_of(token) == "sp_key"
+    time.sleep(0.1)
+    assert book.key_of(token) is None and book.key_of(None) is None
+
+
+def test_charts_are_well_formed_svg_with_escaped_names() -> None:
+    charts = [line_chart([1.0, 2.0], {"<run>": [0, 2]}, "t"), line_chart([], {}, "t"),
+              grouped_bars(["a", "b"], {"p&q": [1, 0]}, "t"), grouped_bars([], {}, "t"),
+              bar_chart({"<x>": 3.0}, "t"), bar_chart({}, "t")]  # fmt: skip
+    for chart in charts:
+        root = ET.fromstring(str(chart))
+        assert root.tag.endswith("svg")
+    assert "&lt;run&gt;" in line_chart([1.0, 2.0], {"<run>": [0, 2]}, "t")
+
+
+def test_start_latency_falls_in_its_bucket() -> None:
+    info = SandboxInfo("sb", "default", "runc", None, "img", state=SandboxState.RUNNING,
+                       created_at=100.0, ready_at=100.3)  # fmt: skip
+    slow = SandboxInfo("sb2", "default", "runc", None, "img", state=SandboxState.RUNNING,
+                       created_at=100.0, ready_at=160.0)  # fmt: skip
+    assert start_histogram([info, slow])["default"] == [0, 0, 1, 0, 0, 0, 0, 1]
