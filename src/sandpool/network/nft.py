@@ -3,7 +3,8 @@ the host side of its veth, where nothing in the container can reach them.
 
 Always, whatever the policy: nothing from the veth reaches the host itself (``input``: only
 the DNS filter's port on the gateway address), no IPv6 leaves, no spoofed source, nothing
-goes to another sandbox's veth or to a refused range; nothing enters the veth unasked. Then
+goes to another sandbox's veth or to a refused range; nothing enters the veth unasked (TCP
+gets a reset, the rest ICMP admin-prohibited, whichever sandbox's table sees it first). Then
 the ``policy`` chain: ``accept`` (open) or the allow sets (allow). A policy change rewrites
 that chain and the sets in one transaction; every packet is checked, so it takes effect at
 once, for open connections too.
@@ -84,7 +85,7 @@ def create_table(names: ContainerNames, lease: Lease, refused: tuple[str, ...],
   chain forward {{ type filter hook forward priority filter - 10; policy accept;
     iifname "{veth}" jump sp_egress
     oifname "{veth}" ct state established,related accept
-    oifname "{veth}" drop
+    oifname "{veth}" jump sp_refuse
   }}
   chain sp_egress {{
     meta nfproto != ipv4 drop

@@ -128,6 +128,10 @@ class Sandbox:
         """Kill a background exec (137)."""
         self.manager.exec_kill(self.id, exec_id)
 
+    def set_network(self, network: str | None, allow: Sequence[str] | None = None) -> SandboxInfo:
+        """Change its network policy now (``SandboxManager.set_network``)."""
+        return self.manager.set_network(self.id, network, allow)
+
     def pause(self) -> SandboxInfo:
         """Freeze it."""
         return self.manager.pause(self.id)

@@ -1,0 +1,182 @@
+"""Network policies of long-lived sandboxes (runc and gVisor): created with a policy, reaching
+what it allows and nothing else, changed while they run, bytes counted, the host, a
+metadata-like address and other sandboxes refused under every policy; nothing left behind,
+even after a SIGKILLed ``sandpool serve`` and ``gc``. Only loopback and the namespaces the
+tests create are ever addressed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandpool.api import Sandpool
+from sandpool.network.addresses import find
+from sandpool.sandbox import Sandbox as SandboxHandle
+from tests.integration.conftest import Sandbox
+from tests.integration.network.conftest import network_config, network_leftovers
+from tests.integration.network.probe import PROBE
+from tests.integration.network.testnet import Upstream
+from tests.integration.test_run_cli import SANDPOOL, Server
+
+pytestmark = [pytest.mark.root, pytest.mark.timeout(300)]
+POOLS = [pytest.param("performance", marks=pytest.mark.runc, id="runc"),
+         pytest.param("default", marks=pytest.mark.runsc, id="gvisor")]  # fmt: skip
+
+
+def probe(box: SandboxHandle, *targets: str) -> dict[str, str]:
+    result = box.exec(["python3", "-c", PROBE, *targets], timeout=90)
+    assert result.exit_code == 0, (result.error, result.stderr)
+    outcome: dict[str, str] = json.loads(result.stdout.decode().strip().splitlines()[-1])
+    return outcome
+
+
+def tcp(host: str, port: int = 8080) -> str:
+    return f"tcp:{host}:{port}"
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_sandbox_allow_by_port_and_domain(net_sp: Sandpool, upstream: Upstream,
+                                          host_service: int, pool: str,
+                                          net_no_leaks: Sandbox) -> None:  # fmt: skip
+    """An allow-list sandbox reaches an address on the allowed port only, a domain's address
+    only once its DNS filter resolved it (the grant outlives the exec), and never the host
+    or a metadata-like address, even when its range is allowed."""
+    allow = [f"{upstream.a}:8081", "*.wild.test", "169.254.0.0/16"]
+    with net_sp.create_sandbox(pool, network="allow", allow=allow) as box:
+        info = box.info()
+        normalised = (f"{upstream.a}/32:8081", "*.wild.test", "169.254.0.0/16")
+        assert (info.network, info.allow) == ("allow", normalised)
+        seen = probe(box, tcp(upstream.a, 8081), tcp(upstream.a), tcp(upstream.b),
+                     "dns:other.test", tcp(upstream.metadata),
+                     tcp(upstream.host, host_service))  # fmt: skip
+        assert seen[tcp(upstream.a, 8081)] == "ok"
+        assert seen[tcp(upstream.a)] == "ECONNREFUSED"  # that address, another port
+        assert seen[tcp(upstream.b)] == "ECONNREFUSED"  # not resolved yet
+        assert seen["dns:other.test"] == "nxdomain"
+        assert seen[tcp(upstream.metadata)] == "ECONNREFUSED"
+        assert seen[tcp(upstream.host, host_service)] == "ECONNREFUSED"
+        assert probe(box, "dns:x.wild.test")["dns:x.wild.test"] == upstream.b
+        assert probe(box, tcp(upstream.b))[tcp(upstream.b)] == "ok"  # a later exec
+        counted = box.info()
+        assert counted.network_bytes_out and counted.network_bytes_in
+        assert counted.network_bytes_out > (info.network_bytes_out or 0)
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_sandbox_policy_changes_while_it_runs(net_sp: Sandpool, upstream: Upstream, pool: str,
+                                              net_no_leaks: Sandbox) -> None:  # fmt: skip
+    """Refused, then allowed by CIDR (the other address still refused), then refused again:
+    each change through the manager applies to the next connection."""
+    with net_sp.create_sandbox(pool, network="allow") as box:
+        assert probe(box, tcp(upstream.a))[tcp(upstream.a)] == "ECONNREFUSED"
+        changed = net_sp.sandboxes.set_network(box.id, "allow", [f"{upstream.a}/32"])
+        assert (changed.network, changed.allow) == ("allow", (f"{upstream.a}/32",))
+        seen = probe(box, tcp(upstream.a), tcp(upstream.b))
+        assert (seen[tcp(upstream.a)], seen[tcp(upstream.b)]) == ("ok", "ECONNREFUSED")
+        assert box.set_network("allow", []).allow == ()
+        assert probe(box, tcp(upstream.a))[tcp(upstream.a)] == "ECONNREFUSED"
+        box.set_network("open")
+        assert probe(box, tcp(upstream.b))[tcp(upstream.b)] == "ok"
+        with pytest.raises(Exception, match="cannot go to network 'none'"):
+            box.set_network("none")
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_sandbox_open_and_none_refuse_the_host_metadata_and_other_sandboxes(
+    net_sp: Sandpool,
+    sandbox: Sandbox,
+    upstream: Upstream,
+    host_service: int,
+    pool: str,
+    net_no_leaks: Sandbox,
+) -> None:
+    refused = [tcp(upstream.metadata), tcp(upstream.host, host_service)]
+    with net_sp.create_sandbox(pool, network="open") as box, \
+            net_sp.create_sandbox(pool, network="open") as other:  # fmt: skip
+        other.start(["python3", "-c", LISTEN])
+        peer = find(sandbox.state_dir, NET_RANGE.format(n=os.getpid() % 250), other.id)
+        assert peer is not None
+        time.sleep(1.0)  # its server listens
+        seen = probe(box, tcp(upstream.a), tcp(peer.address, 9000), *refused)
+        assert seen[tcp(upstream.a)] == "ok"
+        assert seen[tcp(peer.address, 9000)] == "ECONNREFUSED"  # no sandbox-to-sandbox, fast
+        assert all(seen[t] == "ECONNREFUSED" for t in refused), seen
+        assert probe(other, tcp("127.0.0.1", 9000))[tcp("127.0.0.1", 9000)] == "ok"  # it ran
+    with net_sp.create_sandbox(pool) as box:  # the default: none
+        info = box.info()
+        assert (info.network, info.network_bytes_in) == ("none", None)
+        seen = probe(box, tcp(upstream.a), *refused)
+        assert all(v in ("ENETUNREACH", "EHOSTUNREACH") for v in seen.values()), seen
+
+
+NET_RANGE = "10.213.{n}.0/24"  # network_config's addressRange
+LISTEN = r"""
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 9000)); s.listen(8)
+while True:
+    c, _ = s.accept(); c.sendall(b"hello"); c.close()
+"""
+
+
+def _cli(config: Path, socket: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "SANDPOOL_CONFIG": str(config), "SANDPOOL_SOCKET": str(socket)}
+    return subprocess.run([SANDPOOL, "sandbox", *args], capture_output=True, env=env,
+                          timeout=120, check=False)  # fmt: skip
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_sandbox_network_cli_then_sigkilled_server_and_gc(
+    sandbox: Sandbox, net_sp: Sandpool, upstream: Upstream, pool: str, tmp_path: Path
+) -> None:
+    """`sandbox create --network/--allow`, `sandbox network`, `inspect` through a real
+    `sandpool serve`; bad flags are one line and 125; after the server is SIGKILLed, its
+    sandbox's namespace, veth, table and lease are left, and `gc` removes them all.
+    (`sandpool sandbox` runs the bad flags' checks in the client: usage errors, 125.)"""
+    config, socket = network_config(sandbox, upstream), tmp_path / "serve.sock"
+    server = Server(socket, tmp_path / "serve.log")
+    try:
+        done = _cli(config, socket, "create", "--pool", pool, "--allow", f"{upstream.a}:8080")
+        assert done.returncode == 0, done.stderr
+        box = done.stdout.decode().strip()
+        code = f"import socket; socket.create_connection(('{upstream.b}', 8080), timeout=3)"
+        assert _cli(config, socket, "exec", box, "python3", "-c", code).returncode == 1
+        assert _cli(config, socket, "network", box, "--allow", upstream.b).returncode == 0
+        assert _cli(config, socket, "exec", box, "python3", "-c", code).returncode == 0
+        shown = json.loads(_cli(config, socket, "inspect", box, "--json").stdout)
+        assert (shown["network"], shown["allow"]) == ("allow", [f"{upstream.b}/32"])
+        assert shown["networkBytesOut"] > 0
+        for bad, named in ((("create", "--pool", pool, "--allow", "not a host"), b"--allow"),
+                           (("network", box, "--allow", "::1"), b"IPv6"),
+                           (("network", box), b"--network")):  # fmt: skip
+            wrong = _cli(config, socket, *bad)
+            error = [line for line in wrong.stderr.splitlines() if line.startswith(b"Error")]
+            assert wrong.returncode == 125 and len(error) == 1 and named in error[0], wrong.stderr
+            assert b"Traceback" not in wrong.stderr
+    finally:
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait()
+    assert network_leftovers(sandbox.state_dir) != []  # the crash left it behind ...
+    net_sp.gc()
+    assert network_leftovers(sandbox.state_dir) == []  # ... and gc removed it all
+    assert sandbox.leftovers() == []
+
+
+@pytest.fixture(scope="module")
+def host_service(upstream: Upstream) -> Iterator[int]:
+    """A TCP service of the host itself, on its end of the test veth (port 8091)."""
+    import socket
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind((upstream.host, 8091))
+    server.listen(16)
+    yield 8091
+    server.close()
