@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from sandpool.api import Sandpool
+from sandpool.config import LoadedConfig
 from sandpool.network.addresses import find
 from sandpool.sandbox import Sandbox as SandboxHandle
 from tests.integration.conftest import Sandbox
-from tests.integration.network.conftest import network_config, network_leftovers
+from tests.integration.network.conftest import network_config, network_leftovers, veths
 from tests.integration.network.probe import PROBE
 from tests.integration.network.testnet import Upstream
 from tests.integration.test_run_cli import SANDPOOL, Server
@@ -180,3 +181,71 @@ def host_service(upstream: Upstream) -> Iterator[int]:
     server.listen(16)
     yield 8091
     server.close()
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_adopted_sandbox_keeps_its_dns_filter(sandbox: Sandbox, net_sp: Sandpool,
+                                              upstream: Upstream, pool: str,
+                                              tmp_path: Path) -> None:  # fmt: skip
+    """A SIGKILLed server's networked sandbox, adopted by the next server, resolves its
+    allowed names again (its DNS filter now runs there) and reaches what they resolve to."""
+    config, socket = network_config(sandbox, upstream), tmp_path / "serve.sock"
+    first = Server(socket, tmp_path / "first.log")
+    try:
+        done = _cli(config, socket, "create", "--pool", pool, "--allow", "api.test")
+        assert done.returncode == 0, done.stderr
+        box = done.stdout.decode().strip()
+    finally:
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait()
+    second = Server(socket, tmp_path / "second.log")
+    try:
+        done = _cli(config, socket, "exec", box, "python3", "-c", PROBE, "dns:api.test",
+                    tcp(upstream.a), tcp(upstream.b))  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        seen = json.loads(done.stdout.decode().strip().splitlines()[-1])
+        assert seen == {"dns:api.test": upstream.a, tcp(upstream.a): "ok",
+                        tcp(upstream.b): "ECONNREFUSED"}  # fmt: skip
+        assert _cli(config, socket, "rm", box).returncode == 0
+    finally:
+        assert second.stop() == 0, second.log.read_text()
+    assert network_leftovers(sandbox.state_dir) == []
+    assert sandbox.leftovers() == []
+
+
+def _warm_config(sandbox: Sandbox, upstream: Upstream, runtime: str) -> Path:
+    """The network config plus a pool whose default is an allow-list, one sandbox warm."""
+    path = network_config(sandbox, upstream)
+    extra = f"      containerRuntimeConfig:\n        gvisorRoot: {sandbox.gvisor_root}\n"
+    path.write_text(path.read_text() + (
+        f"    netwarm:\n      containerRuntime: {runtime}\n"
+        f"{extra if runtime == 'gvisor' else ''}"
+        f"      containerDefaults:\n        network: allow\n        allow: ['{upstream.a}']\n"
+        "      warmPool:\n        size: 1\n"))  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize(
+    "runtime",
+    [pytest.param("runc", marks=pytest.mark.runc), pytest.param("gvisor", marks=pytest.mark.runsc)],
+)
+def test_pool_default_policy_and_warm_sandboxes(sandbox: Sandbox, upstream: Upstream,
+                                                runtime: str) -> None:  # fmt: skip
+    """A pool's containerDefaults.network/allow apply to its sandboxes, warm ones included:
+    a create with the default policy claims the warm one, another policy starts cold."""
+    config = LoadedConfig.load([str(_warm_config(sandbox, upstream, runtime))], {}).resolved
+    before = veths()
+    with Sandpool(config) as sp:
+        assert sp.sandboxes.wait_warm(90)
+        with sp.create_sandbox("netwarm") as box:
+            assert (box.info().network, box.info().allow) == ("allow", (f"{upstream.a}/32",))
+            seen = probe(box, tcp(upstream.a), tcp(upstream.b))
+            assert (seen[tcp(upstream.a)], seen[tcp(upstream.b)]) == ("ok", "ECONNREFUSED")
+        with sp.create_sandbox("netwarm", network="open") as box:
+            assert box.info().network == "open"
+            assert probe(box, tcp(upstream.b))[tcp(upstream.b)] == "ok"
+        (stats,) = sp.sandboxes.warm_stats()
+        assert (stats.claims, stats.misses) == (1, 1)
+    assert network_leftovers(sandbox.state_dir) == []
+    assert veths() - before == set()
+    assert sandbox.leftovers() == []
