@@ -1,4 +1,4 @@
-"""``sandpool sandbox create|ls|inspect|exec|cp|network|pause|resume|rm``: long-lived sandboxes.
+"""``sandpool sandbox create|ls|inspect|exec|cp|network|expose|pause|resume|rm``: sandboxes.
 
 Every command goes to the running ``sandpool serve`` (``warm.sandbox_ops``), which owns the
 sandboxes, so they outlive this process. Without a server the command fails (125) and says
@@ -104,6 +104,20 @@ def create(config_files: tuple[str, ...], pool: str, image: str | None, cpu: flo
             "allow": list(allow) if allow else None}  # fmt: skip
     result, code = _call("create", args, config_files)
     _finish(result, code, as_json, result["id"] if result else None)
+
+
+@sandbox.command(cls=RunCommand)
+@config_option
+@_json_option
+@click.argument("sandbox_id", metavar="ID")
+@click.argument("port", type=click.IntRange(1, 65535))
+def expose(config_files: tuple[str, ...], as_json: bool, sandbox_id: str, port: int) -> None:
+    """Make a sandbox's TCP PORT reachable on this host's loopback (while it runs and the
+    server serves it); prints HOST:PORT to connect to."""
+    result, code = _call("expose", {"id": sandbox_id, "port": port}, config_files)
+    found = [f"{p['host']}:{p['hostPort']}" for p in (result or {}).get("ports", [])
+             if p["port"] == port]  # fmt: skip
+    _finish(result, code, as_json, found[0] if found else None)
 
 
 @sandbox.command(name="network", cls=RunCommand)

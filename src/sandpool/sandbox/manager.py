@@ -245,6 +245,13 @@ class SandboxManager:
         sandbox.set_network(asked_policy(self.config.pool(sandbox.info.pool), network, allow))
         return sandbox.snapshot()
 
+    def expose_port(self, sandbox_id: str, port: int) -> SandboxInfo:
+        """Make the sandbox's TCP ``port`` reachable on the host's loopback, at the address in
+        its ``ports`` (a networked sandbox only; until it ends, or this process does)."""
+        sandbox = self._sandbox(sandbox_id)
+        sandbox.expose_port(port)
+        return sandbox.snapshot()
+
     def pause(self, sandbox_id: str) -> SandboxInfo:
         """Freeze the sandbox (TTL keeps running, the idle timer stops)."""
         sandbox = self._sandbox(sandbox_id)
@@ -435,7 +442,7 @@ class SandboxManager:
             return False  # the pool's runtime root or flags changed: it cannot be reached
         owned = dataclasses.replace(record, owner_pid=me, owner_start=process_start_time(me) or 0)
         owned.save(directory)
-        info.last_activity = time.time()
+        info.last_activity, info.ports = time.time(), ()  # the dead owner's forwards went
         network = reattach_network(info, directory, self.state_dir, self.config.pool(info.pool))
         sandbox = LiveSandbox(info, runtime, directory, self.state_dir, pid, start, limit,
                               network)  # fmt: skip

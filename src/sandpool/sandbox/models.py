@@ -113,6 +113,7 @@ class SandboxInfo:
     allow: tuple[str, ...] = ()
     network_bytes_in: int | None = None  # host side of its veth (None: network none)
     network_bytes_out: int | None = None
+    ports: tuple[tuple[int, str, int], ...] = ()  # exposed: (its port, host address, host port)
 
     @property
     def deadline(self) -> float | None:
@@ -133,6 +134,7 @@ class SandboxInfo:
             "endedAt": iso(self.ended_at), "lastActivity": iso(self.last_activity),
             "oomKills": self.oom_kills, "network": self.network, "allow": list(self.allow),
             "networkBytesIn": self.network_bytes_in, "networkBytesOut": self.network_bytes_out,
+            "ports": [{"port": p, "host": h, "hostPort": hp} for p, h, hp in self.ports],
         }  # fmt: skip
 
     def to_record(self) -> dict[str, Any]:
@@ -143,6 +145,7 @@ class SandboxInfo:
         data["env"] = list(self.env)
         data["exec_env"] = list(self.exec_env)
         data["allow"] = list(self.allow)
+        data["ports"] = [list(p) for p in self.ports]
         return data
 
     @classmethod
@@ -154,6 +157,7 @@ class SandboxInfo:
         data["env"] = tuple(data.get("env") or ())
         data["exec_env"] = tuple(data.get("exec_env") or ())
         data["allow"] = tuple(data.get("allow") or ())
+        data["ports"] = tuple((int(p), str(h), int(hp)) for p, h, hp in data.get("ports") or ())
         data["labels"] = {str(k): str(v) for k, v in dict(data.get("labels") or {}).items()}
         return cls(**data)
 

@@ -75,6 +75,10 @@ def _allow(a: dict[str, Any]) -> tuple[str, ...] | None:
     return None if allow is None else tuple(str(x) for x in allow)
 
 
+def _expose(sp: Sandpool, a: dict[str, Any], fds: list[int], conn: socket.socket) -> Reply:
+    return sp.sandboxes.expose_port(str(a["id"]), a.get("port")).to_json(), 0
+
+
 def _network(sp: Sandpool, a: dict[str, Any], fds: list[int], conn: socket.socket) -> Reply:
     info = sp.sandboxes.set_network(str(a["id"]), a.get("network"), _allow(a))
     return info.to_json(), 0
@@ -171,4 +175,5 @@ OPS: dict[str, Callable[[Sandpool, dict[str, Any], list[int], socket.socket], Re
     "exec": _exec,
     "cp": _cp,
     "network": _network,
+    "expose": _expose,
 }

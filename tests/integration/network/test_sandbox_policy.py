@@ -18,6 +18,7 @@ import pytest
 
 from sandpool.api import Sandpool
 from sandpool.config import LoadedConfig
+from sandpool.errors import SandboxError
 from sandpool.network.addresses import find
 from sandpool.sandbox import Sandbox as SandboxHandle
 from tests.integration.conftest import Sandbox
@@ -154,6 +155,9 @@ def test_sandbox_network_cli_then_sigkilled_server_and_gc(
         shown = json.loads(_cli(config, socket, "inspect", box, "--json").stdout)
         assert (shown["network"], shown["allow"]) == ("allow", [f"{upstream.b}/32"])
         assert shown["networkBytesOut"] > 0
+        exposed = _cli(config, socket, "expose", box, "9000")
+        assert exposed.returncode == 0 and exposed.stdout.startswith(b"127.0.0.1:"), exposed
+        assert _cli(config, socket, "expose", box, "0").returncode == 125
         for bad, named in ((("create", "--pool", pool, "--allow", "not a host"), b"--allow"),
                            (("network", box, "--allow", "::1"), b"IPv6"),
                            (("network", box), b"--network")):  # fmt: skip
@@ -249,3 +253,42 @@ def test_pool_default_policy_and_warm_sandboxes(sandbox: Sandbox, upstream: Upst
     assert network_leftovers(sandbox.state_dir) == []
     assert veths() - before == set()
     assert sandbox.leftovers() == []
+
+
+def _greeting(address: tuple[str, int]) -> str:
+    """What a TCP server at ``address`` says first ("hello…"), else the errno name."""
+    import errno
+    import socket
+
+    try:
+        with socket.create_connection(address, timeout=5) as conn:
+            return conn.recv(64).decode()
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno or 0, str(exc))
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_exposed_port_is_reachable_from_the_host_and_nothing_else_is(
+    net_sp: Sandpool, sandbox: Sandbox, pool: str, net_no_leaks: Sandbox
+) -> None:
+    """A sandbox that may reach nothing serves on 9000: exposed, the host reaches it on
+    loopback; a plain host socket to its address is refused; after it ends, so is the port.
+    A sandbox without a network, or a bad port, is one clear error."""
+    with net_sp.create_sandbox(pool, network="allow") as box:
+        box.start(["python3", "-c", LISTEN])
+        host, port = box.expose_port(9000)
+        assert host == "127.0.0.1"
+        deadline = time.time() + 30
+        while _greeting((host, port)) != "hello" and time.time() < deadline:
+            time.sleep(0.3)  # its server starts listening
+        assert _greeting((host, port)) == "hello"
+        assert box.expose_port(9000) == (host, port)  # the same forward again
+        assert box.info().to_json()["ports"] == [{"port": 9000, "host": host, "hostPort": port}]
+        own = find(sandbox.state_dir, NET_RANGE.format(n=os.getpid() % 250), box.id)
+        assert own is not None
+        assert _greeting((own.address, 9000)) == "ECONNREFUSED"  # not sandpool's forward
+        with pytest.raises(SandboxError, match="not a TCP port"):
+            box.expose_port(70000)
+    assert _greeting((host, port)) == "ECONNREFUSED"
+    with net_sp.create_sandbox(pool) as box, pytest.raises(SandboxError, match="no network"):
+        box.expose_port(9000)
