@@ -76,7 +76,7 @@ def _allow(a: dict[str, Any]) -> tuple[str, ...] | None:
 
 
 def _expose(sp: Sandpool, a: dict[str, Any], fds: list[int], conn: socket.socket) -> Reply:
-    return sp.sandboxes.expose_port(str(a["id"]), a.get("port")).to_json(), 0
+    return sp.sandboxes.expose_port(str(a["id"]), a.get("port", 0)).to_json(), 0
 
 
 def _network(sp: Sandpool, a: dict[str, Any], fds: list[int], conn: socket.socket) -> Reply:
