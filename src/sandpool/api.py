@@ -208,12 +208,15 @@ class Sandpool:
                        disk: str | None = None, env: Sequence[str] = (),
                        workdir: str | None = None, ttl: float | None = None,
                        idle_timeout: float | None = None,
-                       labels: Mapping[str, str] | None = None) -> Sandbox:  # fmt: skip
+                       labels: Mapping[str, str] | None = None, network: str | None = None,
+                       allow: Sequence[str] | None = None) -> Sandbox:  # fmt: skip
         """Start a long-lived sandbox of ``pool`` and return its handle (a context manager
         that terminates it). ``ttl`` counts from ready; ``idle_timeout`` from the last exec
-        or file operation; None takes the pool's ``containerDefaults``."""
+        or file operation; ``network``/``allow`` as for ``run`` (``Sandbox.set_network``
+        changes them later); None takes the pool's ``containerDefaults``."""
         request = SandboxRequest(pool, image, cpu, memory, pids, disk, tuple(env), workdir,
-                                 ttl, idle_timeout, tuple((labels or {}).items()))  # fmt: skip
+                                 ttl, idle_timeout, tuple((labels or {}).items()), network,
+                                 None if allow is None else tuple(allow))  # fmt: skip
         info = self.sandboxes.create(request)
         return Sandbox(self.sandboxes, info.id)
 

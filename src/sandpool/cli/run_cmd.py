@@ -108,7 +108,9 @@ def _env(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) ->
     return values
 
 
-def _allow(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+def check_allow(ctx: click.Context, param: click.Parameter,
+                values: tuple[str, ...]) -> tuple[str, ...]:  # fmt: skip
+    """``--allow``'s callback: each entry must parse (``sandpool.network.policy``)."""
     from sandpool.network.policy import parse_allow
 
     for value in values:
@@ -208,7 +210,7 @@ def execute(args: RunArgs, sandpool: Sandpool, streams: Streams,
 @click.option(
     "--allow",
     multiple=True,
-    callback=_allow,
+    callback=check_allow,
     metavar="CIDR|HOST:PORT|DOMAIN",
     help="Allowed destination (repeatable; implies --network allow).",
 )

@@ -1,4 +1,4 @@
-"""``sandpool sandbox create|ls|inspect|exec|cp|pause|resume|rm``: long-lived sandboxes.
+"""``sandpool sandbox create|ls|inspect|exec|cp|network|expose|pause|resume|rm``: sandboxes.
 
 Every command goes to the running ``sandpool serve`` (``warm.sandbox_ops``), which owns the
 sandboxes, so they outlive this process. Without a server the command fails (125) and says
@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from sandpool.cli.options import Number, Size, config_option
-from sandpool.cli.run_cmd import RunCommand, RunUsageError
+from sandpool.cli.run_cmd import RunCommand, RunUsageError, check_allow
 from sandpool.config.quantities import CPU_RANGE, PIDS_RANGE, TIMEOUT_RANGE
 from sandpool.errors import ServeError
 from sandpool.sizes import MIN_DISK
@@ -24,6 +24,14 @@ from sandpool.sizes import MIN_DISK
 __all__ = ["sandbox"]
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+_network_option = click.option(
+    "--network", type=click.Choice(["none", "allow", "open"]), default=None,
+    help="Network policy (default: the pool's containerDefaults.network).",
+)  # fmt: skip
+_allow_option = click.option(
+    "--allow", multiple=True, callback=check_allow, metavar="CIDR|HOST:PORT|DOMAIN",
+    help="Allowed destination (repeatable; implies --network allow).",
+)  # fmt: skip
 
 
 def _call(op: str, args: dict[str, Any], config_files: tuple[str, ...]) -> tuple[Any, int]:
@@ -63,7 +71,7 @@ def sandbox() -> None:
     running `sandpool serve`)."""
 
 
-@sandbox.command()
+@sandbox.command(cls=RunCommand)  # bad flags: 125, as for `sandpool run`
 @config_option
 @click.option("--pool", default="default", show_default=True, help="Pool to create it in.")
 @click.option("--image", default=None, help="Image reference (default: the pool's).")
@@ -81,17 +89,52 @@ def sandbox() -> None:
 @click.option("--idle-timeout", type=Number(TIMEOUT_RANGE, "seconds"), default=None,
               help="Idle seconds before it ends.")  # fmt: skip
 @click.option("-l", "--label", multiple=True, metavar="K=V", help="Label (repeatable).")
+@_network_option
+@_allow_option
 @_json_option
 def create(config_files: tuple[str, ...], pool: str, image: str | None, cpu: float | None,
            memory: str | None, pids: int | None, disk: str | None, env: tuple[str, ...],
            workdir: str | None, ttl: float | None, idle_timeout: float | None,
-           label: tuple[str, ...], as_json: bool) -> None:  # fmt: skip
+           label: tuple[str, ...], network: str | None, allow: tuple[str, ...],
+           as_json: bool) -> None:  # fmt: skip
     """Start a sandbox; prints its id."""
     args = {"pool": pool, "image": image, "cpu": cpu, "memory": memory, "pids": pids,
             "disk": disk, "env": list(env), "workdir": workdir, "ttl": ttl,
-            "idleTimeout": idle_timeout, "labels": _labels(label)}  # fmt: skip
+            "idleTimeout": idle_timeout, "labels": _labels(label), "network": network,
+            "allow": list(allow) if allow else None}  # fmt: skip
     result, code = _call("create", args, config_files)
     _finish(result, code, as_json, result["id"] if result else None)
+
+
+@sandbox.command(cls=RunCommand)
+@config_option
+@_json_option
+@click.argument("sandbox_id", metavar="ID")
+@click.argument("port", type=click.IntRange(1, 65535))
+def expose(config_files: tuple[str, ...], as_json: bool, sandbox_id: str, port: int) -> None:
+    """Make a sandbox's TCP PORT reachable on this host's loopback (while it runs and the
+    server serves it); prints HOST:PORT to connect to."""
+    result, code = _call("expose", {"id": sandbox_id, "port": port}, config_files)
+    found = [f"{p['host']}:{p['hostPort']}" for p in (result or {}).get("ports", [])
+             if p["port"] == port]  # fmt: skip
+    _finish(result, code, as_json, found[0] if found else None)
+
+
+@sandbox.command(name="network", cls=RunCommand)
+@config_option
+@_network_option
+@_allow_option
+@_json_option
+@click.argument("sandbox_id", metavar="ID")
+def network_command(config_files: tuple[str, ...], network: str | None, allow: tuple[str, ...],
+                    as_json: bool, sandbox_id: str) -> None:  # fmt: skip
+    """Change a running sandbox's network policy now (it must have been created with
+    `--network allow` or `open`; `--network allow` alone: nothing reachable)."""
+    if network is None and not allow:
+        raise RunUsageError("give the new policy: --network allow|open and/or --allow ...")
+    args = {"id": sandbox_id, "network": network, "allow": list(allow) if allow else None}
+    result, code = _call("network", args, config_files)
+    _finish(result, code, as_json, sandbox_id)
 
 
 @sandbox.command(name="ls")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sandpool.errors import NetworkSetupFailed
 
-__all__ = ["Lease", "lease", "release"]
+__all__ = ["Lease", "find", "lease", "release"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,17 @@ def lease(state_dir: Path, address_range: str, container_id: str) -> Lease:
         return _subnet(address_range, index)
     raise NetworkSetupFailed(f"no free /30 left in worker.network.addressRange {address_range}",
                              hint="use a larger range or fewer networked containers")  # fmt: skip
+
+
+def find(state_dir: Path, address_range: str, container_id: str) -> Lease | None:
+    """The lease ``container_id`` holds (a new owner of a running sandbox), if any."""
+    directory = state_dir / "network" / "leases"
+    with contextlib.suppress(FileNotFoundError):
+        for path in directory.iterdir():
+            with contextlib.suppress(OSError):
+                if path.name.isdigit() and path.read_text() == container_id:
+                    return _subnet(address_range, int(path.name))
+    return None
 
 
 def release(state_dir: Path, container_id: str) -> None:

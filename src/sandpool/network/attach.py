@@ -4,9 +4,17 @@ code call.
     net = ContainerNetwork.open(container_id, container_dir, state_dir, policy, settings)
     spec = net.apply(spec, rootfs)        # the spec's netns path, the container's resolv.conf
     ...                                   # run it (gVisor: ``--network=sandbox``, by the spec)
+    net.attach(pid)                       # late=True only: the namespace is the container's
     change_policy(container_dir, policy)  # from any process, while it runs
     traffic = net.close()                 # bytes in/out, then everything is removed
+    net.release()                         # or: leave it all running for a next owner, who
+    net = ContainerNetwork.reattach(...)  # starts its DNS filter again (adopted sandboxes)
     teardown(container_dir)               # gc: the same removal from the directory alone
+
+``late`` (a runc sandbox in a user namespace): the runtime makes the network namespace, in
+the container's user namespace, and ``attach`` names it and adds the veth once the container
+runs. runc 1.1's ``exec`` joins the user namespace first and then cannot join a namespace the
+host's user namespace owns (EPERM), so a prepared one would leave the sandbox without execs.
 
 The policy in force is the file ``network.json`` in the container's directory: the DNS filter
 (a thread of the owning process) rereads it when it changes, so a change from another
@@ -31,7 +39,14 @@ from sandpool.worker.overlay import unmount
 if TYPE_CHECKING:  # dnspython is loaded only when a container gets a network
     from sandpool.network.dns import DnsFilter
 
-__all__ = ["POLICY_FILE", "ContainerNetwork", "change_policy", "read_policy", "teardown"]
+__all__ = [
+    "POLICY_FILE",
+    "ContainerNetwork",
+    "change_policy",
+    "read_policy",
+    "teardown",
+    "traffic_of",
+]
 
 POLICY_FILE = "network.json"
 SYSFS_DIR = "netsys"  # the namespace's sysfs, for runc in a user namespace
@@ -74,48 +89,85 @@ class ContainerNetwork:
     Owned by one thread (the container's); ``close`` is idempotent."""
 
     def __init__(self, names: ContainerNames, container_dir: Path, state_dir: Path,
-                 lease: addresses.Lease) -> None:  # fmt: skip
+                 lease: addresses.Lease, settings: NetworkSettings) -> None:  # fmt: skip
         self.names, self.dir, self.state_dir, self.lease = names, container_dir, state_dir, lease
+        self.settings, self.late = settings, False
         self.dns: DnsFilter | None = None
         self.traffic: Traffic | None = None
 
     @classmethod
     def open(cls, container_id: str, container_dir: Path, state_dir: Path,
-             policy: NetworkPolicy, settings: NetworkSettings) -> ContainerNetwork:  # fmt: skip
-        """Set it all up; on failure nothing is left behind (NetworkSetupFailed)."""
+             policy: NetworkPolicy, settings: NetworkSettings, *,
+             late: bool = False) -> ContainerNetwork:  # fmt: skip
+        """Set it all up (``late``: all but the namespace, veth and DNS filter, which
+        ``attach`` adds); on failure nothing is left behind (NetworkSetupFailed)."""
         if not policy.networked:
             raise NetworkSetupFailed("network 'none' has no namespace of sandpool's to set up")
-        from sandpool.network.dns import DnsFilter
-
         names = ContainerNames(container_id)
         _write_policy(container_dir, policy)  # first: from here on, teardown() finds it all
         net = cls(names, container_dir, state_dir,
-                  addresses.lease(state_dir, settings.address_range, container_id))  # fmt: skip
+                  addresses.lease(state_dir, settings.address_range, container_id),
+                  settings)  # fmt: skip
+        net.late = late
         try:
-            netns.create(names, net.lease, ip_forward=settings.ip_forward)
             nft.create_table(names, net.lease, settings.refused(), policy, dns_port=DNS_PORT)
-            net.dns = DnsFilter(names, net.lease.gateway, _PolicyFile(container_dir, policy),
-                                settings.upstream(), settings.refused())  # fmt: skip
+            if not late:
+                net._plug(None)
         except BaseException:
             net.close()
             raise
         return net
 
+    def _plug(self, pid: int | None) -> None:
+        netns.create(self.names, self.lease, ip_forward=self.settings.ip_forward, pid=pid)
+        self._start_dns(read_policy(self.dir) or NetworkPolicy("allow"))
+
+    def _start_dns(self, policy: NetworkPolicy) -> None:
+        from sandpool.network.dns import DnsFilter
+
+        self.dns = DnsFilter(self.names, self.lease.gateway, _PolicyFile(self.dir, policy),
+                             self.settings.upstream(), self.settings.refused())  # fmt: skip
+
+    def attach(self, pid: int) -> None:
+        """A ``late`` network: name the namespace of the running container's process ``pid``
+        and add the veth and DNS filter (the caller's ``close`` removes them on failure)."""
+        if self.late and self.dns is None:
+            self._plug(pid)
+
+    @classmethod
+    def reattach(cls, container_id: str, container_dir: Path, state_dir: Path,
+                 settings: NetworkSettings) -> ContainerNetwork | None:  # fmt: skip
+        """Take over a running container's network from a dead owner: its DNS filter again
+        (the namespace, veth and table outlived the owner). None: it has no network of ours."""
+        policy = read_policy(container_dir)
+        found = addresses.find(state_dir, settings.address_range, container_id)
+        if policy is None or found is None:
+            return None
+        net = cls(ContainerNames(container_id), container_dir, state_dir, found, settings)
+        net._start_dns(policy)
+        return net
+
     def apply(self, spec: dict[str, Any], rootfs: Path) -> dict[str, Any]:
         """Point the spec's network namespace at ours; name the DNS filter in the rootfs's
-        ``/etc/resolv.conf`` (the overlay's upper layer: the image is untouched)."""
+        ``/etc/resolv.conf`` (the overlay's upper layer: the image is untouched). A ``late``
+        network keeps the runtime's new namespace."""
+        self._write_resolv_conf(rootfs)
+        if self.late:
+            return spec
         namespaces = spec.setdefault("linux", {}).setdefault("namespaces", [])
         namespaces[:] = [ns for ns in namespaces if ns.get("type") != "network"]
         namespaces.append({"type": "network", "path": self.names.netns_path})
         if any(ns.get("type") == "user" for ns in namespaces):
             self._bind_sysfs(spec)
+        return spec
+
+    def _write_resolv_conf(self, rootfs: Path) -> None:
         etc = rootfs / "etc"
         etc.mkdir(mode=0o755, exist_ok=True)
         resolv = etc / "resolv.conf"
         if resolv.is_symlink():
             resolv.unlink()
         resolv.write_text(f"nameserver {self.lease.gateway}\noptions attempts:2 timeout:2\n")
-        return spec
 
     def _bind_sysfs(self, spec: dict[str, Any]) -> None:
         """runc in a user namespace cannot mount sysfs in our namespace: bind one mounted
@@ -131,11 +183,15 @@ class ContainerNetwork:
         """Change the policy of the running container (see ``change_policy``)."""
         change_policy(self.dir, policy)
 
-    def close(self) -> Traffic | None:
-        """Stop the DNS filter, note the bytes in/out, remove everything; the traffic."""
+    def release(self) -> None:
+        """Stop this process's part (the DNS filter) and leave the rest to a next owner."""
         if self.dns is not None:
             self.dns.stop()
             self.dns = None
+
+    def close(self) -> Traffic | None:
+        """Stop the DNS filter, note the bytes in/out, remove everything; the traffic."""
+        self.release()
         self.traffic = netns.traffic(self.names) or self.traffic
         _remove(self.names, self.state_dir)
         (self.dir / POLICY_FILE).unlink(missing_ok=True)  # nothing left for ``teardown``
@@ -154,6 +210,11 @@ def change_policy(container_dir: Path, policy: NetworkPolicy) -> None:
         raise NetworkSetupFailed("a running container cannot go to network 'none'", hint=hint)
     nft.replace_policy(ContainerNames(container_dir.name), policy)
     _write_policy(container_dir, policy)
+
+
+def traffic_of(container_id: str) -> Traffic | None:
+    """A running container's bytes in/out so far (None: it has no veth of ours)."""
+    return netns.traffic(ContainerNames(container_id))
 
 
 def _remove(names: ContainerNames, state_dir: Path) -> None:

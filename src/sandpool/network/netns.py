@@ -1,9 +1,10 @@
 """One container's network namespace and veth pair, made with ``ip`` (iproute2).
 
-The namespace is ``ip netns add``'s: a file bind-mounted under ``/run/netns`` that outlives
-every process in it until ``destroy``. Its end of the veth is ``eth0`` with the lease's
-address and a default route via the host side; the host side gets the gateway address and
-IPv4 forwarding on that interface only (``net.ipv4.ip_forward`` only where the settings say).
+The namespace is ``ip netns add``'s (or ``attach``'s, naming a running container's own): a
+file bind-mounted under ``/run/netns`` that outlives every process in it until ``destroy``.
+Its end of the veth is ``eth0`` with the lease's address and a default route via the host
+side; the host side gets the gateway address and IPv4 forwarding on that interface only
+(``net.ipv4.ip_forward`` only where the settings say).
 """
 
 from __future__ import annotations
@@ -45,10 +46,15 @@ def _sysctl(path: str, value: str) -> None:
     (SYSCTL / path).write_text(value)
 
 
-def create(names: ContainerNames, lease: Lease, *, ip_forward: bool) -> None:
-    """The namespace, the veth pair, addresses, routes, forwarding on the host side."""
+def create(names: ContainerNames, lease: Lease, *, ip_forward: bool,
+           pid: int | None = None) -> None:  # fmt: skip
+    """The namespace (new, or with ``pid`` the one that process is in, given our name), the
+    veth pair, addresses, routes, forwarding on the host side."""
     veth, prefix = names.veth, lease.prefix
-    _ip("netns", "add", names.netns)
+    if pid is None:
+        _ip("netns", "add", names.netns)
+    else:
+        _ip("netns", "attach", names.netns, str(pid))
     _ip(batch=(f"link add {veth} type veth peer name eth0 netns {names.netns}\n"
                f"addr add {lease.gateway}/{prefix} dev {veth}\n"
                f"link set {veth} up\n"))  # fmt: skip

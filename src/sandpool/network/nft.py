@@ -2,8 +2,11 @@
 the host side of its veth, where nothing in the container can reach them.
 
 Always, whatever the policy: nothing from the veth reaches the host itself (``input``: only
-the DNS filter's port on the gateway address), no IPv6 leaves, no spoofed source, nothing
-goes to another sandbox's veth or to a refused range; nothing enters the veth unasked. Then
+the DNS filter's port on the gateway address, and replies), no host process opens anything
+towards the container but sandpool's own port forwards (``output``: their sockets carry
+``INBOUND_MARK``; ``network.inbound``), no IPv6 leaves, no spoofed source, nothing
+goes to another sandbox's veth or to a refused range; nothing enters the veth unasked (TCP
+gets a reset, the rest ICMP admin-prohibited, whichever sandbox's table sees it first). Then
 the ``policy`` chain: ``accept`` (open) or the allow sets (allow). A policy change rewrites
 that chain and the sets in one transaction; every packet is checked, so it takes effect at
 once, for open connections too.
@@ -17,7 +20,7 @@ from collections.abc import Iterable
 from sandpool.errors import NetworkSetupFailed
 from sandpool.network.addresses import Lease
 from sandpool.network.policy import NetworkPolicy
-from sandpool.network.settings import VETH_PREFIX, ContainerNames
+from sandpool.network.settings import INBOUND_MARK, VETH_PREFIX, ContainerNames
 
 __all__ = ["add_resolved", "create_table", "delete_table", "replace_policy"]
 
@@ -79,12 +82,16 @@ def create_table(names: ContainerNames, lease: Lease, refused: tuple[str, ...],
     _run(f"""table inet {names.table} {{{_sets(refused, policy)}
   chain input {{ type filter hook input priority filter - 10; policy accept;
     {dns}
+    iifname "{veth}" ct state established,related accept
     iifname "{veth}" jump sp_refuse
+  }}
+  chain output {{ type filter hook output priority filter - 10; policy accept;
+    oifname "{veth}" ct state new meta mark != {INBOUND_MARK:#x} jump sp_refuse
   }}
   chain forward {{ type filter hook forward priority filter - 10; policy accept;
     iifname "{veth}" jump sp_egress
     oifname "{veth}" ct state established,related accept
-    oifname "{veth}" drop
+    oifname "{veth}" jump sp_refuse
   }}
   chain sp_egress {{
     meta nfproto != ipv4 drop

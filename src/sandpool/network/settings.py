@@ -10,6 +10,7 @@ __all__ = [
     "ALWAYS_REFUSED",
     "DEFAULT_RANGE",
     "DNS_PORT",
+    "INBOUND_MARK",
     "ContainerNames",
     "NetworkSettings",
     "default_upstream",
@@ -22,6 +23,8 @@ DEFAULT_RANGE = "10.213.0.0/16"
 # every IPv6 packet from its veth.
 ALWAYS_REFUSED = ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/3")
 DNS_PORT = 53  # the DNS filter's, on each container's gateway address
+INBOUND_MARK = 0x53504E31  # SO_MARK of sandpool's port forwards: the only host sockets that
+# may open connections into a container (``network.inbound``)
 VETH_PREFIX = "spv"  # host-side veths; the forward chain never sends one sandbox's to another
 
 

@@ -128,6 +128,15 @@ class Sandbox:
         """Kill a background exec (137)."""
         self.manager.exec_kill(self.id, exec_id)
 
+    def set_network(self, network: str | None, allow: Sequence[str] | None = None) -> SandboxInfo:
+        """Change its network policy now (``SandboxManager.set_network``)."""
+        return self.manager.set_network(self.id, network, allow)
+
+    def expose_port(self, port: int) -> tuple[str, int]:
+        """Make its TCP ``port`` reachable on the host's loopback; (host, host port)."""
+        info = self.manager.expose_port(self.id, port)
+        return next((h, hp) for p, h, hp in info.ports if p == port)
+
     def pause(self) -> SandboxInfo:
         """Freeze it."""
         return self.manager.pause(self.id)

@@ -25,6 +25,9 @@ from typing import Any
 from sandpool.config.resolved import ResolvedConfig, ResolvedPool
 from sandpool.errors import ContainerStartFailed, RuntimeTimeout
 from sandpool.images import Image
+from sandpool.network.attach import ContainerNetwork
+from sandpool.network.policy import NetworkPolicy
+from sandpool.network.run import run_policy
 from sandpool.runtime.base import ContainerRuntime
 from sandpool.runtime.init import without_init
 from sandpool.runtime.runner import kill_group, spawn
@@ -83,13 +86,23 @@ class SandboxContainer(ContainerRun):
         run = RunRequest(image=request.image, cpu=request.cpu, memory=request.memory,
                          pids=request.pids, env=request.env, workdir=request.workdir,
                          mounts=(BindMount(str(init_path), MOUNT_POINT, readonly=True),),
-                         disk=request.disk)  # fmt: skip
+                         disk=request.disk, network=request.network,
+                         allow=request.allow)  # fmt: skip
         super().__init__(pool, runtime, image, run, state_dir=state_dir,
                          cgroup_parent=cgroup_parent, start_timeout=start_timeout)  # fmt: skip
         self._disks = _SandboxDisk(state_dir, self.id)
 
     def _command(self) -> tuple[str, ...]:
         return (MOUNT_POINT, "init")
+
+    def _open_network(self, policy: NetworkPolicy) -> ContainerNetwork | None:
+        """In a user namespace (runc), the runtime's own network namespace, plugged in once
+        the container runs (``start``): ``runc exec`` could not join a prepared one (see
+        ``network.attach``)."""
+        if not policy.networked or self.userns is None:
+            return super()._open_network(policy)
+        return ContainerNetwork.open(self.id, self.dir, self.state_dir, policy,
+                                     self.pool.network_settings, late=True)  # fmt: skip
 
     def _spec(self, rootfs: Path) -> dict[str, Any]:
         """The run's spec, with the sandbox's own init as PID 1 (not tini in front of it)."""
@@ -112,18 +125,25 @@ class SandboxContainer(ContainerRun):
         if status != 0 or not self.files.pid_file.exists():
             error = self._runtime_error() or f"{self.runtime.name} exited {status}"
             raise ContainerStartFailed(f"sandbox {self.id} could not start: {error}")
-        return int(self.files.pid_file.read_text().strip())
+        pid = int(self.files.pid_file.read_text().strip())
+        if self.network is not None:
+            self.network.attach(pid)
+        return pid
 
     def _start_argv(self, spec: dict[str, Any]) -> list[str]:
+        """``run --detach``, under the runtime's launcher for this spec (a networked gVisor
+        sandbox: ``unshare --mount`` hiding ``/proc/sys/net``, see ``runtime.gvisor``)."""
         log = ["--log", str(self.files.log_file), "--log-format", "json"]
-        return self.runtime.argv("run", "--detach", "--bundle", str(self.dir), "--pid-file",
-                                 str(self.files.pid_file), self.id,
-                                 extra_global=[*log, *self.runtime.run_args(spec)])  # fmt: skip
+        run = self.runtime.argv("run", "--detach", "--bundle", str(self.dir), "--pid-file",
+                                str(self.files.pid_file), self.id,
+                                extra_global=[*log, *self.runtime.run_args(spec)])  # fmt: skip
+        return [*self.runtime.run_launcher(spec), *run]
 
 
 @dataclass
 class Launched:
-    """A started sandbox container, not yet registered (cold, or warm until claimed)."""
+    """A started sandbox container, not yet registered (cold, or warm until claimed); its
+    ``network`` (``allow``/``open``) has this process's DNS filter running."""
 
     info: SandboxInfo
     runtime: ContainerRuntime
@@ -131,6 +151,7 @@ class Launched:
     pid: int
     pid_start: int
     image_digest: str
+    network: ContainerNetwork | None = None
 
     def alive(self) -> bool:
         """Whether its container's process still runs."""
@@ -142,6 +163,7 @@ def launch_sandbox(pool: ResolvedPool, runtime: ContainerRuntime, image: Image,
                    warm: bool = False) -> Launched:  # fmt: skip
     """Start a sandbox's container; a ``warm`` one says so in its ``sandbox.json`` at once
     (a dead owner's warm sandboxes are then never adopted). Cleans up if it cannot."""
+    policy = run_policy(request, pool)  # InvalidNetworkPolicy before anything exists
     state_dir = Path(config.state_dir)
     container = SandboxContainer(pool, runtime, image, request, init_binary(state_dir),
                                  state_dir=state_dir, cgroup_parent=config.cgroup_parent,
@@ -149,6 +171,7 @@ def launch_sandbox(pool: ResolvedPool, runtime: ContainerRuntime, image: Image,
     info = SandboxInfo(
         container.id, pool.name, runtime.name, runtime.platform, image.reference,
         workdir=request.workdir or image.working_dir or "/", env=(*image.env, *request.env),
+        network=policy.mode, allow=tuple(r.text() for r in policy.allow),
     )  # fmt: skip
     try:
         pid = container.start()
@@ -159,7 +182,7 @@ def launch_sandbox(pool: ResolvedPool, runtime: ContainerRuntime, image: Image,
     except BaseException:
         container.cleanup()
         raise
-    return Launched(info, runtime, container.dir, pid, start, image.digest)
+    return Launched(info, runtime, container.dir, pid, start, image.digest, container.network)
 
 
 def save_sandbox_file(directory: Path, info: SandboxInfo, pid: int, pid_start: int) -> None:
@@ -210,9 +233,15 @@ def _counter(path: Path, key: str) -> int:
     return 0
 
 
-def remove_sandbox(record: ContainerRecord | None, directory: Path, state_dir: Path) -> None:
-    """Kill and delete the sandbox's container, then its overlay, directory, cgroup, disk."""
+def remove_sandbox(record: ContainerRecord | None, directory: Path, state_dir: Path,
+                   network: ContainerNetwork | None = None) -> None:  # fmt: skip
+    """Kill and delete the sandbox's container, then its overlay, network (this process's
+    DNS filter too), directory, cgroup, disk."""
     if record is None:
         record = ContainerRecord.load(directory)
-    remove_container(record, directory)
+    try:
+        remove_container(record, directory)
+    finally:
+        if network is not None:
+            network.close()  # the DNS filter; the rest went with the container (teardown)
     remove_disk(disk_path(state_dir, directory.name))

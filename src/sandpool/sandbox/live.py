@@ -12,9 +12,13 @@ import contextlib
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import astuple
 from pathlib import Path
 
 from sandpool.errors import SandboxError, SandboxNotFound, SandboxStateError, SandpoolError
+from sandpool.network.attach import ContainerNetwork, change_policy, traffic_of
+from sandpool.network.inbound import PortForward
+from sandpool.network.policy import NetworkPolicy
 from sandpool.runtime.base import ContainerRuntime
 from sandpool.sandbox.execs import EXIT_KILLED, ExecProcess
 from sandpool.sandbox.files import SandboxFiles
@@ -33,9 +37,12 @@ class LiveSandbox:
     """A running (or paused) sandbox of this process; see the module docstring."""
 
     def __init__(self, info: SandboxInfo, runtime: ContainerRuntime, directory: Path,
-                 state_dir: Path, pid: int, pid_start: int, output_limit: int) -> None:  # fmt: skip
+                 state_dir: Path, pid: int, pid_start: int, output_limit: int,
+                 network: ContainerNetwork | None = None) -> None:  # fmt: skip
         self.info, self.runtime, self.dir, self.state_dir = info, runtime, directory, state_dir
         self.pid, self.pid_start, self.output_limit = pid, pid_start, output_limit
+        self.network = network  # its DNS filter runs in this process (``allow``/``open``)
+        self.forwards: dict[int, PortForward] = {}  # exposed ports (``network.inbound``)
         self.record = ContainerRecord.load(directory)
         self.files = SandboxFiles(runtime, info.id, info.workdir)
         self._lock = threading.RLock()
@@ -53,9 +60,53 @@ class LiveSandbox:
         save_sandbox_file(self.dir, self.info, self.pid, self.pid_start)
 
     def snapshot(self) -> SandboxInfo:
-        """A copy of the current state."""
+        """A copy of the current state, with the bytes its network carried so far."""
         with self._lock:
+            self._count_traffic()
             return SandboxInfo.from_record(self.info.to_record())
+
+    def _count_traffic(self) -> None:
+        if self.info.network != "none" and (traffic := traffic_of(self.id)) is not None:
+            self.info.network_bytes_in, self.info.network_bytes_out = astuple(traffic)
+
+    def set_network(self, policy: NetworkPolicy) -> None:
+        """Change the policy of its network now (``sandpool.network.change_policy``)."""
+        with self._lock:
+            self.require(*_ALIVE, what="change the network of")
+            change_policy(self.dir, policy)
+            self.info.network, self.info.allow = policy.mode, tuple(r.text() for r in policy.allow)
+            self.save()
+
+    def expose_port(self, port: int) -> tuple[str, int]:
+        """Make its TCP ``port`` reachable on the host's loopback; (host, host port)."""
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise SandboxError(f"port {port!r} is not a TCP port",
+                               hint="give a whole number from 1 to 65535")  # fmt: skip
+        with self._lock:
+            self.require(*_ALIVE, what="expose a port of")
+            if self.network is None:
+                raise SandboxError(f"sandbox {self.id} has no network to expose port {port} on",
+                                   hint="create it with --network allow or open")  # fmt: skip
+            if port not in self.forwards:
+                self.forwards[port] = PortForward((self.network.lease.address, port))
+                self._note_ports()
+            forward = self.forwards[port]
+            return forward.host, forward.port
+
+    def _note_ports(self) -> None:
+        self.info.ports = tuple(sorted((p, f.host, f.port) for p, f in self.forwards.items()))
+        self.save()
+
+    def release_network(self) -> None:
+        """Stop this process's DNS filter and port forwards, leaving the sandbox running for
+        a next owner (which exposes its ports again if asked)."""
+        with self._lock:
+            forwards, self.forwards = list(self.forwards.values()), {}
+            self._note_ports()
+        for forward in forwards:
+            forward.close()
+        if self.network is not None:
+            self.network.release()
 
     def touch(self) -> None:
         """Note activity now (resets the idle timer)."""
@@ -232,12 +283,18 @@ class LiveSandbox:
         try:
             with contextlib.suppress(SandpoolError):
                 self.info.oom_kills = max(self.info.oom_kills, oom_kill_count(self._cgroup_rel()))
-            remove_sandbox(self.record, self.dir, self.state_dir)
+            with self._lock:
+                self._count_traffic()  # the last count: the veth goes with the container
+                forwards, self.forwards = list(self.forwards.values()), {}
+            for forward in forwards:
+                forward.close()
+            remove_sandbox(self.record, self.dir, self.state_dir, self.network)
             for process in self.running_execs():
                 process.wait(10)
         finally:
             with self._lock:
                 self.info.state, self.info.ended_at = SandboxState.TERMINATED, time.time()
+                self.info.ports = ()
             self._ended.set()
 
 

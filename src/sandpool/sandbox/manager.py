@@ -28,7 +28,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -58,6 +58,7 @@ from sandpool.sandbox.models import (
     SandboxRequest,
     SandboxState,
 )
+from sandpool.sandbox.network import asked_policy, reattach_network
 from sandpool.sandbox.warm import WarmPools, WarmStats
 from sandpool.sizes import parse_size
 from sandpool.worker.container import START_TIMEOUT
@@ -185,7 +186,8 @@ class SandboxManager:
         save_sandbox_file(launched.dir, launched.info, launched.pid, launched.pid_start)
         limit = parse_size(self.config.pool(launched.info.pool).max_output)
         sandbox = LiveSandbox(launched.info, launched.runtime, launched.dir, self.state_dir,
-                              launched.pid, launched.pid_start, limit)  # fmt: skip
+                              launched.pid, launched.pid_start, limit,
+                              launched.network)  # fmt: skip
         self._register(sandbox)
         return sandbox.snapshot()
 
@@ -193,7 +195,7 @@ class SandboxManager:
         return self.images.get(reference).digest
 
     def _discard(self, launched: Launched) -> None:
-        remove_sandbox(None, launched.dir, self.state_dir)
+        remove_sandbox(None, launched.dir, self.state_dir, launched.network)
 
     def _warm_pools(self) -> WarmPools:
         """The warm pools, started on first use (a process that never creates a sandbox
@@ -237,6 +239,24 @@ class SandboxManager:
         sandbox.terminate(reason)
         self._retire(sandbox)
         return self.get(sandbox_id)
+
+    def set_network(self, sandbox_id: str, network: str | None,
+                    allow: Sequence[str] | None = None) -> SandboxInfo:  # fmt: skip
+        """Change a running (or paused) sandbox's network policy, at once (open connections
+        included): ``network`` none|allow|open and ``allow`` entries as at create (``allow``
+        alone means ``allow``; neither: the pool's default). Only a sandbox created with a
+        network (``allow``/``open``) can change, and not to ``none`` (use ``allow`` with no
+        entries: nothing is reachable). InvalidNetworkPolicy / NetworkSetupFailed say why."""
+        sandbox = self._sandbox(sandbox_id)
+        sandbox.set_network(asked_policy(self.config.pool(sandbox.info.pool), network, allow))
+        return sandbox.snapshot()
+
+    def expose_port(self, sandbox_id: str, port: int) -> SandboxInfo:
+        """Make the sandbox's TCP ``port`` reachable on the host's loopback, at the address in
+        its ``ports`` (a networked sandbox only; until it ends, or this process does)."""
+        sandbox = self._sandbox(sandbox_id)
+        sandbox.expose_port(port)
+        return sandbox.snapshot()
 
     def pause(self, sandbox_id: str) -> SandboxInfo:
         """Freeze the sandbox (TTL keeps running, the idle timer stops)."""
@@ -295,11 +315,14 @@ class SandboxManager:
             warm.close()
         if self._monitor is not None:
             self._monitor.join()
-        if terminate:
-            with self._lock:
-                live = list(self._live.values())
-            with ThreadPoolExecutor(8) as pool:
-                list(pool.map(lambda s: self._end(s, EndReason.KILLED), live))
+        with self._lock:
+            live = list(self._live.values())
+        if not terminate:
+            for sandbox in live:  # its next owner (``adopt``) starts its DNS filter again
+                sandbox.release_network()
+            return
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda s: self._end(s, EndReason.KILLED), live))
 
     # ---- execs ----------------------------------------------------------------------------
 
@@ -445,8 +468,10 @@ class SandboxManager:
             return False  # the pool's runtime root or flags changed: it cannot be reached
         owned = dataclasses.replace(record, owner_pid=me, owner_start=process_start_time(me) or 0)
         owned.save(directory)
-        info.last_activity = time.time()
-        sandbox = LiveSandbox(info, runtime, directory, self.state_dir, pid, start, limit)
+        info.last_activity, info.ports = time.time(), ()  # the dead owner's forwards went
+        network = reattach_network(info, directory, self.state_dir, self.config.pool(info.pool))
+        sandbox = LiveSandbox(info, runtime, directory, self.state_dir, pid, start, limit,
+                              network)  # fmt: skip
         sandbox.save()
         self._register(sandbox)
         log.info("adopted sandbox %s (owner %d gone)", info.id, record.owner_pid)

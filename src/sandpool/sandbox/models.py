@@ -61,6 +61,8 @@ class SandboxRequest:
     ttl: float | None = None
     idle_timeout: float | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    network: str | None = None  # none|allow|open (``sandpool.network``); None: the pool's
+    allow: tuple[str, ...] | None = None  # allow entries; alone, they mean network "allow"
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,11 @@ class SandboxInfo:
     workdir: str = "/"
     env: tuple[str, ...] = ()
     exec_env: tuple[str, ...] = ()  # given to every exec (a claimed warm sandbox's env)
+    network: str = "none"  # the policy in force: mode and allow entries
+    allow: tuple[str, ...] = ()
+    network_bytes_in: int | None = None  # host side of its veth (None: network none)
+    network_bytes_out: int | None = None
+    ports: tuple[tuple[int, str, int], ...] = ()  # exposed: (its port, host address, host port)
 
     @property
     def deadline(self) -> float | None:
@@ -126,7 +133,9 @@ class SandboxInfo:
             "idleTimeout": self.idle_timeout, "createdAt": iso(self.created_at),
             "readyAt": iso(self.ready_at), "expiresAt": iso(self.deadline),
             "endedAt": iso(self.ended_at), "lastActivity": iso(self.last_activity),
-            "oomKills": self.oom_kills,
+            "oomKills": self.oom_kills, "network": self.network, "allow": list(self.allow),
+            "networkBytesIn": self.network_bytes_in, "networkBytesOut": self.network_bytes_out,
+            "ports": [{"port": p, "host": h, "hostPort": hp} for p, h, hp in self.ports],
         }  # fmt: skip
 
     def to_record(self) -> dict[str, Any]:
@@ -136,6 +145,8 @@ class SandboxInfo:
         data["reason"] = self.reason.value if self.reason else None
         data["env"] = list(self.env)
         data["exec_env"] = list(self.exec_env)
+        data["allow"] = list(self.allow)
+        data["ports"] = [list(p) for p in self.ports]
         return data
 
     @classmethod
@@ -146,6 +157,8 @@ class SandboxInfo:
         data["reason"] = EndReason(data["reason"]) if data.get("reason") else None
         data["env"] = tuple(data.get("env") or ())
         data["exec_env"] = tuple(data.get("exec_env") or ())
+        data["allow"] = tuple(data.get("allow") or ())
+        data["ports"] = tuple((int(p), str(h), int(hp)) for p, h, hp in data.get("ports") or ())
         data["labels"] = {str(k): str(v) for k, v in dict(data.get("labels") or {}).items()}
         return cls(**data)
 

@@ -1,14 +1,15 @@
 """Warm pools: sandboxes started ahead, per pool (``warmPool: {size: N}``), claimed by creates.
 
 A warm sandbox is a cold sandbox's container (``sandbox.launch``: fresh writable layer, disk,
-cgroup, limits, no network, sandpool's init as PID 1) that nothing but the init ever ran in:
-nothing is exec'd in it before it is claimed, so a claimant gets a pristine filesystem and
-process table. Its ``sandbox.json`` says ``warm``: a dead owner's warm sandboxes are never
-adopted (``SandboxManager.adopt`` removes them) and ``gc`` removes them like any sandbox.
+cgroup, limits, the pool's default network policy, sandpool's init as PID 1) that nothing but
+the init ever ran in: nothing is exec'd in it before it is claimed, so a claimant gets a
+pristine filesystem and process table. Its ``sandbox.json`` says ``warm``: a dead owner's
+warm sandboxes are never adopted (``SandboxManager.adopt`` removes them) and ``gc`` removes
+them like any sandbox.
 
-``WarmPools.claim`` hands out a ready sandbox whose pool, image and limits (cpu, memory,
-pids, disk) and workdir are those of the request; env, labels, TTL and idle timeout are the
-claimant's, applied at claim time by the manager. A sandbox whose process died is discarded,
+``WarmPools.claim`` hands out a ready sandbox whose pool, image, limits (cpu, memory, pids,
+disk), network policy and workdir are those of the request; env, labels, TTL and idle timeout
+are the claimant's, applied at claim time by the manager. A sandbox whose process died is discarded,
 never handed out. A refiller thread per pool keeps it at its size, one start at a time (two
 cores here); a pool whose starts fail backs off, and a start that hangs ends at the start
 timeout like a cold one, holding no other pool meanwhile. ``close`` stops them and removes
@@ -32,6 +33,7 @@ from typing import Any
 from sandpool.config.resolved import ResolvedConfig, ResolvedPool
 from sandpool.errors import SandpoolError
 from sandpool.images import choose_reference
+from sandpool.network.run import run_policy
 from sandpool.sandbox.launch import Launched
 from sandpool.sandbox.models import SandboxInfo, SandboxRequest
 from sandpool.sizes import parse_size
@@ -294,13 +296,15 @@ class WarmPools:
 
 
 def _same_limits(request: SandboxRequest, warm: SandboxRequest, pool: ResolvedPool) -> bool:
-    """Whether ``request`` gets the warm sandboxes' cpu, memory, pids and disk."""
+    """Whether ``request`` gets the warm sandboxes' cpu, memory, pids, disk and network
+    policy (theirs is the pool's ``containerDefaults.network``/``allow``)."""
     with contextlib.suppress(SandpoolError, ValueError):
         return (
             (request.cpu or pool.cpu) == (warm.cpu or pool.cpu)
             and (request.pids or pool.pids) == (warm.pids or pool.pids)
             and _size(request.memory or pool.memory) == _size(warm.memory or pool.memory)
             and _size(request.disk or pool.disk) == _size(warm.disk or pool.disk)
+            and run_policy(request, pool) == run_policy(warm, pool)
         )  # fmt: skip
     return False  # a bad value: the cold path names it
 

@@ -65,8 +65,23 @@ def _create(sp: Sandpool, a: dict[str, Any], fds: list[int], conn: socket.socket
     request = SandboxRequest(str(a["pool"]), a.get("image"), a.get("cpu"), a.get("memory"),
                              a.get("pids"), a.get("disk"), tuple(a.get("env") or ()),
                              a.get("workdir"), a.get("ttl"), a.get("idleTimeout"),
-                             labels)  # fmt: skip
+                             labels, a.get("network"), _allow(a))  # fmt: skip
     return sp.sandboxes.create(request).to_json(), 0
+
+
+def _allow(a: dict[str, Any]) -> tuple[str, ...] | None:
+    """The ``allow`` entries (None: not given; the pool's, or ``network``'s)."""
+    allow = a.get("allow")
+    return None if allow is None else tuple(str(x) for x in allow)
+
+
+def _expose(sp: Sandpool, a: dict[str, Any], fds: list[int], conn: socket.socket) -> Reply:
+    return sp.sandboxes.expose_port(str(a["id"]), a.get("port", 0)).to_json(), 0
+
+
+def _network(sp: Sandpool, a: dict[str, Any], fds: list[int], conn: socket.socket) -> Reply:
+    info = sp.sandboxes.set_network(str(a["id"]), a.get("network"), _allow(a))
+    return info.to_json(), 0
 
 
 def _list(sp: Sandpool, a: dict[str, Any], fds: list[int], conn: socket.socket) -> Reply:
@@ -159,4 +174,6 @@ OPS: dict[str, Callable[[Sandpool, dict[str, Any], list[int], socket.socket], Re
     "rm": _by_id("terminate"),
     "exec": _exec,
     "cp": _cp,
+    "network": _network,
+    "expose": _expose,
 }

@@ -25,6 +25,7 @@ from typing import Any
 from sandpool.config.resolved import ResolvedPool
 from sandpool.errors import ContainerStartFailed, RuntimeTimeout, SandpoolError
 from sandpool.network.attach import ContainerNetwork
+from sandpool.network.policy import NetworkPolicy
 from sandpool.network.run import open_for_run, run_policy
 from sandpool.runtime.base import Capability, ContainerRuntime, RunFiles
 from sandpool.runtime.runner import FileArg, kill_group
@@ -240,7 +241,7 @@ class ContainerRun:
         self.gpus = acquire_gpus(self.request.gpus, self.state_dir,
                                  sharing=self.pool.gpu_sharing,
                                  dev_dir=self._gpu_dev_dir)  # fmt: skip
-        self.network = open_for_run(policy, self.pool, self.id, self.dir, self.state_dir)
+        self.network = self._open_network(policy)
         self.result.network = policy.mode
         spec = self._spec(rootfs)
         spec = self.network.apply(spec, rootfs) if self.network else spec
@@ -248,6 +249,10 @@ class ContainerRun:
         spec = (with_guest_pids if self._gvisor else with_cgroup_pids)(spec, guest_pids)
         (self.dir / "config.json").write_text(json.dumps(spec))
         return spec
+
+    def _open_network(self, policy: NetworkPolicy) -> ContainerNetwork | None:
+        """The container's network (None for ``none``; ``sandbox.launch`` overrides this)."""
+        return open_for_run(policy, self.pool, self.id, self.dir, self.state_dir)
 
     @property
     def _pids(self) -> int:

@@ -30,3 +30,19 @@ def test_exec_result_json() -> None:
 def test_output_event_json_is_binary_safe() -> None:
     shown = OutputEvent("stderr", 7, b"\xff\x00ok", dropped=2).to_json()
     assert shown == {"type": "stderr", "offset": 7, "dropped": 2, "data": "/wBvaw=="}
+
+
+def test_network_fields_round_trip_and_show() -> None:
+    info = SandboxInfo("sp-1", "default", "runc", None, "img", network="allow",
+                       allow=("10.0.0.0/8", "*.example.com:443"), network_bytes_in=5,
+                       network_bytes_out=7, ports=((9000, "127.0.0.1", 40001),))  # fmt: skip
+    again = SandboxInfo.from_record(info.to_record())
+    assert again == info and isinstance(again.allow, tuple)
+    shown = again.to_json()
+    assert (shown["network"], shown["allow"]) == ("allow", ["10.0.0.0/8", "*.example.com:443"])
+    assert (shown["networkBytesIn"], shown["networkBytesOut"]) == (5, 7)
+    assert shown["ports"] == [{"port": 9000, "host": "127.0.0.1", "hostPort": 40001}]
+    old = info.to_record()
+    for key in ("network", "allow", "network_bytes_in", "network_bytes_out", "ports"):
+        del old[key]  # a sandbox saved by a sandpool from before these fields
+    assert SandboxInfo.from_record(old).network == "none"

@@ -193,3 +193,30 @@ def test_a_hanging_start_holds_no_other_pool_and_hands_out_nothing() -> None:
         pools.close()
     stuck = next(s for s in pools.stats() if s.pool == "stuck")
     assert stuck.failures == 1 and "did not start" in (stuck.last_error or "")
+
+
+@pytest.mark.parametrize(
+    ("defaults", "request_", "claimed"),
+    [({}, SandboxRequest("p", network="none"), True),
+     ({}, SandboxRequest("p", network="open"), False),
+     ({}, SandboxRequest("p", allow=("10.0.0.0/8",)), False),
+     ({"network": "allow", "allow": ["10.0.0.0/8"]}, SandboxRequest("p"), True),
+     ({"network": "allow", "allow": ["10.0.0.0/8"]},
+      SandboxRequest("p", allow=("10.0.0.0/8",)), True),
+     ({"network": "allow", "allow": ["10.0.0.0/8"]},
+      SandboxRequest("p", allow=("10.0.0.0/9",)), False),
+     ({}, SandboxRequest("p", network="bogus"), False)],
+)  # fmt: skip
+def test_warm_sandboxes_have_the_pools_network_policy(defaults: dict[str, Any],
+                                                      request_: SandboxRequest,
+                                                      claimed: bool) -> None:  # fmt: skip
+    """A claim needs the policy the warm sandboxes were made with (the pool's default); a
+    bad one is a miss (the cold path names it)."""
+    launcher = Launcher()
+    pools = WarmPools(_config({"size": 1}, {"memory": "256Mi", **defaults}), launcher,
+                      launcher.discard)  # fmt: skip
+    try:
+        assert pools.wait_ready(10)
+        assert (pools.claim(request_, _digest) is not None) == claimed
+    finally:
+        pools.close()
