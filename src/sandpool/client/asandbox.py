@@ -219,12 +219,14 @@ class AsyncSandbox:
                cpu: float | None = None, memory: str | None = None, pids: int | None = None,
                disk: str | None = None, env: Mapping[str, str] | None = None,
                workdir: str | None = None, labels: Mapping[str, str] | None = None,
+               network: str | None = None, allow: Sequence[str] | None = None,
                url: str | None = None, api_key: str | None = None,
                client: AsyncClient | None = None) -> _Creating:  # fmt: skip
         """Start a sandbox of ``pool`` (``timeout``: its TTL in seconds)."""
         call = ops.create(pool=pool, image=image, ttl=timeout, idle_timeout=idle_timeout,
                           cpu=cpu, memory=memory, pids=pids, disk=disk, env=env,
-                          workdir=workdir, labels=labels)  # fmt: skip
+                          workdir=workdir, labels=labels, network=network,
+                          allow=allow)  # fmt: skip
         return _Creating(lambda: cls._open(call, url, api_key, client))
 
     @classmethod
@@ -292,6 +294,11 @@ class AsyncSandbox:
         """End it ``seconds`` from now."""
         return await self._update(ops.sandbox_call("PUT", self.id, "ttl",
                                                    json={"ttl": float(seconds)}))  # fmt: skip
+
+    async def set_network(self, network: str | None = None,
+                          allow: Sequence[str] | None = None) -> SandboxInfo:  # fmt: skip
+        """Change its network policy while it runs (as ``Sandbox.set_network``)."""
+        return await self._update(ops.network_call(self.id, network, allow))
 
     async def terminate(self) -> SandboxInfo:
         """End it."""

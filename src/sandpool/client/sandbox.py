@@ -203,6 +203,7 @@ class Sandbox:
                cpu: float | None = None, memory: str | None = None, pids: int | None = None,
                disk: str | None = None, env: Mapping[str, str] | None = None,
                workdir: str | None = None, labels: Mapping[str, str] | None = None,
+               network: str | None = None, allow: Sequence[str] | None = None,
                url: str | None = None, api_key: str | None = None,
                client: Client | None = None) -> Sandbox:  # fmt: skip
         """Start a sandbox of ``pool``; ``timeout``: seconds it lives (its TTL, from ready);
@@ -211,7 +212,8 @@ class Sandbox:
         client = client or Client(url, api_key)
         call = ops.create(pool=pool, image=image, ttl=timeout, idle_timeout=idle_timeout,
                           cpu=cpu, memory=memory, pids=pids, disk=disk, env=env,
-                          workdir=workdir, labels=labels)  # fmt: skip
+                          workdir=workdir, labels=labels, network=network,
+                          allow=allow)  # fmt: skip
         try:
             return cls(client.send(call), client, owns_client=owned)
         except BaseException:
@@ -276,6 +278,13 @@ class Sandbox:
         """End it ``seconds`` from now."""
         call = ops.sandbox_call("PUT", self.id, "ttl", json={"ttl": float(seconds)})
         self.info = self.client.send(call)
+        return self.info
+
+    def set_network(self, network: str | None = None,
+                    allow: Sequence[str] | None = None) -> SandboxInfo:  # fmt: skip
+        """Change its network policy while it runs (``allow`` entries: CIDR, HOST[:PORT],
+        domain; only a sandbox created with a network can change, and not to ``none``)."""
+        self.info = self.client.send(ops.network_call(self.id, network, allow))
         return self.info
 
     def terminate(self) -> SandboxInfo:

@@ -28,6 +28,10 @@ class SandboxInfo:
     expires_at: str | None
     ended_at: str | None
     oom_kills: int
+    network: str | None = None  # the policy in force while it runs
+    allow: tuple[str, ...] = ()
+    network_bytes_in: int | None = None
+    network_bytes_out: int | None = None
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
@@ -38,7 +42,10 @@ class SandboxInfo:
             reason=data["reason"], labels=dict(data["labels"]),
             container_runtime=data["containerRuntime"], gvisor_platform=data["gvisorPlatform"],
             created_at=data["createdAt"], expires_at=data["expiresAt"],
-            ended_at=data["endedAt"], oom_kills=data["oomKills"], raw=dict(data),
+            ended_at=data["endedAt"], oom_kills=data["oomKills"],
+            network=data.get("network"), allow=tuple(data.get("allow") or ()),
+            network_bytes_in=data.get("networkBytesIn"),
+            network_bytes_out=data.get("networkBytesOut"), raw=dict(data),
         )  # fmt: skip
 
 

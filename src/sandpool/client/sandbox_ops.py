@@ -40,11 +40,13 @@ def _path(sandbox_id: str) -> str:
 def create(*, pool: str, image: str | None, ttl: float | None, idle_timeout: float | None,
            cpu: float | None, memory: str | None, pids: int | None, disk: str | None,
            env: Mapping[str, str] | None, workdir: str | None,
-           labels: Mapping[str, str] | None) -> Call[SandboxInfo]:  # fmt: skip
+           labels: Mapping[str, str] | None, network: str | None = None,
+           allow: Sequence[str] | None = None) -> Call[SandboxInfo]:  # fmt: skip
     """``POST /v1/sandboxes`` (never retried once sent: it is not idempotent)."""
     body = {"pool": pool, "env": dict(env or {}), "labels": dict(labels or {}),
             "limits": _some(cpu=cpu, memory=memory, pids=pids, disk=disk),
-            **_some(image=image, ttl=ttl, idleTimeout=idle_timeout, workdir=workdir)}  # fmt: skip
+            **_some(image=image, ttl=ttl, idleTimeout=idle_timeout, workdir=workdir,
+                    network=network, allow=None if allow is None else list(allow))}  # fmt: skip
     return Call("POST", "/v1/sandboxes", SandboxInfo.from_json, json=body,
                 timeout=CREATE_TIMEOUT)  # fmt: skip
 
@@ -69,6 +71,13 @@ def sandbox_call(method: str, sandbox_id: str, action: str = "",
     """pause, resume, ttl (PUT) or terminate (DELETE) of one sandbox."""
     path = _path(sandbox_id) + (f"/{action}" if action else "")
     return Call(method, path, SandboxInfo.from_json, json=json, timeout=120.0)
+
+
+def network_call(sandbox_id: str, network: str | None,
+                 allow: Sequence[str] | None) -> Call[SandboxInfo]:  # fmt: skip
+    """``PUT /v1/sandboxes/{id}/network``: change a running sandbox's network policy."""
+    body = _some(network=network, allow=None if allow is None else list(allow))
+    return sandbox_call("PUT", sandbox_id, "network", json=body)
 
 
 def exec_path(sandbox_id: str, exec_id: str = "") -> str:

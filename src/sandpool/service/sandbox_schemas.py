@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
@@ -15,6 +15,7 @@ __all__ = [
     "ExecOut",
     "FileOut",
     "MkdirIn",
+    "NetworkIn",
     "RenameIn",
     "SandboxIn",
     "SandboxLimits",
@@ -27,6 +28,8 @@ MAX_LABELS = 64
 SandboxPath = Annotated[StrictStr, Field(min_length=1, max_length=4096)]
 LabelKey = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}$")]
 LabelValue = Annotated[StrictStr, Field(max_length=256)]
+NetworkMode = Literal["none", "allow", "open"]
+AllowList = Annotated[list[Annotated[StrictStr, Field(max_length=512)]], Field(max_length=256)]
 
 
 class SandboxLimits(ApiModel):
@@ -50,6 +53,9 @@ class SandboxIn(ApiModel):
     ttl: Seconds | None = None
     idle_timeout: Seconds | None = None
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS)
+    # the network policy (``sandpool sandbox create --network/--allow``); None: the pool's
+    network: NetworkMode | None = None
+    allow: AllowList | None = None
 
 
 class SandboxOut(ApiModel):
@@ -74,12 +80,24 @@ class SandboxOut(ApiModel):
     ended_at: str | None
     last_activity: str | None
     oom_kills: int
+    network: str | None = None  # the policy in force while it runs (None once ended)
+    allow: list[str] = Field(default_factory=list)
+    network_bytes_in: int | None = None  # host side of its veth (None: no network)
+    network_bytes_out: int | None = None
 
 
 class TtlIn(ApiModel):
     """End the sandbox ``ttl`` seconds from now."""
 
     ttl: Seconds
+
+
+class NetworkIn(ApiModel):
+    """A running sandbox's new network policy (as at create; neither: the pool's default).
+    Only a sandbox created with a network can change, and not to ``none``."""
+
+    network: NetworkMode | None = None
+    allow: AllowList | None = None
 
 
 class ExecIn(ApiModel):

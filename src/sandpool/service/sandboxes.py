@@ -25,7 +25,14 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from sandpool.config.resolved import ResolvedConfig
-from sandpool.errors import NotFound, QuotaExceeded, SandboxNotFound, SandpoolError
+from sandpool.errors import (
+    InvalidNetworkPolicy,
+    InvalidRequest,
+    NotFound,
+    QuotaExceeded,
+    SandboxNotFound,
+    SandpoolError,
+)
 from sandpool.sandbox import EndReason, SandboxInfo, SandboxManager, SandboxRequest, SandboxState
 from sandpool.service.metrics import ServiceMetrics
 from sandpool.service.quotas import Lease, Quota, QuotaLedger
@@ -123,6 +130,16 @@ class SandboxService:
         """End the sandbox ``seconds`` from now."""
         self.owned(tenant, sandbox_id)
         self._note(self.manager.set_ttl(sandbox_id, seconds))
+        return self.owned(tenant, sandbox_id)
+
+    def set_network(self, tenant: TenantRecord, sandbox_id: str, network: str | None,
+                    allow: tuple[str, ...] | None) -> SandboxRecord:  # fmt: skip
+        """Change the sandbox's network policy (400 naming the entry it cannot enforce)."""
+        self.owned(tenant, sandbox_id)
+        try:
+            self.manager.set_network(sandbox_id, network, allow)
+        except InvalidNetworkPolicy as exc:
+            raise InvalidRequest(f"allow: {exc.message}", hint=exc.hint, field="allow") from exc
         return self.owned(tenant, sandbox_id)
 
     def terminate(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord:

@@ -16,7 +16,7 @@ from sandpool.service.apikeys import Principal
 from sandpool.service.auth import require_tenant
 from sandpool.service.context import authenticate, context_of
 from sandpool.service.problems import as_service_error
-from sandpool.service.sandbox_schemas import SandboxIn, SandboxOut, TtlIn
+from sandpool.service.sandbox_schemas import NetworkIn, SandboxIn, SandboxOut, TtlIn
 from sandpool.service.sandboxes import SandboxService
 from sandpool.service.schemas import ErrorOut, iso
 from sandpool.store import SandboxRecord, TenantRecord
@@ -60,6 +60,9 @@ def sandbox_out(service: SandboxService, record: SandboxRecord) -> SandboxOut:
         expires_at=iso(info.deadline if info else record.expires_at),
         ended_at=iso(record.ended_at), last_activity=iso(info.last_activity if info else None),
         oom_kills=info.oom_kills if info else 0,
+        network=info.network if info else None, allow=list(info.allow) if info else [],
+        network_bytes_in=info.network_bytes_in if info else None,
+        network_bytes_out=info.network_bytes_out if info else None,
     )  # fmt: skip
 
 
@@ -69,7 +72,8 @@ def _request(body: SandboxIn) -> SandboxRequest:
                           memory=limits.memory, pids=limits.pids, disk=limits.disk,
                           env=tuple(f"{k}={v}" for k, v in body.env.items()),
                           workdir=body.workdir, ttl=body.ttl, idle_timeout=body.idle_timeout,
-                          labels=tuple(body.labels.items()))  # fmt: skip
+                          labels=tuple(body.labels.items()), network=body.network,
+                          allow=None if body.allow is None else tuple(body.allow))  # fmt: skip
 
 
 @router.post("", status_code=201, responses=_ERRORS)  # type: ignore[arg-type]
@@ -133,6 +137,14 @@ def set_ttl(sandbox_id: str, body: TtlIn, owner: Owner) -> SandboxOut:
     """End the sandbox ``ttl`` seconds from now (whatever its TTL was)."""
     service, tenant = owner
     return sandbox_out(service, service.set_ttl(tenant, sandbox_id, body.ttl))
+
+
+@router.put("/{sandbox_id}/network", responses=_ERRORS)  # type: ignore[arg-type]
+def set_network(sandbox_id: str, body: NetworkIn, owner: Owner) -> SandboxOut:
+    """Change the running sandbox's network policy, at once (open connections included)."""
+    service, tenant = owner
+    allow = None if body.allow is None else tuple(body.allow)
+    return sandbox_out(service, service.set_network(tenant, sandbox_id, body.network, allow))
 
 
 @router.delete("/{sandbox_id}", responses=_ERRORS)  # type: ignore[arg-type]
