@@ -41,6 +41,8 @@ def _lifespan(context: ServiceContext) -> Callable[[FastAPI], AbstractAsyncConte
         if not await anyio.to_thread.run_sync(context.runs.wait_idle, RUN_CLEANUP_WAIT):
             log.warning("runs still cleaning up after %d s; `sandpool gc` removes what they "
                         "leave", RUN_CLEANUP_WAIT)  # fmt: skip
+        for hook in context.on_stop:
+            await anyio.to_thread.run_sync(hook)
         await anyio.to_thread.run_sync(context.runs.executor.close)
         context.store.close()
 

@@ -91,6 +91,7 @@ class WarmSandpools:
             if entry is not fresh:
                 fresh.sandpool.close()
             else:  # a previous server's live sandboxes, before any gc would take them
+                log.info("loaded a configuration (stateDir %s)", fresh.sandpool.config.state_dir)
                 fresh.sandpool.sandboxes.adopt()
                 fresh.sandpool.sandboxes.start_warm()  # the pools' warmPool, filled from now
         with self._lock:
