@@ -89,10 +89,11 @@ class Sandpool:
                  tb: TracebackType | None) -> None:  # fmt: skip
         self.close()
 
-    def close(self) -> None:
+    def close(self, *, keep_sandboxes: bool = False) -> None:
         """Forget cached runtimes and remove the warm cgroups (running containers belong to
-        their ``run`` calls; they remove their cgroups when they end)."""
-        self.close_sandboxes()
+        their ``run`` calls; they remove their cgroups when they end). The sandboxes are
+        terminated, or with ``keep_sandboxes`` left running for a later ``adopt``."""
+        self.close_sandboxes(terminate=not keep_sandboxes)
         with self._lock:
             self._runtimes.clear()
         self._cgroup_slots.close()
@@ -106,13 +107,14 @@ class Sandpool:
             info.state != SandboxState.TERMINATED for info in sandboxes.list()
         )
 
-    def close_sandboxes(self) -> None:
-        """Terminate this process's sandboxes (their execs end 137); a later use of
-        ``sandboxes`` starts afresh."""
+    def close_sandboxes(self, *, terminate: bool = True) -> None:
+        """Terminate this process's sandboxes (their execs end 137), or leave them running
+        for a later ``adopt`` (``terminate=False``); a later use of ``sandboxes`` starts
+        afresh."""
         with self._lock:
             sandboxes, self._sandboxes = self._sandboxes, None
         if sandboxes is not None:
-            sandboxes.close(terminate=True)
+            sandboxes.close(terminate=terminate)
 
     def runtime(self, pool: str) -> ContainerRuntime:
         """The pool's container runtime, created (and checked) once."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from sandpool.warm.run_argv import parse_argv
 from tests.integration.conftest import Sandbox
 from tests.integration.test_run_cli import POOLS, Cli, Server
 
@@ -74,7 +75,11 @@ def _read_all(fd: int) -> str:
 
 
 def run_message(cli: Cli, argv: list[str], **changes: object) -> bytes:
-    message = {"argv": argv, "cwd": "/", "env": {"SANDPOOL_CONFIG": str(cli.sandbox.config_file)}}
+    """The structured request the thin client makes of ``sandpool run ARGV``."""
+    run = parse_argv(argv)
+    assert run is not None
+    message = {"run": run, "config": run.pop("config", []), "cwd": "/",
+               "env": {"SANDPOOL_CONFIG": str(cli.sandbox.config_file)}}  # fmt: skip
     return json.dumps({**message, **changes}).encode()
 
 
@@ -131,10 +136,10 @@ def test_a_bad_message_during_a_run_stops_it_with_125(
 @pytest.mark.parametrize("pool", POOLS)
 def test_nul_bytes_are_refused_not_cut_short(served: Cli, no_leaks: Sandbox, server: Server,
                                              pool: str) -> None:  # fmt: skip
-    """A NUL in argv exited 1; one in --env was silently truncated on gVisor."""
+    """A NUL in the command exited 1; one in --env was silently truncated on gVisor."""
     argv = ["--pool", pool, "--", "echo", "a\0b"]
     assert_refused(*Exchange(server.socket, run_message(served, argv)).answer(),
-                   "argument 4 of argv contains a NUL byte")  # fmt: skip
+                   "entry 1 of command contains a NUL byte")  # fmt: skip
     env = ["--pool", pool, "--env", "A=x\0y", "--", "sh", "-c", "echo $A"]
     assert_refused(*Exchange(server.socket, run_message(served, env)).answer(), "NUL byte")
 
@@ -161,12 +166,17 @@ def adversarial(cli: Cli) -> list[tuple[bytes, str]]:
         (b"9" * 5000, "not JSON"),  # more digits than Python converts
         (b"NaN", "not an object"),
         (b'"text"', "not an object"),
-        (b"{}", "expected argv, cwd, env"),
-        (json.dumps({**ok, "extra": 1}).encode(), "expected argv, cwd, env"),
-        (json.dumps({**ok, "argv": "--pool"}).encode(), "argv must be a list"),
-        (json.dumps({**ok, "argv": [1, 2]}).encode(), "argument 0 of argv must be a string"),
-        (json.dumps({**ok, "argv": ["x"] * 70000}).encode(), "more than 65536"),
-        (json.dumps({**ok, "argv": ["\ud800"]}).encode(), "not valid UTF-8"),
+        (b"{}", "expected config, cwd, env, run"),
+        (json.dumps({**ok, "extra": 1}).encode(), "expected config, cwd, env, run"),
+        (json.dumps({**ok, "run": "--pool"}).encode(), "run must be an object"),
+        (json.dumps({**ok, "run": {"command": [1, 2]}}).encode(),
+         "entry 0 of command must be a string"),
+        (json.dumps({**ok, "run": {"command": ["x"] * 70000}}).encode(), "more than 65536"),
+        (json.dumps({**ok, "run": {"command": ["\ud800"]}}).encode(), "not valid UTF-8"),
+        (json.dumps({**ok, "run": {**ok["run"], "cpu": float("nan")}}).encode(),
+         "Invalid value for '--cpu'"),
+        (json.dumps({**ok, "run": {**ok["run"], "argv": []}}).encode(), "unknown fields"),
+        (json.dumps({**ok, "config": "a.yaml"}).encode(), "config must be a list"),
         (json.dumps({**ok, "cwd": "relative"}).encode(), "cwd must be an absolute path"),
         (json.dumps({**ok, "cwd": "/" + "a" * 5000}).encode(), "at most 4096 bytes"),
         (json.dumps({**ok, "cwd": None}).encode(), "cwd must be a string"),

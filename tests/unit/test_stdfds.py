@@ -1,4 +1,4 @@
-"""Closed standard descriptors and gone readers (``sandpool.stdfds``, ``cli.stdout_relay``)."""
+"""Closed standard descriptors and gone readers (``sandpool.stdfds``, ``oneshot.stdout_relay``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from sandpool.cli.stdout_relay import StdoutRelay
+from sandpool.oneshot.stdout_relay import StdoutRelay
 from sandpool.stdfds import write_all
 
 

@@ -1,17 +1,14 @@
 """``sandpool run``: one container, streamed, with the container's exit status (SPEC §4).
 
-The same ``execute`` serves both paths: in this process (``run``), or in a warm
-``sandpool serve`` that ``sandpool.cli.entry`` hands the command line and stdio to.
+The same ``oneshot.execute`` serves both paths: in this process (``run``), or in a warm
+``sandpool serve``/``server`` that ``sandpool.cli.entry`` hands the parsed request (``warm.
+run_argv``) and its stdio to.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +16,12 @@ import click
 
 from sandpool.cli.options import Number, Size, config_option
 from sandpool.config.quantities import CPU_RANGE, GPU_RANGE, PIDS_RANGE, TIMEOUT_RANGE
-from sandpool.errors import EXIT_CANNOT_START, ContainerStartFailed, SandpoolError
+from sandpool.errors import EXIT_CANNOT_START, SandpoolError
+from sandpool.oneshot.execute import RunArgs, Streams, execute, os_error_line, stdin_fd
 from sandpool.sizes import MIN_DISK
-from sandpool.stdfds import write_all
 
 if TYPE_CHECKING:  # imported when a run happens: `sandpool --help` does not pay for them
     from sandpool.api import Sandpool
-    from sandpool.worker.container import ContainerRun
 
 __all__ = ["RunArgs", "execute", "os_error_line", "parse_run_args", "run", "stdin_fd"]
 
@@ -33,9 +29,6 @@ __all__ = ["RunArgs", "execute", "os_error_line", "parse_run_args", "run", "stdi
 # exits 128 + the signal (130 SIGINT, 129 SIGHUP: its terminal closed, 143 SIGTERM), as a
 # served run does.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
-# "not executable" and "not found" are the runtime's own error line (from its log), which it
-# has already written on the run's stderr: sandpool does not print it a second time.
-RUNTIME_SAID_IT = (126, 127)
 
 
 class Terminated(Exception):
@@ -60,45 +53,6 @@ class RunCommand(click.Command):
             return super().make_context(*args, **kwargs)
         except click.UsageError as exc:
             raise RunUsageError(exc.format_message(), exc.ctx) from exc
-
-
-@dataclass(frozen=True)
-class RunArgs:
-    """The parsed flags and command of one ``sandpool run``."""
-
-    config_files: tuple[str, ...]
-    pool: str
-    image: str | None
-    cpu: float | None
-    memory: str | None
-    pids: int | None
-    timeout: float | None
-    env: tuple[str, ...]
-    workdir: str | None
-    gpus: int
-    disk: str | None
-    network: str | None
-    allow: tuple[str, ...]
-    as_json: bool
-    command: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Streams:
-    """Where one ``sandpool run`` reads and writes: the caller's fds. sandpool's own lines go
-    to them too; a reader that has gone (EPIPE) never costs the exit status (``stdfds``)."""
-
-    stdin: int | None
-    stdout: int
-    stderr: int
-
-    def say(self, text: str) -> None:
-        """One message (a line, or a few) on stderr."""
-        write_all(self.stderr, (text.rstrip("\n") + "\n").encode())
-
-    def emit(self, line: str, *, at_line_start: bool = True) -> None:
-        """One line on stdout, starting a line of its own."""
-        write_all(self.stdout, ("" if at_line_start else "\n").encode() + line.encode() + b"\n")
 
 
 def _env(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -127,63 +81,6 @@ def _on_stop_signal(signum: int, frame: FrameType | None) -> None:
     for other in STOP_SIGNALS:
         signal.signal(other, signal.SIG_IGN)
     raise Terminated(signum)
-
-
-def stdin_fd(fd: int) -> int | None:
-    """Pass stdin through when it is not a terminal (``echo hi | sandpool run -- cat``)."""
-    try:
-        return None if os.isatty(fd) else fd
-    except OSError:
-        return None
-
-
-def os_error_line(error: OSError, state_dir: str | None) -> str:
-    """One line for an OSError on the run path, naming the path and the fix."""
-    path = error.filename if error.filename is not None else "(no path)"
-    line = f"sandpool: cannot use {path}: {error.strerror or error}"
-    if state_dir is not None and str(path).startswith(state_dir):
-        line += f" (worker.stateDir {state_dir} must be a writable directory on a local disk)"
-    return line
-
-
-def _repeats_the_runtime(error: SandpoolError) -> bool:
-    """Whether ``error`` only repeats the runtime's own line, which the runtime has already
-    written on the run's stderr (runc and runsc print the error they log, and the run's stderr
-    is theirs): sandpool then prints nothing more (one line, not two)."""
-    if not isinstance(error, ContainerStartFailed) or not error.runtime_said:
-        return False
-    return not error.hint and error.message.endswith(error.runtime_said)
-
-
-def execute(args: RunArgs, sandpool: Sandpool, streams: Streams,
-            on_container: Callable[[ContainerRun], None] | None = None) -> int:  # fmt: skip
-    """Run ``args`` with ``sandpool``; report on ``streams``; the exit status."""
-    from sandpool.cli.stdout_relay import StdoutRelay
-    from sandpool.worker.container import Stdio
-    from sandpool.worker.request import RunRequest
-
-    request = RunRequest(args.command, args.image, args.cpu, args.memory, args.pids,
-                         args.timeout, args.env, args.workdir, args.gpus,
-                         disk=args.disk, network=args.network,
-                         allow=args.allow or None)  # fmt: skip
-    relay = StdoutRelay(streams.stdout) if args.as_json else None
-    stdio = Stdio(streams.stdin, relay.write_fd if relay else streams.stdout, streams.stderr)
-    try:
-        result = sandpool.run_request(args.pool, request, stdio, on_container=on_container)
-    except SandpoolError as error:
-        if not _repeats_the_runtime(error):
-            streams.say(f"{type(error).__name__}: {error}")
-        return EXIT_CANNOT_START
-    except OSError as error:  # the host refused a file sandpool needs (e.g. the state dir)
-        streams.say(os_error_line(error, sandpool.config.state_dir))
-        return EXIT_CANNOT_START
-    finally:
-        at_line_start = relay.finish() if relay else True
-    if args.as_json:
-        streams.emit(json.dumps(result.to_json()), at_line_start=at_line_start)
-    elif result.error and result.exit_code not in RUNTIME_SAID_IT:
-        streams.say(f"sandpool: {result.error}")
-    return int(result.exit_code)
 
 
 @click.command(cls=RunCommand, context_settings={"ignore_unknown_options": False})

@@ -42,7 +42,8 @@ def _call(op: str, args: dict[str, Any], config_files: tuple[str, ...]) -> tuple
         raise ServeError(
             "`sandpool sandbox` needs a running `sandpool serve`: sandboxes belong to the "
             "process that serves them, and this one would take them with it when it exits",
-            hint="start one with `sandpool serve &` (same user, same SANDPOOL_SOCKET)",
+            hint="start one with `sandpool serve &` or `sandpool server &` (same user, same "
+            "SANDPOOL_SOCKET)",
         )
     return served.result, served.exit
 

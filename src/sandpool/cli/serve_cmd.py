@@ -27,7 +27,8 @@ _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
               help="Close a configuration's warm state (its warm cgroups) once no run has "
                    "used it for this long.")  # fmt: skip
 def serve(path: str | None, idle_timeout: float) -> None:
-    """Run `sandpool run` command lines handed over a unix socket, until SIGTERM/INT/HUP.
+    """Run the `sandpool run` and `sandpool sandbox` requests handed over a unix socket, until
+    SIGTERM/INT/HUP (the socket-only mode of `sandpool server`, which serves it too).
 
     `sandpool run` uses this server when it listens (same behaviour, without Python's start-up,
     imports and config loading), and runs in its own process otherwise. Containers of a

@@ -297,6 +297,9 @@ class GatewayConfig(_Model):
     # A SQLAlchemy URL; empty: the SQLite file <stateDir>/service/service.db.
     database: StrictStr = ""
     shutdown_timeout: Seconds = 30.0
+    # what a stopping server does with its sandboxes: end them, or leave them running for
+    # the next start to adopt
+    on_shutdown: Literal["terminate", "keep"] = "terminate"
     max_request_body: Size = "1Mi"
     max_request_headers: Size = "16Ki"
     max_upload_size: Size = "16Gi"  # one file uploaded to a sandbox (streamed, not in memory)

@@ -143,12 +143,13 @@ def _set_path(doc: dict[str, Any], path: KeyPath, value: Any) -> None:
 def apply_env(
     doc: dict[str, Any], origins: Origins, environ: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
-    """Overlay ``SANDPOOL_WORKER_…`` variables on ``doc``; unknown names are errors."""
+    """Overlay ``SANDPOOL_WORKER_…`` and ``SANDPOOL_GATEWAY_…`` variables on ``doc``;
+    unknown names are errors."""
     environ = os.environ if environ is None else environ
     problems = []
     out = merge({}, doc)
     for var in sorted(environ):
-        if not var.startswith(ENV_PREFIX + "WORKER_"):
+        if not var.startswith((ENV_PREFIX + "WORKER_", ENV_PREFIX + "GATEWAY_")):
             continue
         path = _walk(SandpoolConfig, var[len(ENV_PREFIX) :].split("_"), out)
         if path is None:

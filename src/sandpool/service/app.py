@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -36,8 +37,9 @@ def _lifespan(context: ServiceContext) -> Callable[[FastAPI], AbstractAsyncConte
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         context.stopping = True
-        if context.sandboxes is not None:  # terminated, their records ended
-            await anyio.to_thread.run_sync(context.sandboxes.close)
+        if context.sandboxes is not None:  # terminated (records ended), or kept for the next
+            keep = context.gateway.on_shutdown == "keep"
+            await anyio.to_thread.run_sync(partial(context.sandboxes.close, terminate=not keep))
         stopped = context.runs.stop_all()
         if stopped:
             log.info("stopped %d runs still going on", stopped)
@@ -45,6 +47,8 @@ def _lifespan(context: ServiceContext) -> Callable[[FastAPI], AbstractAsyncConte
         if not await anyio.to_thread.run_sync(context.runs.wait_idle, RUN_CLEANUP_WAIT):
             log.warning("runs still cleaning up after %d s; `sandpool gc` removes what they "
                         "leave", RUN_CLEANUP_WAIT)  # fmt: skip
+        for hook in context.on_stop:
+            await anyio.to_thread.run_sync(hook)
         await anyio.to_thread.run_sync(context.runs.executor.close)
         context.store.close()
 

@@ -3,6 +3,7 @@ and the metrics; one per server (tests build their own)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -26,7 +27,9 @@ T = TypeVar("T")
 
 @dataclass
 class ServiceContext:
-    """One server's state; ``stopping`` turns /readyz to 503 while it shuts down."""
+    """One server's state; ``stopping`` turns /readyz to 503 while it shuts down;
+    ``on_stop``: called (in a thread) as it stops, after its runs and before its executor
+    closes (the serve socket of the same daemon: ``service.daemon``)."""
 
     config: ResolvedConfig
     gateway: GatewayConfig
@@ -37,6 +40,7 @@ class ServiceContext:
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
     stopping: bool = False
     sandboxes: SandboxService | None = None  # None: this server's executor runs no sandboxes
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
 
     def quota_of(self, tenant: TenantRecord) -> Quota:
         """The tenant's own quota where it has one, the configuration's default elsewhere."""

@@ -47,10 +47,11 @@ class RunExecutor(Protocol):
 
 
 class SandpoolExecutor:
-    """The executor over one ``Sandpool`` (its warm cgroups and disks shared by all runs)."""
+    """The executor over one ``Sandpool`` (its warm cgroups and disks shared by all runs);
+    ``keep_sandboxes``: closing leaves its sandboxes running for the next server to adopt."""
 
-    def __init__(self, sandpool: Sandpool) -> None:
-        self.sandpool = sandpool
+    def __init__(self, sandpool: Sandpool, *, keep_sandboxes: bool = False) -> None:
+        self.sandpool, self.keep_sandboxes = sandpool, keep_sandboxes
 
     def run(self, pool: str, request: RunRequest, stdin: bytes | None,
             on_container: Callable[[Stoppable], None]) -> RunResult:  # fmt: skip
@@ -63,8 +64,8 @@ class SandpoolExecutor:
             return self.sandpool.run_request(pool, request, stdio, on_container=on_container)
 
     def close(self) -> None:
-        """Remove the warm cgroups and disks."""
-        self.sandpool.close()
+        """Remove the warm cgroups and disks; terminate the sandboxes or keep them."""
+        self.sandpool.close(keep_sandboxes=self.keep_sandboxes)
 
 
 def run_cost(pool: ResolvedPool, request: RunRequest) -> tuple[float, int]:

@@ -12,7 +12,8 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from types import FrameType
 
 import uvicorn
 
@@ -56,7 +57,9 @@ def build_context(loaded: LoadedConfig, *, database: str | None = None,
         print(f"sandpool server: the admin key (shown once, stored only hashed): {first_key}",
               file=sys.stdout, flush=True)  # fmt: skip
     metrics = ServiceMetrics()
-    runs = RunService(resolved, executor or SandpoolExecutor(Sandpool(resolved)), metrics)
+    keep = gateway.on_shutdown == "keep"
+    executor = executor or SandpoolExecutor(Sandpool(resolved), keep_sandboxes=keep)
+    runs = RunService(resolved, executor, metrics)
     context = ServiceContext(config=resolved, gateway=gateway, store=store, auth=auth, runs=runs,
                              metrics=metrics)  # fmt: skip
     if isinstance(runs.executor, SandpoolExecutor):
@@ -94,9 +97,24 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_http(context: ServiceContext, sock: socket.socket) -> None:
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling ``on_exit`` when a signal starts its shutdown."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self.on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.on_exit is not None:
+            self.on_exit()
+        super().handle_exit(sig, frame)
+
+
+def serve_http(context: ServiceContext, sock: socket.socket,
+               on_exit: Callable[[], None] | None = None) -> None:  # fmt: skip
     """Serve on ``sock`` until SIGTERM/SIGINT (then uvicorn's graceful shutdown, see the
-    module doc)."""
+    module doc); ``on_exit`` is called as the signal arrives (the serve socket stops
+    accepting at the same time, ``service.daemon``)."""
     gateway = context.gateway
     config = uvicorn.Config(
         create_app(context), http="h11", loop="asyncio",
@@ -107,4 +125,4 @@ def serve_http(context: ServiceContext, sock: socket.socket) -> None:
     )  # fmt: skip
     host, port = sock.getsockname()[:2]
     log.info("serving the sandpool API on http://%s:%d/v1", host, port)
-    uvicorn.Server(config).run(sockets=[sock])
+    _Server(config, on_exit).run(sockets=[sock])

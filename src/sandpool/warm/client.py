@@ -1,9 +1,11 @@
-"""The thin ``sandpool run`` client: hand the run to a warm ``sandpool serve`` if one listens.
+"""The thin ``sandpool run`` client: hand the run to a warm ``sandpool serve`` (or a ``sandpool
+server`` on the same socket) if one listens, as a structured request (``warm.run_argv``).
 
-``run_served`` returns None when no server takes the run (no socket, nobody listening, a
-message too large, an fd that cannot be passed): the caller then runs in-process, with the
-same behaviour. Once the server took the run, its exit status is final. Standard library only
-(plus ``warm.protocol``): this is the whole cost of a served ``sandpool run``.
+``run_served`` returns None when no server takes the run (no socket, nobody listening,
+arguments the thin parser leaves to click, a message too large, an fd that cannot be passed):
+the caller then runs in-process, with the same behaviour. Once the server took the run, its
+exit status is final. Standard library only (plus ``warm.protocol``, ``warm.messages`` and
+``warm.run_argv``): this is the whole cost of a served ``sandpool run``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import socket
 from sandpool.stdfds import write_all
 from sandpool.warm.messages import BadMessage, parse_exit
 from sandpool.warm.protocol import MAX_MESSAGE, encode, socket_path
+from sandpool.warm.run_argv import parse_argv
 
 TYPE_CHECKING = False  # see warm.protocol
 if TYPE_CHECKING:
@@ -26,17 +29,6 @@ __all__ = ["run_served"]
 
 EXIT_CANNOT_START = 125  # errors.EXIT_CANNOT_START; sandpool.errors is one import more
 FORWARDED = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)  # as run_cmd.STOP_SIGNALS
-_HELP = ("-h", "--help")
-
-
-def _wants_help(args: list[str]) -> bool:
-    """``--help`` among the options (before ``--``): click prints that in-process."""
-    for arg in args:
-        if arg == "--":
-            return False
-        if arg in _HELP:
-            return True
-    return False
 
 
 def _connect(path: str) -> socket.socket | None:
@@ -49,9 +41,11 @@ def _connect(path: str) -> socket.socket | None:
     return sock
 
 
-def _send_request(sock: socket.socket, args: list[str], environ: Mapping[str, str]) -> bool:
+def _send_request(sock: socket.socket, run: dict[str, object],
+                  environ: Mapping[str, str]) -> bool:  # fmt: skip
     env = {k: v for k, v in environ.items() if k.startswith("SANDPOOL_")}
-    message = encode({"argv": args, "cwd": os.getcwd(), "env": env})
+    config = run.pop("config", [])
+    message = encode({"run": run, "config": config, "cwd": os.getcwd(), "env": env})
     if len(message) >= MAX_MESSAGE:  # a message of MAX_MESSAGE may have been cut
         return False
     try:
@@ -94,13 +88,14 @@ def run_served(args: list[str], environ: Mapping[str, str] | None = None) -> int
     """Run ``sandpool run ARGS`` in a warm server: its exit status, or None if none took it."""
     environ = os.environ if environ is None else environ
     path = socket_path(environ)
-    if path is None or _wants_help(args):
+    run = parse_argv(args) if path is not None else None
+    if path is None or run is None:
         return None
     sock = _connect(path)
     if sock is None:
         return None
     with sock:
-        if not _send_request(sock, args, environ):
+        if not _send_request(sock, run, environ):
             return None
         previous = _forward_signals(sock)
         try:

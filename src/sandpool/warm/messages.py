@@ -16,6 +16,7 @@ from sandpool.warm.protocol import MAX_MESSAGE
 __all__ = [
     "FORWARDED_SIGNALS",
     "MAX_ARGS",
+    "MAX_CONFIG_FILES",
     "MAX_ENV",
     "MAX_PATH",
     "BadMessage",
@@ -24,9 +25,13 @@ __all__ = [
     "parse_request",
     "parse_run",
     "parse_signal",
+    "text_list",
+    "text_value",
 ]
 
-MAX_ARGS = 65536  # arguments after `run` (Linux's own limit is about as many)
+MAX_ARGS = 65536  # the command's arguments, --env or --allow entries (Linux's own limit is
+# about as many arguments)
+MAX_CONFIG_FILES = 256  # -c files
 MAX_ENV = 1024  # SANDPOOL_* variables
 MAX_PATH = 4096  # PATH_MAX, for the client's directory
 FORWARDED_SIGNALS = (int(signal.SIGHUP), int(signal.SIGINT), int(signal.SIGTERM))
@@ -38,14 +43,16 @@ class BadMessage(ValueError):
 
 
 class RunMessage:
-    """The first message: ``sandpool run``'s arguments, the client's directory, its
+    """The first message of a run: the fields of ``sandpool run``'s flags (``run``, checked
+    by ``warm.run_message`` in the server), its ``-c`` files, the client's directory and its
     ``SANDPOOL_*`` variables. (A plain class: the thin client imports this module, and
     ``dataclasses`` would cost it several milliseconds.)"""
 
-    __slots__ = ("argv", "cwd", "env")
+    __slots__ = ("config", "cwd", "env", "run")
 
-    def __init__(self, argv: tuple[str, ...], cwd: str, env: dict[str, str]) -> None:
-        self.argv, self.cwd, self.env = argv, cwd, env
+    def __init__(self, run: dict[str, object], config: tuple[str, ...], cwd: str,
+                 env: dict[str, str]) -> None:  # fmt: skip
+        self.run, self.config, self.cwd, self.env = run, config, cwd, env
 
 
 def _object(data: bytes, keys: frozenset[str] | None) -> dict[str, object]:
@@ -66,7 +73,7 @@ def _object(data: bytes, keys: frozenset[str] | None) -> dict[str, object]:
     return message
 
 
-def _text(value: object, what: str) -> str:
+def text_value(value: object, what: str) -> str:
     """A string without NUL bytes that is valid UTF-8 (no lone surrogates)."""
     if not isinstance(value, str):
         raise BadMessage(f"{what} must be a string, not {type(value).__name__}")
@@ -79,16 +86,17 @@ def _text(value: object, what: str) -> str:
     return value
 
 
-def _argv(value: object) -> tuple[str, ...]:
+def text_list(value: object, what: str, most: int) -> tuple[str, ...]:
+    """A list of at most ``most`` strings, each as ``text_value``."""
     if not isinstance(value, list):
-        raise BadMessage(f"argv must be a list of strings, not {type(value).__name__}")
-    if len(value) > MAX_ARGS:
-        raise BadMessage(f"argv has {len(value)} arguments, more than {MAX_ARGS}")
-    return tuple(_text(arg, f"argument {i} of argv") for i, arg in enumerate(value))
+        raise BadMessage(f"{what} must be a list of strings, not {type(value).__name__}")
+    if len(value) > most:
+        raise BadMessage(f"{what} has {len(value)} entries, more than {most}")
+    return tuple(text_value(item, f"entry {i} of {what}") for i, item in enumerate(value))
 
 
 def _cwd(value: object) -> str:
-    cwd = _text(value, "cwd")
+    cwd = text_value(value, "cwd")
     if not cwd.startswith("/") or len(cwd.encode()) > MAX_PATH:
         raise BadMessage(f"cwd must be an absolute path of at most {MAX_PATH} bytes")
     return cwd
@@ -101,24 +109,27 @@ def _env(value: object) -> dict[str, str]:
         raise BadMessage(f"env has {len(value)} variables, more than {MAX_ENV}")
     env = {}
     for key, text in value.items():
-        name = _text(key, "an env name")
+        name = text_value(key, "an env name")
         if not name.startswith(ENV_PREFIX) or "=" in name:
             raise BadMessage(f"env name {name[:64]!r} is not a {ENV_PREFIX}* variable name")
-        env[name] = _text(text, f"env {name}")
+        env[name] = text_value(text, f"env {name}")
     return env
 
 
-RUN_KEYS = frozenset({"argv", "cwd", "env"})
+RUN_KEYS = frozenset({"run", "config", "cwd", "env"})
 
 
 def parse_run(data: bytes) -> RunMessage:
-    """The client's first message, checked."""
-    message = _object(data, RUN_KEYS)
-    return _run_message(message)
+    """The client's first message, checked (its ``run`` fields: ``warm.run_message``)."""
+    return _run_message(_object(data, RUN_KEYS))
 
 
 def _run_message(message: dict[str, object]) -> RunMessage:
-    return RunMessage(_argv(message["argv"]), _cwd(message["cwd"]), _env(message["env"]))
+    run = message["run"]
+    if not isinstance(run, dict):
+        raise BadMessage(f"run must be an object of fields, not {type(run).__name__}")
+    config = text_list(message["config"], "config", MAX_CONFIG_FILES)
+    return RunMessage(run, config, _cwd(message["cwd"]), _env(message["env"]))
 
 
 def parse_request(data: bytes) -> RunMessage | dict[str, object]:

@@ -1,9 +1,12 @@
 """The warm ``Sandpool`` of each configuration a ``sandpool serve`` runs, and their eviction.
 
 A configuration is keyed like the config cache (its files' identities and the ``SANDPOOL_*``
-variables), so an edited file gets a new ``Sandpool``; the old one, and the one of any
-configuration no client names any more, is closed once no run has used it for
-``idle_timeout`` seconds (its warm cgroups go with it), unless it holds live sandboxes.
+variables a configuration reads: ``SANDPOOL_CONFIG``, ``SANDPOOL_WORKER_*``,
+``SANDPOOL_GATEWAY_*``; not the socket's, the URL's or a key's), so an edited file gets a new
+``Sandpool``; the old one, and the one of any configuration no client names any more, is
+closed once no run has used it for ``idle_timeout`` seconds (its warm cgroups go with it),
+unless it holds live sandboxes. ``sandpool server`` ``share``s its own ``Sandpool``: runs and
+sandboxes of its configuration use the one its HTTP API uses, which its owner closes.
 """
 
 from __future__ import annotations
@@ -16,14 +19,28 @@ from dataclasses import dataclass
 
 from sandpool.api import Sandpool
 from sandpool.config.cache import cache_key, load_resolved
-from sandpool.config.paths import config_paths
+from sandpool.config.paths import CONFIG_ENV_VAR, config_paths
 from sandpool.worker.recovery import reconcile_dead_owners
 
-__all__ = ["DEFAULT_IDLE_TIMEOUT_S", "WarmSandpools"]
+__all__ = ["DEFAULT_IDLE_TIMEOUT_S", "WarmSandpools", "config_environ"]
 
 log = logging.getLogger(__name__)
 RECONCILE_EVERY_S = 10.0
 DEFAULT_IDLE_TIMEOUT_S = 600.0
+CONFIG_PREFIXES = ("SANDPOOL_WORKER_", "SANDPOOL_GATEWAY_")
+
+
+def config_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables a configuration is read from (``config.sources``), and no others."""
+    return {k: v for k, v in environ.items()
+            if k == CONFIG_ENV_VAR or k.startswith(CONFIG_PREFIXES)}  # fmt: skip
+
+
+def _key(files: tuple[str, ...], environ: Mapping[str, str]) -> str | None:
+    """The configuration's key: the files read (named by ``-c`` or ``$SANDPOOL_CONFIG``,
+    alike) and the variables that change it."""
+    overrides = {k: v for k, v in environ.items() if k != CONFIG_ENV_VAR}
+    return cache_key(config_paths(files, environ), overrides)
 
 
 @dataclass
@@ -32,6 +49,7 @@ class _Entry:
     runs: int = 0  # in flight
     last_used: float = 0.0
     reconciled: float = float("-inf")
+    shared: bool = False  # its owner (``sandpool server``) closes it, never idle
 
 
 class WarmSandpools:
@@ -48,9 +66,21 @@ class WarmSandpools:
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
 
+    def share(self, files: tuple[str, ...], environ: Mapping[str, str],
+              sandpool: Sandpool) -> None:  # fmt: skip
+        """Runs of this configuration use ``sandpool`` (the caller's; it closes it), whose
+        dead predecessor's sandboxes are adopted now and whose warm pools start filling."""
+        key = _key(files, config_environ(environ))
+        sandpool.sandboxes.adopt()
+        sandpool.sandboxes.start_warm()
+        if key:
+            with self._lock:
+                self._entries[key] = _Entry(sandpool, last_used=self._clock(), shared=True)
+
     def check_out(self, files: tuple[str, ...], environ: Mapping[str, str]) -> Sandpool:
         """The warm ``Sandpool`` of this configuration (loaded, and reconciled, when new)."""
-        key = cache_key(config_paths(files, environ), environ)
+        environ = config_environ(environ)
+        key = _key(files, environ)
         entry = self._take(key)
         if entry is None:
             fresh = _Entry(Sandpool(load_resolved(files, environ)), runs=1)
@@ -61,6 +91,7 @@ class WarmSandpools:
             if entry is not fresh:
                 fresh.sandpool.close()
             else:  # a previous server's live sandboxes, before any gc would take them
+                log.info("loaded a configuration (stateDir %s)", fresh.sandpool.config.state_dir)
                 fresh.sandpool.sandboxes.adopt()
                 fresh.sandpool.sandboxes.start_warm()  # the pools' warmPool, filled from now
         with self._lock:
@@ -94,7 +125,8 @@ class WarmSandpools:
         now = self._clock()
         with self._lock:
             idle = [key for key, entry in self._entries.items()
-                    if entry.runs == 0 and now - entry.last_used >= self.idle_timeout
+                    if entry.runs == 0 and not entry.shared
+                    and now - entry.last_used >= self.idle_timeout
                     and not entry.sandpool.holds_sandboxes()]  # fmt: skip
             evicted = [self._entries.pop(key).sandpool for key in idle]
         for sandpool in evicted:
@@ -103,17 +135,19 @@ class WarmSandpools:
             sandpool.close()
         return evicted
 
-    def close_sandboxes(self) -> None:
-        """Terminate every configuration's sandboxes (the server stops)."""
+    def close_sandboxes(self, *, terminate: bool = True) -> None:
+        """Terminate every configuration's sandboxes, or leave them running for the next
+        server to adopt (the server stops)."""
         with self._lock:
             sandpools = [entry.sandpool for entry in self._entries.values()]
         for sandpool in sandpools:
-            sandpool.close_sandboxes()
+            sandpool.close_sandboxes(terminate=terminate)
 
-    def close(self) -> None:
-        """Close every ``Sandpool`` (the server stops; its runs have ended)."""
+    def close(self, *, keep_sandboxes: bool = False) -> None:
+        """Close every ``Sandpool`` but a shared one (the server stops; its runs have ended)."""
         with self._lock:
             entries = list(self._entries.values())
             self._entries.clear()
         for entry in entries:
-            entry.sandpool.close()
+            if not entry.shared:
+                entry.sandpool.close(keep_sandboxes=keep_sandboxes)

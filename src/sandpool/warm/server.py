@@ -1,21 +1,25 @@
-"""``sandpool serve``: a warm process that runs the ``sandpool run`` command lines handed to it.
+"""``sandpool serve``: a warm process that runs the ``sandpool run`` requests handed to it.
 
-A run here behaves as it would in the client's own process: the same click parsing and
-messages, the same ``Sandpool.run_request``, the configuration the client names (its ``-c``
+A run here behaves as it would in the client's own process: the client's flags as checked
+data (``warm.run_message``: the same bounds and words as click's), the same ``oneshot.
+execute`` and ``Sandpool.run_request``, the configuration the client names (its ``-c``
 files relative to its directory, its ``SANDPOOL_*`` variables; one ``Sandpool`` is kept per
 configuration, keyed like the config cache, and closed when idle: ``warm.pools``), the
 container's stdio on the client's own fds. What the server saves is the client's start-up:
 imports, config loading, runtime checks.
 
 Thread-safety and lifecycle: one thread per connection; ``stop()`` (from any thread) closes
-the socket, stops every running container (its client gets 137 and a line on its stderr),
-waits for the runs to clean up, and removes the socket file.
+the socket and removes its file, gives the requests in flight ``grace`` seconds to finish,
+then stops every container still running (its client gets 137 and a line on its stderr) and
+every sandbox exec still streamed (the same), terminates the sandboxes or leaves them running
+for the next server to adopt (``keep_sandboxes``), and waits for the runs to clean up.
+``sandpool serve`` has no grace; ``sandpool server`` gives ``gateway.shutdownTimeout`` and
+``gateway.onShutdown`` (``service.daemon``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import os
 import socket
@@ -23,17 +27,14 @@ import stat
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import replace
-
-import click
 
 from sandpool.api import Sandpool
-from sandpool.cli.run_cmd import RunArgs, Streams, execute, parse_run_args, stdin_fd
-from sandpool.config.paths import CONFIG_ENV_VAR
 from sandpool.errors import EXIT_CANNOT_START, SandpoolError, ServeError
+from sandpool.oneshot.execute import RunArgs, Streams, execute, stdin_fd
 from sandpool.warm.messages import BadMessage, RunMessage, parse_request, parse_signal
 from sandpool.warm.pools import DEFAULT_IDLE_TIMEOUT_S, WarmSandpools
 from sandpool.warm.protocol import MAX_MESSAGE, encode, peer_uid, server_listens
+from sandpool.warm.run_message import run_args, run_environ
 from sandpool.warm.sandbox_ops import request_config, serve_sandbox_request
 from sandpool.worker.container import EXIT_KILLED, ContainerRun
 
@@ -46,8 +47,8 @@ EVICT_EVERY_S = 1.0  # how often idle configurations are looked for
 class ClientRun:
     """One connection's run: its container, and why it was stopped (if it was)."""
 
-    def __init__(self, conn: socket.socket) -> None:
-        self.conn = conn
+    def __init__(self, conn: socket.socket, server_name: str) -> None:
+        self.conn, self.server_name = conn, server_name
         self.container: ContainerRun | None = None
         self.signal: int | None = None
         self.bad_message: str | None = None  # the client broke the protocol: 125, this line
@@ -69,6 +70,14 @@ class ClientRun:
             container = None if self.finished.is_set() else self.container
         if container is not None:
             container.stop()
+
+    def end(self) -> None:
+        """The server stops: kill the container, and end a sandbox exec's stream (its reader,
+        ``sandbox_ops``, sees the client's EOF and kills the exec; the sandbox stays)."""
+        self.stopped_by_server = True
+        self.stop()
+        with contextlib.suppress(OSError):
+            self.conn.shutdown(socket.SHUT_RD)
 
     def watch_client(self) -> None:
         """Until the run ends: a signal from the client, or its death (EOF), stops the run."""
@@ -95,12 +104,15 @@ class WarmServer:
     ``own_dir``: the socket's directory is sandpool's own (the default runtime directory),
     made 0700 even if something else created it first; another existing directory keeps its
     mode (a new one is created 0700). ``idle_timeout``: seconds after which a configuration
-    no run used has its ``Sandpool`` closed.
+    no run used has its ``Sandpool`` closed. ``grace`` and ``keep_sandboxes``: see the module
+    docstring. ``name``: the command, as its clients' messages name it.
     """
 
     def __init__(self, path: str, *, own_dir: bool = False,
-                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT_S) -> None:  # fmt: skip
-        self.path, self.own_dir = path, own_dir
+                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT_S, grace: float = 0.0,
+                 keep_sandboxes: bool = False, name: str = "sandpool serve") -> None:  # fmt: skip
+        self.path, self.own_dir, self.name = path, own_dir, name
+        self.grace, self.keep_sandboxes = grace, keep_sandboxes
         self._listener: socket.socket | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -114,8 +126,11 @@ class WarmServer:
         """Listen at ``path`` (0600, directory 0700); only a stale socket file is replaced."""
         _refuse_non_socket(self.path)
         if os.path.exists(self.path) and server_listens(self.path):
-            raise ServeError(f"another `sandpool serve` already listens on {self.path}",
-                             hint="stop it first, or pass --socket")  # fmt: skip
+            raise ServeError(
+                f"another `sandpool serve` already listens on {self.path}",
+                hint="stop that `sandpool serve` (or `sandpool server`) first, or pass "
+                "--socket PATH (`sandpool server`: or --no-socket)",
+            )
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         try:
             _private_dir(os.path.dirname(self.path) or ".", self.own_dir)
@@ -165,21 +180,30 @@ class WarmServer:
             os.unlink(self.path)
         if self._listener is not None:
             self._listener.close()
+        deadline = time.monotonic() + self.grace
+        while self._in_flight() and time.monotonic() < deadline:
+            time.sleep(0.05)
         with self._lock:
             runs, threads = list(self._runs), list(self._threads)
+        if runs:
+            log.info("stopping %d requests still in flight", len(runs))
         for run in runs:
-            run.stopped_by_server = True
-            run.stop()
-        self.pools.close_sandboxes()  # their execs end, so the requests streaming them return
+            run.end()
+        # terminated, their execs end, so the requests streaming them return
+        self.pools.close_sandboxes(terminate=not self.keep_sandboxes)
         for thread in threads:
             thread.join(timeout=60)
-        self.pools.close()  # removes their warm cgroups
+        self.pools.close(keep_sandboxes=self.keep_sandboxes)  # removes their warm cgroups
+
+    def _in_flight(self) -> bool:
+        with self._lock:
+            return bool(self._runs)
 
     # ---- one run ----------------------------------------------------------------------------
 
     def _handle(self, conn: socket.socket) -> None:
         fds: list[int] = []
-        run = ClientRun(conn)
+        run = ClientRun(conn, self.name)
         try:
             with conn:
                 if peer_uid(conn) != os.geteuid():
@@ -223,19 +247,14 @@ class WarmServer:
             request = parse_request(data)
             if not isinstance(request, RunMessage):  # `sandpool sandbox …`
                 return self._sandbox_request(run, request, fds)
-            args, environ = self._arguments(request)
-            sandpool = self.pools.check_out(args.config_files, environ)
+            args = run_args(request)
+            sandpool = self.pools.check_out(args.config_files, run_environ(request))
         except BadMessage as bad:
             log.warning("refused a bad run request: %s", bad)
             streams.say(f"sandpool serve: bad request: {bad}")
             return EXIT_CANNOT_START
         except SandpoolError as error:
             streams.say(f"{type(error).__name__}: {error}")
-            return EXIT_CANNOT_START
-        except click.UsageError as usage:
-            shown = io.StringIO()
-            usage.show(file=shown)
-            streams.say(shown.getvalue())
             return EXIT_CANNOT_START
         try:
             return self._execute(run, args, sandpool, streams)
@@ -266,7 +285,7 @@ class WarmServer:
     @staticmethod
     def _final_status(run: ClientRun, code: int, streams: Streams) -> int:
         if run.stopped_by_server:
-            streams.say("sandpool: `sandpool serve` stopped; the container was killed")
+            streams.say(f"sandpool: `{run.server_name}` stopped; the container was killed")
             return EXIT_KILLED
         if run.bad_message is not None:
             log.warning("stopped a run on a bad message: %s", run.bad_message)
@@ -275,16 +294,6 @@ class WarmServer:
         if run.signal is not None:
             return 128 + run.signal  # 130 SIGINT, 129 SIGHUP, 143 SIGTERM: as in-process
         return code
-
-    @staticmethod
-    def _arguments(request: RunMessage) -> tuple[RunArgs, dict[str, str]]:
-        """The client's arguments, with its relative config paths made absolute."""
-        args = parse_run_args(list(request.argv))
-        environ = dict(request.env)
-        if environ.get(CONFIG_ENV_VAR):
-            environ[CONFIG_ENV_VAR] = os.path.join(request.cwd, environ[CONFIG_ENV_VAR])
-        files = tuple(os.path.join(request.cwd, f) for f in args.config_files)
-        return replace(args, config_files=files), environ
 
 
 def _refuse_non_socket(path: str) -> None:

@@ -34,9 +34,11 @@ class ServerProcess:
     """One ``sandpool server`` subprocess; ``stop`` sends SIGTERM and waits."""
 
     def __init__(self, box: Sandbox, env: dict[str, str] | None = None,
-                 database: str | None = None) -> None:  # fmt: skip
+                 database: str | None = None, socket: Path | None = None) -> None:  # fmt: skip
         self.box, self.port = box, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # the serve socket of this server alone: never the host's /run/sandpool/serve.sock
+        self.socket = socket or box.base / f"serve-{self.port}.sock"
         self.log = box.base / f"server-{self.port}.log"
         self.out = box.base / f"server-{self.port}.out"
         argv = [
@@ -46,6 +48,8 @@ class ServerProcess:
             f"127.0.0.1:{self.port}",
             "-c",
             str(box.config_file),
+            "--socket",
+            str(self.socket),
             *(["--database", database] if database else []),
         ]
         self.proc = subprocess.Popen(argv, stdout=self.out.open("wb"), stderr=self.log.open("wb"),

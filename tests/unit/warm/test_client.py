@@ -21,15 +21,6 @@ def test_socket_path_prefers_the_env_then_the_runtime_dir() -> None:
         assert socket_path({}) is None
 
 
-@pytest.mark.parametrize(
-    ("args", "wants"),
-    [(["--help"], True), (["--pool", "p", "-h"], True), (["--", "python", "--help"], False),
-     (["--pool", "p", "--", "ls"], False)],
-)  # fmt: skip
-def test_help_before_the_command_is_left_to_click(args: list[str], wants: bool) -> None:
-    assert client._wants_help(args) is wants
-
-
 def test_no_server_means_none(tmp_path: Path) -> None:
     missing = {"SANDPOOL_SOCKET": str(tmp_path / "nope.sock")}
     assert client.run_served(["--", "true"], missing) is None
@@ -50,12 +41,15 @@ def test_a_listening_server_gets_the_request_and_its_exit_status_is_final(
         if pid == 0:  # the "server": check the request, answer 7
             conn, _ = listener.accept()
             data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
-            ok = decode(data)["argv"] == ["--pool", "p", "--", "true"] and len(fds) == 3
+            request = decode(data)
+            ok = request["run"] == {"pool": "p", "command": ["true"]} and len(fds) == 3
+            ok = ok and request["config"] == ["c.yaml"] and request["cwd"] == os.getcwd()
+            ok = ok and request["env"] == {"SANDPOOL_SOCKET": str(path), "SANDPOOL_CONFIG": "/c"}
             ok = ok and peer_uid(conn) == os.geteuid()
             conn.send(encode({"exit": 7 if ok else 1}))
             os._exit(0)
-        env = {"SANDPOOL_SOCKET": str(path), "SANDPOOL_CONFIG": "/c.yaml", "HOME": "/x"}
-        assert client.run_served(["--pool", "p", "--", "true"], env) == 7
+        env = {"SANDPOOL_SOCKET": str(path), "SANDPOOL_CONFIG": "/c", "HOME": "/x"}
+        assert client.run_served(["--pool", "p", "-c", "c.yaml", "--", "true"], env) == 7
         os.waitpid(pid, 0)
 
 
@@ -77,7 +71,8 @@ def test_a_request_far_over_the_default_socket_buffer_is_still_served(tmp_path: 
             try:
                 conn, _ = listener.accept()
                 data, _, _, _ = socket.recv_fds(conn, 1 << 20, 3)
-                conn.send(encode({"exit": 7 if decode(data)["argv"] == ["--", "echo", big] else 1}))
+                command = decode(data)["run"]["command"]  # type: ignore[index]
+                conn.send(encode({"exit": 7 if command == ["echo", big] else 1}))
             finally:
                 os._exit(0)
         assert client.run_served(["--", "echo", big], {"SANDPOOL_SOCKET": str(path)}) == 7

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sandpool.warm.messages import (
-    MAX_ARGS,
+    MAX_CONFIG_FILES,
     BadMessage,
     parse_exit,
     parse_run,
@@ -15,7 +15,8 @@ from sandpool.warm.messages import (
 )
 from sandpool.warm.protocol import MAX_MESSAGE
 
-GOOD = {"argv": ["--pool", "p", "--", "echo", "hi"], "cwd": "/srv", "env": {"SANDPOOL_X": "1"}}
+GOOD = {"run": {"pool": "p", "command": ["echo", "hi"]}, "config": ["c.yaml"], "cwd": "/srv",
+        "env": {"SANDPOOL_X": "1"}}  # fmt: skip
 
 
 def encoded(**changes: object) -> bytes:
@@ -24,7 +25,8 @@ def encoded(**changes: object) -> bytes:
 
 def test_a_good_run_message_is_kept_as_sent() -> None:
     message = parse_run(encoded())
-    assert message.argv == ("--pool", "p", "--", "echo", "hi")
+    assert message.run == {"pool": "p", "command": ["echo", "hi"]}
+    assert message.config == ("c.yaml",)
     assert (message.cwd, message.env) == ("/srv", {"SANDPOOL_X": "1"})
 
 
@@ -32,13 +34,14 @@ def test_a_good_run_message_is_kept_as_sent() -> None:
     ("data", "needle"),
     [(b"", "not JSON"), (b"\xff", "not JSON"), (b"[" * 50000, "nested too deeply"),
      (b"1" * 5000, "not JSON"), (b"[]", "a JSON list, not an object"),
-     (encoded(more=1), "expected argv, cwd, env"),
-     (json.dumps({"argv": []}).encode(), "expected argv, cwd, env"),
-     (encoded(argv={"a": 1}), "argv must be a list of strings, not dict"),
-     (encoded(argv=["ok", None]), "argument 1 of argv must be a string, not NoneType"),
-     (encoded(argv=["a\0b"]), "argument 0 of argv contains a NUL byte"),
-     (encoded(argv=["\udc80"]), "argument 0 of argv is not valid UTF-8 text"),
-     (encoded(argv=[""] * (MAX_ARGS + 1)), f"more than {MAX_ARGS}"),
+     (encoded(more=1), "expected config, cwd, env, run"),
+     (json.dumps({"argv": []}).encode(), "expected config, cwd, env, run"),
+     (encoded(run=["--pool", "p"]), "run must be an object of fields, not list"),
+     (encoded(config={"a": 1}), "config must be a list of strings, not dict"),
+     (encoded(config=["ok", None]), "entry 1 of config must be a string, not NoneType"),
+     (encoded(config=["a\0b"]), "entry 0 of config contains a NUL byte"),
+     (encoded(config=["\udc80"]), "entry 0 of config is not valid UTF-8 text"),
+     (encoded(config=[""] * (MAX_CONFIG_FILES + 1)), f"more than {MAX_CONFIG_FILES}"),
      (encoded(cwd="rel/dir"), "cwd must be an absolute path"),
      (encoded(cwd="/" * 4097), "at most 4096 bytes"),
      (encoded(cwd=7), "cwd must be a string, not int"),

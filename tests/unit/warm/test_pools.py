@@ -60,3 +60,29 @@ def test_an_edited_configuration_gets_a_new_sandpool_and_the_old_one_goes_idle(
     assert warm.evict_idle() == [old]
     warm.check_in(new)
     warm.close()
+
+
+def test_a_shared_sandpool_serves_its_configuration_and_is_never_closed_here(
+    config: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sandpool server` shares its own Sandpool with the serve socket: a client naming the
+    same file (by -c or $SANDPOOL_CONFIG, whatever its socket, URL or key variables) gets it."""
+    from sandpool.api import Sandpool
+    from sandpool.config.cache import load_resolved
+
+    clock = Clock()
+    warm = WarmSandpools(idle_timeout=10, clock=clock)
+    own = Sandpool(load_resolved(config, {}))
+    warm.share(config, {"SANDPOOL_ADMIN_KEY": "k"}, own)
+    client_env = {"SANDPOOL_SOCKET": "/x.sock", "SANDPOOL_URL": "http://h", "SANDPOOL_API_KEY": "k"}
+    assert warm.check_out(config, client_env) is own
+    assert warm.check_out((), {"SANDPOOL_CONFIG": config[0]}) is own
+    other = warm.check_out(config, {"SANDPOOL_WORKER_CGROUPPARENT": "other"})
+    assert other is not own and other.config.cgroup_parent == "other"
+    for sandpool in (own, own, other):
+        warm.check_in(sandpool)
+    clock.now += 60
+    assert warm.evict_idle() == [other]  # the shared one is never idle
+    warm.close()
+    assert not own._cgroup_slots._closed  # its owner closes it
+    own.close()
