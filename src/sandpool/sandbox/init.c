@@ -3,6 +3,14 @@
  * Built static (no libc, shell or anything else needed from the image) and bind-mounted
  * read-only at /.sandpool/init. Modes:
  *   init                 PID 1: block every signal, reap every child, exit on SIGTERM/SIGINT.
+ *   serve                PID 1 of a warm runc container, like init, and fd 0 is a socket to its
+ *                        owner (warm one-shot runs, sandbox.warm_run). One request may come:
+ *                        header "SPR1" + u32 length, SCM_RIGHTS [stdin stdout stderr], then
+ *                        payload "cwd\0argc\0argv...\0env...\0". The command runs as
+ *                        `exec` does; when it ends, every other process is SIGKILLed and
+ *                        reaped, "X <wait status>\n" is sent, and the init exits. "SPK1"
+ *                        (length 0): keep, stop listening (a sandbox claimed it). End of
+ *                        file before either (the owner died while it was warm): exit.
  *   exec DIR ARGV...     chdir(DIR) (126 if it cannot), setsid() (the exec leads its own process
  *                        group, so a timeout or kill reaches its children too), then execvp;
  *                        127 not found, 126 not runnable.
@@ -25,6 +33,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <stdint.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -58,6 +70,131 @@ static int run_exec(const char *dir, char **argv) {
     int err = errno;
     fprintf(stderr, "sandpool: %s: %s\n", argv[0], strerror(err));
     return (err == ENOENT || err == ENOTDIR) ? 127 : 126;
+}
+
+#define MAX_REQUEST (8 << 20)
+
+static int read_full(int fd, char *buf, size_t n) {
+    for (size_t done = 0; done < n;) {
+        ssize_t r = read(fd, buf + done, n - done);
+        if (r == 0) return -1;
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+/* The request's header and fds: 'R' (run), 'K' (keep) or -1 (end of file, bad request). */
+static int receive(int ctl, int fds[3], uint32_t *length) {
+    char head[8];
+    union { struct cmsghdr h; char buf[CMSG_SPACE(3 * sizeof(int))]; } control;
+    struct iovec iov = {head, sizeof head};
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    ssize_t n;
+    do n = recvmsg(ctl, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof head || memcmp(head, "SP", 2) || head[3] != '1') return -1;
+    memcpy(length, head + 4, 4);
+    if (head[2] == 'K') return 'K';
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (head[2] != 'R' || !c || c->cmsg_type != SCM_RIGHTS
+        || c->cmsg_len != CMSG_LEN(3 * sizeof(int)) || *length > MAX_REQUEST) return -1;
+    memcpy(fds, CMSG_DATA(c), 3 * sizeof(int));
+    return 'R';
+}
+
+/* Split "cwd\0argc\0argv...\0env...\0" into its parts (NULL-terminated vectors). */
+static int parse(char *buf, uint32_t length, char **cwd, char ***argv, char ***envp) {
+    size_t count = 0;
+    for (uint32_t i = 0; i < length; i++) count += buf[i] == '\0';
+    if (length == 0 || buf[length - 1] != '\0' || count < 3) return -1;
+    char **fields = calloc(count + 2, sizeof(char *));
+    if (!fields) return -1;
+    char *p = buf;
+    for (size_t i = 0; i < count; i++, p += strlen(p) + 1) fields[i] = p;
+    long argc = strtol(fields[1], NULL, 10);
+    if (argc < 1 || (size_t)argc > count - 2) return -1;
+    *cwd = fields[0];
+    *argv = fields + 2;
+    memmove(fields + 2 + argc + 1, fields + 2 + argc, (count - 2 - (size_t)argc) * sizeof(char *));
+    fields[2 + argc] = NULL;
+    fields[count + 1] = NULL;
+    *envp = fields + 2 + argc + 1;
+    return 0;
+}
+
+static pid_t start_command(int ctl, uint32_t length, int fds[3]) {
+    char *buf = malloc(length ? length : 1), *cwd;
+    char **argv, **envp;
+    if (!buf || read_full(ctl, buf, length) < 0 || parse(buf, length, &cwd, &argv, &envp) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int i = 0; i < 3; i++) dup2(fds[i], i);  /* received fds are >= 3, close-on-exec */
+        extern char **environ;
+        environ = envp;
+        _exit(run_exec(cwd, argv));
+    }
+    for (int i = 0; i < 3; i++) close(fds[i]);
+    return pid;
+}
+
+static void reply(int ctl, int status) {
+    char line[32];
+    int n = snprintf(line, sizeof line, "X %d\n", status);
+    if (write(ctl, line, (size_t)n) < 0) {}
+}
+
+static int run_serve(void) {
+    int ctl = 0;
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, NULL);
+    int sfd = signalfd(-1, &all, SFD_CLOEXEC);
+    fcntl(ctl, F_SETFD, FD_CLOEXEC);
+    pid_t command = 0;
+    for (;;) {
+        struct pollfd p[2] = {{sfd, POLLIN, 0}, {ctl, POLLIN, 0}};
+        if (poll(p, ctl >= 0 ? 2 : 1, -1) < 0) continue;
+        if (p[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) == sizeof si
+                && (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)) return 0;
+            int status;
+            pid_t pid;
+            while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+                if (pid != command) continue;
+                kill(-1, SIGKILL);  /* nothing the command left behind outlives it */
+                while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
+                reply(ctl, status);
+                return 0;
+            }
+        }
+        if (command > 0 && ctl >= 0 && p[1].revents) {  /* the owner went away: end it all */
+            kill(-1, SIGKILL);
+            return 1;
+        }
+        if (command == 0 && ctl >= 0 && p[1].revents) {
+            int fds[3];
+            uint32_t length;
+            int kind = receive(ctl, fds, &length);
+            if (kind == 'K') {
+                close(ctl);
+                ctl = -1;
+            } else if (kind != 'R' || (command = start_command(ctl, length, fds)) <= 0) {
+                return 0;  /* the owner is gone (or broke the protocol): a warm one ends */
+            }
+        }
+    }
 }
 
 static int copy(int in, int out) {
@@ -175,6 +312,7 @@ static int rm(const char *path, int recursive) {
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "init";
     if (!strcmp(mode, "init")) return run_init();
+    if (!strcmp(mode, "serve")) return run_serve();
     if (!strcmp(mode, "exec") && argc > 3) return run_exec(argv[2], argv + 3);
     if (!strcmp(mode, "killpg") && argc == 3)
         return kill(-atoi(argv[2]), SIGKILL) < 0 ? fail("killpg") : 0;

@@ -167,6 +167,9 @@ class SandboxManager:
     def _claimed(self, launched: Launched, request: SandboxRequest) -> SandboxInfo:
         """A warm sandbox made the claimant's: its env (for every exec), labels, TTL from now."""
         info = launched.info
+        if launched.control is not None:
+            with contextlib.suppress(OSError):  # its init died: the watcher ends it
+                launched.control.keep()
         info.env, info.exec_env = (*info.env, *request.env), tuple(request.env)
         self._make_running(info, request)
         info.created_at = info.ready_at or info.created_at
@@ -192,6 +195,8 @@ class SandboxManager:
         return self.images.get(reference).digest
 
     def _discard(self, launched: Launched) -> None:
+        if launched.control is not None:
+            launched.control.close()
         remove_sandbox(None, launched.dir, self.state_dir)
 
     def _warm_pools(self) -> WarmPools:
