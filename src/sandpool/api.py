@@ -153,6 +153,13 @@ class Sandpool:
         refuse_unpassable_text(request)
         runtime = self.runtime(pool)
         image = self.images.get(choose_reference(request.image, self.config.default_image))
+        if on_container is None and self.config.pool(pool).warm_pool.size > 0:
+            from sandpool.sandbox.warm_run import run_on_warm
+
+            warm = run_on_warm(self.sandboxes, self.config.pool(pool), image, request, stdio,
+                               self.state_dir)  # fmt: skip
+            if warm is not None:  # a warm container matched (``sandbox.warm_run``)
+                return warm
         gate = self._gates[pool]
         gate.acquire()
         released = threading.Event()

@@ -138,6 +138,7 @@ class Launched:
     pid_start: int
     image_digest: str
     control: ControlSocket | None = None  # a warm runc one's (``sandbox.control``)
+    cgroup_rel: str = ""  # its cgroup, under the controllers' roots
 
     def alive(self) -> bool:
         """Whether its container's process still runs."""
@@ -170,7 +171,8 @@ def launch_sandbox(pool: ResolvedPool, runtime: ContainerRuntime, image: Image,
             control.close()
         container.cleanup()
         raise
-    return Launched(info, runtime, container.dir, pid, start, image.digest, control)
+    return Launched(info, runtime, container.dir, pid, start, image.digest, control,
+                    container.cgroup.rel)  # fmt: skip
 
 
 def save_sandbox_file(directory: Path, info: SandboxInfo, pid: int, pid_start: int) -> None:

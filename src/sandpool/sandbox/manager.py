@@ -211,6 +211,15 @@ class SandboxManager:
                                        self._discard)  # fmt: skip
             return self._warm
 
+    def claim_warm(self, request: SandboxRequest) -> Launched | None:
+        """A matching warm container, taken out of its pool for a one-shot run (None: a
+        miss); the caller hands it back to ``retire_warm`` once the run ended."""
+        return self._warm_pools().claim(request, self._image_digest)
+
+    def retire_warm(self, used: Launched) -> None:
+        """Remove a claimed warm container in the background (``close`` waits for it)."""
+        self._warm_pools().retire(used)
+
     def start_warm(self) -> None:
         """Start filling the configured warm pools now (``sandpool serve`` does at load)."""
         self._warm_pools()

@@ -166,6 +166,17 @@ class WarmPools:
                 return taken
             self._drop(warm, taken, "its process died")
 
+    def retire(self, used: Launched) -> None:
+        """Remove a claimed container in the background (a one-shot run's, after it ended);
+        ``close`` waits for it."""
+        if self._closed.is_set():  # close is waiting for no more of them: remove it now
+            self._discard_quietly(used)
+            return
+        thread = threading.Thread(target=self._discard_quietly, args=(used,), daemon=True)
+        with self._lock:
+            self._discarding = [t for t in self._discarding if t.is_alive()] + [thread]
+        thread.start()
+
     def _put_back(self, warm: _Pool, taken: Launched) -> None:
         with self._lock:
             warm.ready.appendleft(taken)
@@ -178,10 +189,7 @@ class WarmPools:
     def _drop(self, warm: _Pool, bad: Launched, why: str) -> None:
         log.warning("warm sandbox %s of pool %s discarded: %s", bad.info.id, warm.stats.pool, why)
         self._count(warm, "discarded")
-        thread = threading.Thread(target=self._discard_quietly, args=(bad,), daemon=True)
-        with self._lock:
-            self._discarding = [t for t in self._discarding if t.is_alive()] + [thread]
-        thread.start()
+        self.retire(bad)
 
     def _discard_quietly(self, launched: Launched) -> None:
         try:
