@@ -30,6 +30,7 @@ from sandpool.runtime.factory import create_runtime
 from sandpool.runtime.runner import FileArg
 from sandpool.runtime.spec import BindMount
 from sandpool.sandbox import Sandbox, SandboxManager, SandboxRequest, SandboxState
+from sandpool.sandbox.warm import WarmStats
 from sandpool.worker.container import START_TIMEOUT, ContainerRun, Stdio
 from sandpool.worker.disk import DiskSlots
 from sandpool.worker.gpus import DEV_DIR
@@ -153,10 +154,10 @@ class Sandpool:
         refuse_unpassable_text(request)
         runtime = self.runtime(pool)
         image = self.images.get(choose_reference(request.image, self.config.default_image))
-        if on_container is None and self.config.pool(pool).warm_pool.size > 0:
+        if on_container is None and (sandboxes := self._warm_sandboxes()) is not None:
             from sandpool.sandbox.warm_run import run_on_warm
 
-            warm = run_on_warm(self.sandboxes, self.config.pool(pool), image, request, stdio,
+            warm = run_on_warm(sandboxes, self.config.pool(pool), image, request, stdio,
                                self.state_dir)  # fmt: skip
             if warm is not None:  # a warm container matched (``sandbox.warm_run``)
                 return warm
@@ -204,6 +205,22 @@ class Sandpool:
                                                  start_timeout=self.start_timeout,
                                                  start_gate=self._start_gate)  # fmt: skip
             return self._sandboxes
+
+    def start_warm(self) -> None:
+        """Start keeping every pool's ``warmPool`` filled (in the background); from then on
+        matching runs and sandbox creates claim warm containers. A first sandbox create
+        starts them too; a plain ``run`` does not (a one-shot CLI process would only pay)."""
+        self.sandboxes.start_warm()
+
+    def warm_stats(self) -> list[WarmStats]:
+        """Each warm pool's counters (size, ready, claims, misses, refill time, …)."""
+        return self.sandboxes.warm_stats()
+
+    def _warm_sandboxes(self) -> SandboxManager | None:
+        """The sandboxes, if their warm pools run (``start_warm``)."""
+        with self._lock:
+            sandboxes = self._sandboxes
+        return sandboxes if sandboxes is not None and sandboxes.warm_started() else None
 
     def _start_gate(self, pool: str) -> threading.BoundedSemaphore:
         """The pool's cap on starts in flight (a context manager), as ``run`` uses it."""

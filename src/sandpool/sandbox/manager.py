@@ -220,6 +220,11 @@ class SandboxManager:
         """Remove a claimed warm container in the background (``close`` waits for it)."""
         self._warm_pools().retire(used)
 
+    def warm_started(self) -> bool:
+        """Whether the warm pools run (a first create or ``start_warm`` started them)."""
+        with self._lock:
+            return self._warm is not None
+
     def start_warm(self) -> None:
         """Start filling the configured warm pools now (``sandpool serve`` does at load)."""
         self._warm_pools()

@@ -3,7 +3,7 @@
 consecutive warm runs are isolated (pristine filesystem and process table); exit code,
 stdio, timeout, OOM and kill are told as for a cold run; a broken warm container is never
 used; a SIGKILLed owner's warm container, mid-run, is removed by ``gc``. The ``warm``
-fixture checks that nothing is left after close."""
+fixture (its ``wait_warm`` started the warm pools) checks that nothing is left after close."""
 
 from __future__ import annotations
 
@@ -61,6 +61,20 @@ def test_a_matching_run_claims_a_warm_container_and_it_is_refilled(
     env = _run_warm(warm, pool, ["sh", "-c", "echo $A $PATH"], env=["A=1"])
     assert (env.stdout or b"").startswith(b"1 /"), env.stdout
     assert _stats(warm, pool)["claims"] == 2
+
+
+@pytest.mark.root
+@pytest.mark.runc
+def test_runs_start_no_warm_pools(warm: Sandpool) -> None:
+    """A process that never started its warm pools (a one-shot `sandpool run`) runs cold
+    and starts none: it would only pay for them."""
+    other = Sandpool(warm.config)
+    try:
+        result = other.run("warm-runc", ["true"])
+        assert result.exit_code == 0 and result.id not in _warm_ids(warm, "warm-runc")
+        assert not other.sandboxes.warm_started()
+    finally:
+        other.close()
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
@@ -158,7 +172,7 @@ import os, signal, sys, threading, time
 from sandpool.api import Sandpool
 from sandpool.config import LoadedConfig
 sp = Sandpool(LoadedConfig.load([sys.argv[1]], {}).resolved)
-sp.sandboxes.start_warm()
+sp.start_warm()
 assert sp.sandboxes.wait_warm(120)
 ready = {info.id for info in sp.sandboxes.list(state="warm", pool=sys.argv[2])}
 threading.Thread(target=sp.run, args=(sys.argv[2], ["sleep", "1000"]), daemon=True).start()
