@@ -58,8 +58,9 @@ def test_a_matching_run_claims_a_warm_container_and_it_is_refilled(
     assert _gone(warm, result.id)
     assert warm.sandboxes.wait_warm(120)
     assert result.id not in _warm_ids(warm, pool)
-    env = _run_warm(warm, pool, ["sh", "-c", "echo $A $PATH"], env=["A=1"])
-    assert (env.stdout or b"").startswith(b"1 /"), env.stdout
+    env = _run_warm(warm, pool, ["sh", "-c", "env | grep -c ^A=; echo $A $PATH"],
+                    env=["A=1", "A=2"])  # fmt: skip
+    assert (env.stdout or b"").startswith(b"1\n2 /"), env.stdout  # as a cold run: one A
     assert _stats(warm, pool)["claims"] == 2
 
 
