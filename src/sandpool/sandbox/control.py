@@ -1,12 +1,14 @@
 """The owner's end of a warm runc container's init (``init.c``, mode ``serve``).
 
-A warm runc container is started with one end of a socketpair as its init's stdin; the
-owning process keeps the other. A warm one-shot run (``sandbox.warm_run``) sends one request
-(argv, env, working directory, and the caller's stdin/stdout/stderr as SCM_RIGHTS): the init
-forks and execs it, and once it ends SIGKILLs whatever else runs in the container, replies
-with the wait status and exits. A sandbox create that claims the container sends ``keep``
-instead: the init stops listening and stays a plain init. If the owner dies while the
-container is warm, the init sees end of file and exits (``gc`` removes the rest).
+A runc sandbox container is started with one end of a socketpair as its init's stdin; the
+process that started it keeps the other. A warm one-shot run (``sandbox.warm_run``) sends one
+request (argv, env, working directory, and the caller's stdin/stdout/stderr as SCM_RIGHTS):
+the init forks and execs it, and once it ends SIGKILLs whatever else runs in the container,
+replies with the wait status and exits. A sandbox (a cold create, or a create that claimed a
+warm one) is told ``claim`` instead; its execs then start through the init too
+(``ControlProcess``: no ``runc exec`` process), each with a status pipe of its own. If the
+owner dies while the container is warm, the init sees end of file and exits (``gc`` removes
+the rest); a sandbox's init stops listening and lives on (an adopter uses ``runc exec``).
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import threading
 import time
 from collections.abc import Sequence
 
 __all__ = ["ControlSocket", "decode_status"]
 
-_RUN, _KEEP = b"SPR1", b"SPK1"
+_RUN, _EXEC, _KILLPG, _CLAIM = b"SPR1", b"SPE1", b"SPG1", b"SPK1"
 _LENGTH = struct.Struct("=I")
 
 
@@ -35,6 +38,7 @@ class ControlSocket:
 
     def __init__(self) -> None:
         self.sock, self.child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._lock = threading.Lock()  # one request at a time on the stream
 
     def started(self) -> None:
         """The runtime has the child's end now (the init holds it): close ours of it."""
@@ -43,17 +47,29 @@ class ControlSocket:
     def run(self, argv: Sequence[str], env: Sequence[str], cwd: str,
             fds: tuple[int, int, int]) -> None:  # fmt: skip
         """Hand the init one command to run with the caller's fds (OSError: it is gone)."""
-        fields = [cwd, str(len(argv)), *argv, *env]
-        payload = b"".join(os.fsencode(field) + b"\0" for field in fields)
-        socket.send_fds(self.sock, [_RUN + _LENGTH.pack(len(payload))], list(fds))
-        self.sock.sendall(payload)
+        self._send(_RUN, _command(argv, env, cwd), fds)
 
-    def keep(self) -> None:
-        """Tell the init it is a sandbox's now: no command will come; close the socket."""
-        try:
-            self.sock.sendall(_KEEP + _LENGTH.pack(0))
-        finally:
-            self.close()
+    def exec(self, argv: Sequence[str], env: Sequence[str], cwd: str,
+             fds: tuple[int, int, int, int]) -> None:  # fmt: skip
+        """Start a sandbox exec with stdin, stdout, stderr and a status pipe's write end."""
+        self._send(_EXEC, _command(argv, env, cwd), fds)
+
+    def killpg(self, pid: int) -> None:
+        """SIGKILL the process group ``pid`` (in the container's pid namespace)."""
+        self._send(_KILLPG, f"{pid}\0".encode(), ())
+
+    def claim(self) -> None:
+        """Tell the init it is a sandbox's: it outlives this end (no one-shot run comes)."""
+        self._send(_CLAIM, b"", ())
+
+    def _send(self, kind: bytes, payload: bytes, fds: Sequence[int]) -> None:
+        with self._lock:
+            header = kind + _LENGTH.pack(len(payload))
+            if fds:
+                socket.send_fds(self.sock, [header], list(fds))
+            else:
+                self.sock.sendall(header)
+            self.sock.sendall(payload)
 
     def wait(self, timeout: float | None) -> int | None:
         """The command's wait status; None if ``timeout`` passed first. EOFError if the
@@ -75,7 +91,16 @@ class ControlSocket:
             raise EOFError(f"the warm container's init answered {data!r}")
         return int(value)
 
+    def closed(self) -> bool:
+        """Whether this end was closed here."""
+        return self.sock.fileno() < 0
+
     def close(self) -> None:
         """Close both ends held here (the init then sees end of file)."""
         self.sock.close()
         self.child.close()
+
+
+def _command(argv: Sequence[str], env: Sequence[str], cwd: str) -> bytes:
+    fields = [cwd, str(len(argv)), *argv, *env]
+    return b"".join(os.fsencode(field) + b"\0" for field in fields)

@@ -3,14 +3,16 @@
  * Built static (no libc, shell or anything else needed from the image) and bind-mounted
  * read-only at /.sandpool/init. Modes:
  *   init                 PID 1: block every signal, reap every child, exit on SIGTERM/SIGINT.
- *   serve                PID 1 of a warm runc container, like init, and fd 0 is a socket to its
- *                        owner (warm one-shot runs, sandbox.warm_run). One request may come:
- *                        header "SPR1" + u32 length, SCM_RIGHTS [stdin stdout stderr], then
- *                        payload "cwd\0argc\0argv...\0env...\0". The command runs as
- *                        `exec` does; when it ends, every other process is SIGKILLed and
- *                        reaped, "X <wait status>\n" is sent, and the init exits. "SPK1"
- *                        (length 0): keep, stop listening (a sandbox claimed it). End of
- *                        file before either (the owner died while it was warm): exit.
+ *   serve                PID 1 of a runc sandbox, like init, and fd 0 is a socket to its owner
+ *                        (sandbox.control). Requests: "SP" kind "1" u32 length, SCM_RIGHTS
+ *                        fds, payload; commands "cwd\0argc\0argv...\0env...\0" run as
+ *                        `exec` runs them. R [stdin stdout stderr] (warm one-shot run): when
+ *                        the command ends every other process is SIGKILLed and reaped,
+ *                        "X <wait status>\n" is sent and the init exits. K: claimed as a
+ *                        sandbox. E [stdin stdout stderr status]: an exec; "P <pid>\n" then
+ *                        "X <wait status>\n" on its status fd. G "<pid>\0": SIGKILL that
+ *                        group. End of file: a warm (unclaimed) one exits; a sandbox's init
+ *                        stops listening and lives on.
  *   exec DIR ARGV...     chdir(DIR) (126 if it cannot), setsid() (the exec leads its own process
  *                        group, so a timeout or kill reaches its children too), then execvp;
  *                        127 not found, 126 not runnable.
@@ -87,10 +89,11 @@ static int read_full(int fd, char *buf, size_t n) {
     return 0;
 }
 
-/* The request's header and fds: 'R' (run), 'K' (keep) or -1 (end of file, bad request). */
-static int receive(int ctl, int fds[3], uint32_t *length) {
+/* The request's kind ('R' run, 'E' exec, 'G' killpg, 'K' keep; -1: end of file or a bad
+ * request), its payload's length and the fds that came with it. */
+static int receive(int ctl, int fds[4], int *nfds, uint32_t *length) {
     char head[8];
-    union { struct cmsghdr h; char buf[CMSG_SPACE(3 * sizeof(int))]; } control;
+    union { struct cmsghdr h; char buf[CMSG_SPACE(4 * sizeof(int))]; } control;
     struct iovec iov = {head, sizeof head};
     struct msghdr msg = {0};
     msg.msg_iov = &iov;
@@ -99,14 +102,17 @@ static int receive(int ctl, int fds[3], uint32_t *length) {
     msg.msg_controllen = sizeof control.buf;
     ssize_t n;
     do n = recvmsg(ctl, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+    *nfds = 0;
+    struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+    if (c && c->cmsg_type == SCM_RIGHTS && c->cmsg_len <= CMSG_LEN(4 * sizeof(int))) {
+        *nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        memcpy(fds, CMSG_DATA(c), (size_t)*nfds * sizeof(int));
+    }
     if (n != (ssize_t)sizeof head || memcmp(head, "SP", 2) || head[3] != '1') return -1;
     memcpy(length, head + 4, 4);
-    if (head[2] == 'K') return 'K';
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    if (head[2] != 'R' || !c || c->cmsg_type != SCM_RIGHTS
-        || c->cmsg_len != CMSG_LEN(3 * sizeof(int)) || *length > MAX_REQUEST) return -1;
-    memcpy(fds, CMSG_DATA(c), 3 * sizeof(int));
-    return 'R';
+    int wanted = head[2] == 'R' ? 3 : head[2] == 'E' ? 4 : 0;
+    if (!strchr("REGK", head[2]) || *nfds != wanted || *length > MAX_REQUEST) return -1;
+    return head[2];
 }
 
 /* Split "cwd\0argc\0argv...\0env...\0" into its parts (NULL-terminated vectors). */
@@ -129,13 +135,19 @@ static int parse(char *buf, uint32_t length, char **cwd, char ***argv, char ***e
     return 0;
 }
 
+static char *payload(int ctl, uint32_t length) {
+    char *buf = malloc(length + 1);
+    if (!buf || read_full(ctl, buf, length) < 0) return NULL;
+    buf[length] = '\0';
+    return buf;
+}
+
+/* Fork and exec the request's command with fds[0..2] as its stdio (the parent closes them). */
 static pid_t start_command(int ctl, uint32_t length, int fds[3]) {
-    char *buf = malloc(length ? length : 1), *cwd;
+    char *buf = payload(ctl, length), *cwd;
     char **argv, **envp;
-    if (!buf || read_full(ctl, buf, length) < 0 || parse(buf, length, &cwd, &argv, &envp) < 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
+    pid_t pid = -1;
+    if (buf && parse(buf, length, &cwd, &argv, &envp) == 0 && (pid = fork()) == 0) {
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -145,17 +157,47 @@ static pid_t start_command(int ctl, uint32_t length, int fds[3]) {
         _exit(run_exec(cwd, argv));
     }
     for (int i = 0; i < 3; i++) close(fds[i]);
+    free(buf);  /* the child has its copy */
     return pid;
 }
 
-static void reply(int ctl, int status) {
+static void say(int fd, char kind, int value) {
     char line[32];
-    int n = snprintf(line, sizeof line, "X %d\n", status);
-    if (write(ctl, line, (size_t)n) < 0) {}
+    int n = snprintf(line, sizeof line, "%c %d\n", kind, value);
+    if (write(fd, line, (size_t)n) < 0) {}
+}
+
+#define MAX_EXECS 1024
+static pid_t exec_pids[MAX_EXECS];
+static int exec_fds[MAX_EXECS];
+
+/* A sandbox exec: "P <pid>" on its status fd now, "X <wait status>" when it ends. */
+static void start_exec(int ctl, uint32_t length, int fds[4]) {
+    int slot = 0;
+    while (slot < MAX_EXECS && exec_pids[slot]) slot++;
+    pid_t pid = slot < MAX_EXECS ? start_command(ctl, length, fds) : -1;
+    if (pid <= 0) {
+        if (slot == MAX_EXECS) for (int i = 0; i < 3; i++) close(fds[i]);
+        close(fds[3]);  /* the owner reads end of file: the exec could not start */
+        return;
+    }
+    say(fds[3], 'P', pid);
+    exec_pids[slot] = pid;
+    exec_fds[slot] = fds[3];
+}
+
+static void exec_ended(pid_t pid, int status) {
+    for (int slot = 0; slot < MAX_EXECS; slot++) {
+        if (exec_pids[slot] != pid) continue;
+        say(exec_fds[slot], 'X', status);
+        close(exec_fds[slot]);
+        exec_pids[slot] = 0;
+        return;
+    }
 }
 
 static int run_serve(void) {
-    int ctl = 0;
+    int ctl = 0, claimed = 0;
     sigset_t all;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, NULL);
@@ -172,27 +214,40 @@ static int run_serve(void) {
             int status;
             pid_t pid;
             while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-                if (pid != command) continue;
+                if (pid != command) {
+                    exec_ended(pid, status);
+                    continue;
+                }
                 kill(-1, SIGKILL);  /* nothing the command left behind outlives it */
                 while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
-                reply(ctl, status);
+                say(ctl, 'X', status);
                 return 0;
             }
         }
-        if (command > 0 && ctl >= 0 && p[1].revents) {  /* the owner went away: end it all */
+        if (ctl < 0 || !p[1].revents) continue;
+        if (command > 0) {  /* the owner went away during a run: end it all */
             kill(-1, SIGKILL);
             return 1;
         }
-        if (command == 0 && ctl >= 0 && p[1].revents) {
-            int fds[3];
-            uint32_t length;
-            int kind = receive(ctl, fds, &length);
-            if (kind == 'K') {
-                close(ctl);
-                ctl = -1;
-            } else if (kind != 'R' || (command = start_command(ctl, length, fds)) <= 0) {
-                return 0;  /* the owner is gone (or broke the protocol): a warm one ends */
-            }
+        int fds[4], nfds;
+        uint32_t length;
+        int kind = receive(ctl, fds, &nfds, &length);
+        char *pid_text;
+        if (kind == 'K') {
+            claimed = 1;
+        } else if (kind == 'R' && !claimed) {
+            if ((command = start_command(ctl, length, fds)) <= 0) return 0;
+        } else if (kind == 'E') {
+            claimed = 1;
+            start_exec(ctl, length, fds);
+        } else if (kind == 'G' && (pid_text = payload(ctl, length))) {
+            kill(-atoi(pid_text), SIGKILL);
+            free(pid_text);
+        } else {
+            for (int i = 0; i < nfds; i++) close(fds[i]);
+            if (!claimed) return 0;  /* the owner died while it was warm: it ends */
+            close(ctl);  /* a sandbox's owner went away: it lives on (runtime execs) */
+            ctl = -1;
         }
     }
 }

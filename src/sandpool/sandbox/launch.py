@@ -89,7 +89,7 @@ class SandboxContainer(ContainerRun):
         super().__init__(pool, runtime, image, run, state_dir=state_dir,
                          cgroup_parent=cgroup_parent, start_timeout=start_timeout)  # fmt: skip
         self._disks = _SandboxDisk(state_dir, self.id)
-        self.control = control  # a warm runc one's: its init serves one-shot runs
+        self.control = control  # runc: its init serves its owner (``sandbox.control``)
 
     def _command(self) -> tuple[str, ...]:
         return (MOUNT_POINT, "serve" if self.control else "init")
@@ -137,7 +137,7 @@ class Launched:
     pid: int
     pid_start: int
     image_digest: str
-    control: ControlSocket | None = None  # a warm runc one's (``sandbox.control``)
+    control: ControlSocket | None = None  # runc: to its init (``sandbox.control``)
     cgroup_rel: str = ""  # its cgroup, under the controllers' roots
 
     def alive(self) -> bool:
@@ -152,7 +152,7 @@ def launch_sandbox(pool: ResolvedPool, runtime: ContainerRuntime, image: Image,
     (a dead owner's warm sandboxes are then never adopted). Cleans up if it cannot."""
     state_dir = Path(config.state_dir)
     gvisor = Capability.USERSPACE_KERNEL in runtime.capabilities
-    control = ControlSocket() if warm and not gvisor else None  # runsc passes no fds
+    control = None if gvisor else ControlSocket()  # runsc passes no socket in (see control)
     container = SandboxContainer(pool, runtime, image, request, init_binary(state_dir),
                                  state_dir=state_dir, cgroup_parent=config.cgroup_parent,
                                  start_timeout=start_timeout, control=control)  # fmt: skip

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sandpool.errors import SandboxError, SandboxNotFound, SandboxStateError, SandpoolError
 from sandpool.runtime.base import ContainerRuntime
+from sandpool.sandbox.control import ControlSocket
 from sandpool.sandbox.execs import EXIT_KILLED, ExecProcess
 from sandpool.sandbox.files import SandboxFiles
 from sandpool.sandbox.launch import oom_kill_count, pid_alive, remove_sandbox, save_sandbox_file
@@ -33,7 +34,8 @@ class LiveSandbox:
     """A running (or paused) sandbox of this process; see the module docstring."""
 
     def __init__(self, info: SandboxInfo, runtime: ContainerRuntime, directory: Path,
-                 state_dir: Path, pid: int, pid_start: int, output_limit: int) -> None:  # fmt: skip
+                 state_dir: Path, pid: int, pid_start: int, output_limit: int,
+                 control: ControlSocket | None = None) -> None:  # fmt: skip
         self.info, self.runtime, self.dir, self.state_dir = info, runtime, directory, state_dir
         self.pid, self.pid_start, self.output_limit = pid, pid_start, output_limit
         self.record = ContainerRecord.load(directory)
@@ -42,6 +44,7 @@ class LiveSandbox:
         self._execs: OrderedDict[str, ExecProcess] = OrderedDict()
         self._ended = threading.Event()
         self._removing = False
+        self.control = control  # runc, this process's own sandbox: execs through its init
 
     @property
     def id(self) -> str:
@@ -87,6 +90,7 @@ class LiveSandbox:
                 cwd=request.cwd or self.info.workdir, user=user, pid_dir=self.dir,
                 output_limit=self.output_limit,
                 end_check=lambda result: self._classify_exec(result, base),
+                control=None if user else self.control, spec_env=self.info.env,
             )  # fmt: skip
             self.touch()
             process.start()
@@ -220,6 +224,8 @@ class LiveSandbox:
             with contextlib.suppress(SandpoolError):
                 self.info.oom_kills = max(self.info.oom_kills, oom_kill_count(self._cgroup_rel()))
             remove_sandbox(self.record, self.dir, self.state_dir)
+            if self.control is not None:
+                self.control.close()
             for process in self.running_execs():
                 process.wait(10)
         finally:

@@ -167,9 +167,6 @@ class SandboxManager:
     def _claimed(self, launched: Launched, request: SandboxRequest) -> SandboxInfo:
         """A warm sandbox made the claimant's: its env (for every exec), labels, TTL from now."""
         info = launched.info
-        if launched.control is not None:
-            with contextlib.suppress(OSError):  # its init died: the watcher ends it
-                launched.control.keep()
         info.env, info.exec_env = (*info.env, *request.env), tuple(request.env)
         self._make_running(info, request)
         info.created_at = info.ready_at or info.created_at
@@ -186,8 +183,15 @@ class SandboxManager:
     def _activate(self, launched: Launched) -> SandboxInfo:
         save_sandbox_file(launched.dir, launched.info, launched.pid, launched.pid_start)
         limit = parse_size(self.config.pool(launched.info.pool).max_output)
+        control = launched.control
+        if control is not None:
+            try:  # the init outlives this process from now on
+                control.claim()
+            except OSError:  # it died: the watcher ends the sandbox
+                control.close()
+                control = None
         sandbox = LiveSandbox(launched.info, launched.runtime, launched.dir, self.state_dir,
-                              launched.pid, launched.pid_start, limit)  # fmt: skip
+                              launched.pid, launched.pid_start, limit, control)  # fmt: skip
         self._register(sandbox)
         return sandbox.snapshot()
 

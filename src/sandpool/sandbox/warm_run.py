@@ -34,8 +34,8 @@ from sandpool.errors import SandpoolError
 from sandpool.network.run import run_policy
 from sandpool.runtime.base import Capability
 from sandpool.runtime.runner import FileArg, kill_group, spawn
-from sandpool.runtime.spec import DEFAULT_PATH
 from sandpool.sandbox.control import decode_status
+from sandpool.sandbox.control_exec import merged_env
 from sandpool.sandbox.init_binary import MOUNT_POINT
 from sandpool.sandbox.launch import Launched, disk_path, oom_kill_count
 from sandpool.sandbox.manager import SandboxManager
@@ -145,12 +145,8 @@ class WarmRun:
         return max(0.0, timeout - (time.time() - self.result.started_at))
 
     def _env(self) -> tuple[str, ...]:
-        """The env a cold run's spec gives: a default PATH, the image's, the request's; a
-        later entry of a name replaces an earlier one (as runc and runsc do)."""
-        merged: dict[str, str] = {}
-        for entry in (DEFAULT_PATH, *self.image.env, *self.request.env):
-            merged[entry.partition("=")[0]] = entry
-        return tuple(merged.values())
+        """The env a cold run's spec gives (a default PATH, the image's, the request's)."""
+        return merged_env(*self.image.env, *self.request.env)
 
     def _run_runc(self, fds: tuple[int, int, int], ooms: int) -> int | None:
         """The wait status from the init (None: timed out; -1: the init died first)."""

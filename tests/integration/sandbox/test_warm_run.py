@@ -198,3 +198,28 @@ def test_a_killed_owners_warm_run_is_removed_by_gc(warm: Sandpool, runtime: str)
     assert set(boxes) <= set(warm.gc())
     state_dir = Path(warm.config.state_dir)
     assert not any((state_dir / "containers" / box).exists() for box in boxes)
+
+
+@pytest.mark.root
+@pytest.mark.runc
+def test_runc_sandbox_execs_start_through_the_init(warm: Sandpool) -> None:
+    """A runc sandbox's execs (claimed warm, or cold) are forked by its init, not started
+    by a `runc exec` (whose process is outside the container: parent pid 0); killing one
+    and its children, its stdin and an exec as another user still work."""
+    pool = "warm-runc"
+    ready = _warm_ids(warm, pool)
+    claimed = warm.create_sandbox(pool)
+    cold = warm.create_sandbox(pool, memory="96Mi")
+    assert claimed.id in ready and cold.id not in ready
+    for sb in (claimed, cold):
+        assert sb.exec(["sh", "-c", "echo $PPID"]).stdout == b"1\n"
+        assert sb.exec(["id", "-u"], user="65534").stdout == b"65534\n"
+        started = time.monotonic()
+        assert sb.exec(["cat"], stdin=b"fed").stdout == b"fed"
+        running = sb.start(["sh", "-c", "sleep 300 & sleep 300"])
+        time.sleep(0.5)
+        sb.kill(running)
+        assert (sb.wait(running, timeout=30) or pytest.fail("not killed")).exit_code == 137
+        assert time.monotonic() - started < 30
+        assert b"sleep" not in (sb.exec(["ps", "-o", "args"]).stdout or b"")
+        sb.terminate()
