@@ -197,6 +197,10 @@ static void exec_ended(pid_t pid, int status) {
 }
 
 static int run_serve(void) {
+    if (getpid() != 1) {  /* its kill(-1) is for a container's pid namespace only */
+        fprintf(stderr, "sandpool-init: 22 serve: not PID 1\n");
+        return 2;
+    }
     int ctl = 0, claimed = 0;
     sigset_t all;
     sigfillset(&all);
@@ -241,7 +245,7 @@ static int run_serve(void) {
             claimed = 1;
             start_exec(ctl, length, fds);
         } else if (kind == 'G' && (pid_text = payload(ctl, length))) {
-            kill(-atoi(pid_text), SIGKILL);
+            if (atoi(pid_text) > 1) kill(-atoi(pid_text), SIGKILL);  /* never -1: everything */
             free(pid_text);
         } else {
             for (int i = 0; i < nfds; i++) close(fds[i]);
