@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", type=int, default=30, help="samples per latency contender")
     parser.add_argument("--no-gvisor", action="store_true")
     parser.add_argument("--burst-gvisor", action="store_true", help="the burst on gVisor too")
+    parser.add_argument("--no-burst", action="store_true", help="sections 1 and 3 only")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         _log("bench: needs root (containers, mounts, cgroups)")
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             results["memory"] = memory(sp)
             results["stats"] = [s.to_json() for s in sp.sandboxes.warm_stats()]
             used += [sp.runtime(f"warm-{r}") for r in runtimes]
-        for runtime in ["runc"] + (["gvisor"] if args.burst_gvisor else []):
+        for runtime in [] if args.no_burst else ["runc"] + (["gvisor"] * args.burst_gvisor):
             _log(f"burst: {BURST_CREATES} creates from {BURST_THREADS} threads ({runtime})")
             with Sandpool.from_config(str(_warm_config(ws, [runtime], BURST_SIZE))) as sp:
                 sp.sandboxes.start_warm()

@@ -40,6 +40,9 @@ __all__ = ["WarmPools", "WarmStats", "warm_request"]
 
 log = logging.getLogger(__name__)
 HEALTH_EVERY_S = 1.0
+# After a claim the refill waits this long: on a few cores a start right away competes with
+# the claimant's first command (and, in Python, for the GIL).
+REFILL_DELAY_S = 0.05
 MAX_BACKOFF_S = 30.0
 
 
@@ -89,6 +92,7 @@ class _Pool:
     retry_at: float = 0.0
     backoff: float = 0.5
     wake: threading.Event = field(default_factory=threading.Event)
+    taken_at: float = 0.0  # the last claim (monotonic)
 
 
 def warm_request(pool: ResolvedPool) -> SandboxRequest:
@@ -153,6 +157,7 @@ class WarmPools:
             with self._lock:
                 taken = warm.ready.popleft() if warm.ready else None
                 warm.stats.ready = len(warm.ready)
+                warm.taken_at = time.monotonic()
             warm.wake.set()
             if taken is None:
                 self._count(warm, "misses")
@@ -237,6 +242,9 @@ class WarmPools:
             if not short or time.monotonic() < warm.retry_at:
                 warm.wake.wait(0.25)
                 warm.wake.clear()
+                continue
+            if (quiet := warm.taken_at + REFILL_DELAY_S - time.monotonic()) > 0:
+                self._closed.wait(quiet)  # let the claimant's first command go first
                 continue
             self._start_one(warm)
 
