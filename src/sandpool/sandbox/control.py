@@ -39,6 +39,7 @@ class ControlSocket:
     def __init__(self) -> None:
         self.sock, self.child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._lock = threading.Lock()  # one request at a time on the stream
+        self._reply = b""  # a reply's part read before a wait timed out
 
     def started(self) -> None:
         """The runtime has the child's end now (the init holds it): close ours of it."""
@@ -75,8 +76,7 @@ class ControlSocket:
         """The command's wait status; None if ``timeout`` passed first. EOFError if the
         init ended without one (killed, OOM-killed, or the container died)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        data = b""
-        while not data.endswith(b"\n"):
+        while not self._reply.endswith(b"\n"):
             left = None if deadline is None else max(0.001, deadline - time.monotonic())
             self.sock.settimeout(left)
             try:
@@ -85,7 +85,8 @@ class ControlSocket:
                 return None
             if not chunk:
                 raise EOFError("the warm container's init ended without a status")
-            data += chunk
+            self._reply += chunk
+        data, self._reply = self._reply, b""
         kind, _, value = data.strip().partition(b" ")
         if kind != b"X" or not value.lstrip(b"-").isdigit():
             raise EOFError(f"the warm container's init answered {data!r}")

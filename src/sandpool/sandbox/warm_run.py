@@ -56,7 +56,7 @@ from sandpool.worker.request import (
 
 __all__ = ["WarmRun", "run_on_warm", "warm_claim"]
 
-POLL_S = 0.1  # gVisor: how often a running exec checks for OOM and `sandpool kill`
+POLL_S = 0.1  # how often a running command is checked for an OOM kill (and gVisor: kill)
 
 
 def run_on_warm(
@@ -152,15 +152,21 @@ class WarmRun:
         """The wait status from the init (None: timed out; -1: the init died first)."""
         control = self.launched.control
         assert control is not None  # warm runc containers are started with one
+        timeout = self._timeout()
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             control.run(self.command(), self._env(), self.launched.info.workdir, fds)
             self._note_start()
-            status = control.wait(self._timeout())
+            while (status := control.wait(_slice(deadline))) is None:
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.kill()
+                    return None
+                if oom_kill_count(self._cgroup_rel) > ooms:  # a child's OOM: stop it all,
+                    self.kill()  # as a cold run's watcher does
+                    return -1
         except (OSError, EOFError) as error:
             self.result.error = f"the warm container's init failed: {error}"
             return -1
-        if status is None:
-            self.kill()
         return status
 
     def _run_gvisor(self, fds: tuple[int, int, int], ooms: int) -> int | None:
@@ -223,6 +229,11 @@ class WarmRun:
         (out, out_dropped), (err, err_dropped) = captured.read(limit)
         self.result.stdout, self.result.stderr = out, err
         self.result.stdout_dropped, self.result.stderr_dropped = out_dropped, err_dropped
+
+
+def _slice(deadline: float | None) -> float:
+    """How long to wait for the status before looking for an OOM kill again."""
+    return POLL_S if deadline is None else max(0.0, min(POLL_S, deadline - time.monotonic()))
 
 
 def _fds(stdio: Stdio, captured: CapturedOutput | None, null: int) -> tuple[int, int, int]:

@@ -132,6 +132,7 @@ def test_warm_runs_tell_timeouts_ooms_and_kills(warm: Sandpool, runtime: str) ->
     assert time.monotonic() - began < 25
     oomed = _run_warm(warm, pool, ["sh", "-c", CHILD_HOG], timeout=90)
     assert (oomed.exit_code, oomed.oom_killed) == (137, True), oomed.stderr
+    assert oomed.duration_ms < 25_000  # stopped at the OOM, not after the sh's sleep 30
     missing = _run_warm(warm, pool, ["no-such-command"])
     assert missing.exit_code == 127 and b"no-such-command" in (missing.stderr or b"")
     assert warm.sandboxes.wait_warm(120)
