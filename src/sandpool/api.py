@@ -139,7 +139,9 @@ class Sandpool:
         ``disk`` limits the writable layer (e.g. ``"256Mi"``); ``max_output`` caps what is
         captured of each stream (the rest is dropped and counted in the result). ``network``
         (``none``, ``allow``, ``open``) and ``allow`` (CIDR, HOST:PORT, DOMAIN entries) set
-        its network policy (default: the pool's ``containerDefaults``).
+        its network policy (default: the pool's ``containerDefaults``). Once ``start_warm``
+        ran, a run that matches its pool's ``warmPool`` runs in a warm container
+        (``sandbox.warm_run``), with the same guarantees and result.
         """
         request = RunRequest(tuple(command), image, cpu, memory, pids, timeout, tuple(env),
                              workdir, gpus, tuple(mounts), disk, max_output, network,
