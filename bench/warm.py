@@ -3,9 +3,11 @@
 1. Time to first command: create + exec ``true`` + its exit code through the Python API with
    a warm hit (the pool refilled outside the timer), against a raw ``runc run`` / ``runsc
    run`` of ``true`` from a prepared bundle and a cold create + exec, alternating; the claim
-   alone (``create``'s return) is reported apart.
+   alone (``create``'s return) is reported apart. One-shot ``Sandpool.run`` of ``true`` with
+   a warm hit, and cold, in the same alternation.
 2. Burst: 100 creates from 20 threads against a warm pool of 20 (runc; ``--burst-gvisor``
-   adds gVisor): every create must succeed (misses go cold); p50/p99 of create, hits.
+   adds gVisor): every create must succeed (misses go cold); p50/p99 of create, hits. The
+   same with 100 one-shot runs of ``true``.
 3. Memory per idle warm sandbox: PSS of its processes and its cgroup's usage.
 
 Runs as root with a cgroup parent of its own; never part of the test suite. Prints a table
@@ -77,6 +79,8 @@ def first_command(ws: Workspace, sp: Sandpool, runtimes: list[str], n: int) -> d
         claims[runtime] = []
         runners[f"api-warm-{runtime}"] = lambda r=runtime: _warm_hit(sp, f"warm-{r}", claims[r])
         runners[f"api-cold-{runtime}"] = lambda p=cold_pool: _create_exec(sp, p)[0]
+        runners[f"run-warm-{runtime}"] = lambda r=runtime: _warm_run(sp, f"warm-{r}")
+        runners[f"run-cold-{runtime}"] = lambda p=cold_pool: _run_true(sp, p)
     samples = alternate(runners, n, progress=_log)
     out = {name: _ms(s) for name, s in samples.items()}
     for runtime, claimed in claims.items():
@@ -96,6 +100,25 @@ def _warm_hit(sp: Sandpool, pool: str, claims: list[float]) -> float:
     return elapsed
 
 
+def _warm_run(sp: Sandpool, pool: str) -> float:
+    if not sp.sandboxes.wait_warm(120):  # outside the timer: the pool is full
+        raise RuntimeError(f"warm pool {pool} did not fill: {sp.sandboxes.warm_stats()}")
+    before = {s.pool: s.claims for s in sp.sandboxes.warm_stats()}
+    elapsed = _run_true(sp, pool)
+    if {s.pool: s.claims for s in sp.sandboxes.warm_stats()}[pool] != before[pool] + 1:
+        raise RuntimeError(f"run in {pool} was not a warm hit")
+    return elapsed
+
+
+def _run_true(sp: Sandpool, pool: str) -> float:
+    start = time.perf_counter()
+    code = sp.run(pool, ["true"], image=SMALL_IMAGE).exit_code
+    elapsed = time.perf_counter() - start
+    if code != 0:
+        raise RuntimeError(f"run of true in {pool} exited {code}")
+    return elapsed
+
+
 def _create_exec(sp: Sandpool, pool: str) -> tuple[float, float]:
     start = time.perf_counter()
     box = sp.sandboxes.create(SandboxRequest(pool, SMALL_IMAGE)).id
@@ -108,8 +131,9 @@ def _create_exec(sp: Sandpool, pool: str) -> tuple[float, float]:
     return elapsed, created - start
 
 
-def burst(sp: Sandpool, runtime: str) -> dict[str, Any]:
-    """Section 2, for one runtime (its pool holds ``BURST_SIZE`` warm sandboxes)."""
+def burst(sp: Sandpool, runtime: str, runs: bool = False) -> dict[str, Any]:
+    """Section 2, for one runtime (its pool holds ``BURST_SIZE`` warm sandboxes): creates,
+    or (``runs``) one-shot runs of ``true``."""
     pool = f"warm-{runtime}"
     if not sp.sandboxes.wait_warm(600):
         raise RuntimeError(f"warm pool {pool} did not fill: {sp.sandboxes.warm_stats()}")
@@ -119,14 +143,18 @@ def burst(sp: Sandpool, runtime: str) -> dict[str, Any]:
     def create(_: int) -> None:
         start = time.perf_counter()
         try:
-            box = sp.sandboxes.create(SandboxRequest(pool, SMALL_IMAGE)).id
+            if runs:
+                _run_true(sp, pool)
+                box = None
+            else:
+                box = sp.sandboxes.create(SandboxRequest(pool, SMALL_IMAGE)).id
         except Exception as exc:
             with lock:
                 failures.append(repr(exc))
             return
         with lock:
             times.append(time.perf_counter() - start)
-            boxes.append(box)
+            boxes.extend([box] if box else [])
 
     started = time.perf_counter()
     with ThreadPoolExecutor(BURST_THREADS) as executor:
@@ -136,7 +164,8 @@ def burst(sp: Sandpool, runtime: str) -> dict[str, Any]:
     with ThreadPoolExecutor(8) as executor:
         list(executor.map(sp.sandboxes.terminate, boxes))
     ms = [t * 1000 for t in times]
-    return {"creates": BURST_CREATES, "threads": BURST_THREADS, "warm_size": BURST_SIZE,
+    return {"kind": "runs" if runs else "creates", "creates": BURST_CREATES,
+            "threads": BURST_THREADS, "warm_size": BURST_SIZE,
             "ok": len(times), "failed": len(failures), "failures": failures[:5],
             "warm_hits": after.claims - before.claims, "misses": after.misses - before.misses,
             "create_p50_ms": round(percentile(ms, 0.5), 1),
@@ -159,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", type=int, default=30, help="samples per latency contender")
     parser.add_argument("--no-gvisor", action="store_true")
     parser.add_argument("--burst-gvisor", action="store_true", help="the burst on gVisor too")
+    parser.add_argument("--no-burst", action="store_true", help="sections 1 and 3 only")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         _log("bench: needs root (containers, mounts, cgroups)")
@@ -177,11 +207,12 @@ def main(argv: list[str] | None = None) -> int:
             results["memory"] = memory(sp)
             results["stats"] = [s.to_json() for s in sp.sandboxes.warm_stats()]
             used += [sp.runtime(f"warm-{r}") for r in runtimes]
-        for runtime in ["runc"] + (["gvisor"] if args.burst_gvisor else []):
+        for runtime in [] if args.no_burst else ["runc"] + (["gvisor"] * args.burst_gvisor):
             _log(f"burst: {BURST_CREATES} creates from {BURST_THREADS} threads ({runtime})")
             with Sandpool.from_config(str(_warm_config(ws, [runtime], BURST_SIZE))) as sp:
                 sp.sandboxes.start_warm()
                 results[f"burst-{runtime}"] = burst(sp, runtime)
+                results[f"burst-runs-{runtime}"] = burst(sp, runtime, runs=True)
         results["host"]["load_end"] = os.getloadavg()
         results["leftovers"] = leftovers(ws, used)
     _report(results)
@@ -194,13 +225,16 @@ def _report(results: dict[str, Any]) -> None:
     for name, row in results["first_command"].items():
         print(f"{name:<22} p50 {row['p50_ms']:>8.1f} ms  p99 {row['p99_ms']:>8.1f} ms")
     for runtime in ("runc", "gvisor"):
-        raw, warm = (
-            results["first_command"].get(f"{k}-{runtime}") for k in ("raw-run", "api-warm")
+        raw, warm, run = (
+            results["first_command"].get(f"{k}-{runtime}")
+            for k in ("raw-run", "api-warm", "run-warm")
         )
-        if raw and warm:
+        if raw and warm and run:
             print(f"warm time to first command / raw {runtime} run: "
-                  f"{warm['p50_ms'] / raw['p50_ms']:.2f}x (p50)")  # fmt: skip
-    for key in ("memory", "burst-runc", "burst-gvisor", "leftovers"):
+                  f"{warm['p50_ms'] / raw['p50_ms']:.2f}x (p50); warm Sandpool.run / raw: "
+                  f"{run['p50_ms'] / raw['p50_ms']:.2f}x (p50)")  # fmt: skip
+    bursts = [f"burst{k}-{r}" for k in ("", "-runs") for r in ("runc", "gvisor")]
+    for key in ("memory", *bursts, "leftovers"):
         if key in results:
             print(f"{key}: {json.dumps(results[key])}")
 

@@ -30,6 +30,7 @@ from sandpool.runtime.factory import create_runtime
 from sandpool.runtime.runner import FileArg
 from sandpool.runtime.spec import BindMount
 from sandpool.sandbox import Sandbox, SandboxManager, SandboxRequest, SandboxState
+from sandpool.sandbox.warm import WarmStats
 from sandpool.worker.container import START_TIMEOUT, ContainerRun, Stdio
 from sandpool.worker.disk import DiskSlots
 from sandpool.worker.gpus import DEV_DIR
@@ -140,7 +141,9 @@ class Sandpool:
         ``disk`` limits the writable layer (e.g. ``"256Mi"``); ``max_output`` caps what is
         captured of each stream (the rest is dropped and counted in the result). ``network``
         (``none``, ``allow``, ``open``) and ``allow`` (CIDR, HOST:PORT, DOMAIN entries) set
-        its network policy (default: the pool's ``containerDefaults``).
+        its network policy (default: the pool's ``containerDefaults``). Once ``start_warm``
+        ran, a run that matches its pool's ``warmPool`` runs in a warm container
+        (``sandbox.warm_run``), with the same guarantees and result.
         """
         request = RunRequest(tuple(command), image, cpu, memory, pids, timeout, tuple(env),
                              workdir, gpus, tuple(mounts), disk, max_output, network,
@@ -155,6 +158,13 @@ class Sandpool:
         refuse_unpassable_text(request)
         runtime = self.runtime(pool)
         image = self.images.get(choose_reference(request.image, self.config.default_image))
+        if on_container is None and (sandboxes := self._warm_sandboxes()) is not None:
+            from sandpool.sandbox.warm_run import run_on_warm
+
+            warm = run_on_warm(sandboxes, self.config.pool(pool), image, request, stdio,
+                               self.state_dir)  # fmt: skip
+            if warm is not None:  # a warm container matched (``sandbox.warm_run``)
+                return warm
         gate = self._gates[pool]
         gate.acquire()
         released = threading.Event()
@@ -199,6 +209,22 @@ class Sandpool:
                                                  start_timeout=self.start_timeout,
                                                  start_gate=self._start_gate)  # fmt: skip
             return self._sandboxes
+
+    def start_warm(self) -> None:
+        """Start keeping every pool's ``warmPool`` filled (in the background); from then on
+        matching runs and sandbox creates claim warm containers. A first sandbox create
+        starts them too; a plain ``run`` does not (a one-shot CLI process would only pay)."""
+        self.sandboxes.start_warm()
+
+    def warm_stats(self) -> list[WarmStats]:
+        """Each warm pool's counters (size, ready, claims, misses, refill time, …)."""
+        return self.sandboxes.warm_stats()
+
+    def _warm_sandboxes(self) -> SandboxManager | None:
+        """The sandboxes, if their warm pools run (``start_warm``)."""
+        with self._lock:
+            sandboxes = self._sandboxes
+        return sandboxes if sandboxes is not None and sandboxes.warm_started() else None
 
     def _start_gate(self, pool: str) -> threading.BoundedSemaphore:
         """The pool's cap on starts in flight (a context manager), as ``run`` uses it."""

@@ -30,6 +30,8 @@ from pathlib import Path
 from sandpool.errors import SandboxStateError, SandpoolError
 from sandpool.runtime.base import Capability, ContainerRuntime
 from sandpool.runtime.runner import kill_group, spawn
+from sandpool.sandbox.control import ControlSocket
+from sandpool.sandbox.control_exec import ControlProcess, merged_env
 from sandpool.sandbox.init_binary import MOUNT_POINT
 from sandpool.sandbox.models import ExecRequest, ExecResult
 from sandpool.sandbox.output import OutputLog
@@ -61,7 +63,9 @@ class ExecProcess:
     def __init__(self, runtime: ContainerRuntime, sandbox_id: str, request: ExecRequest,
                  *, env: tuple[str, ...], cwd: str, user: str | None, pid_dir: Path,
                  output_limit: int,
-                 end_check: Callable[[ExecResult], None] = lambda r: None) -> None:  # fmt: skip
+                 end_check: Callable[[ExecResult], None] = lambda r: None,
+                 control: ControlSocket | None = None,
+                 spec_env: tuple[str, ...] = ()) -> None:  # fmt: skip
         self.id = new_exec_id()
         self.runtime, self.sandbox_id, self.request = runtime, sandbox_id, request
         self._env, self._cwd, self._user = env, cwd, user
@@ -71,7 +75,8 @@ class ExecProcess:
         self._end_check = end_check
         self._done = threading.Event()
         self._kill_lock = threading.Lock()
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: subprocess.Popen[bytes] | ControlProcess | None = None
+        self._control, self._spec_env = control, spec_env  # runc: exec through the init
         self._gvisor = Capability.USERSPACE_KERNEL in runtime.capabilities
 
     def argv(self) -> list[str]:
@@ -92,9 +97,22 @@ class ExecProcess:
         """Spawn the process and its pump thread."""
         stdin = subprocess.PIPE if self.request.stdin else subprocess.DEVNULL
         self.result.started_at = time.time()
-        self._proc = spawn(self.argv(), stdin=stdin, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE)  # fmt: skip
+        self._proc = self._through_init() or spawn(self.argv(), stdin=stdin,
+                                                   stdout=subprocess.PIPE,
+                                                   stderr=subprocess.PIPE)  # fmt: skip
         threading.Thread(target=self._pump, name=f"exec-{self.id}", daemon=True).start()
+
+    def _through_init(self) -> ControlProcess | None:
+        """The process started by the sandbox's init (``sandbox.control_exec``); None: no
+        control socket, or the init could not (``runc exec`` then says why)."""
+        if self._control is None or self._control.closed():
+            return None
+        env = merged_env(*self._spec_env, *self._env)
+        try:
+            return ControlProcess(self._control, self.request.argv, env, self._cwd,
+                                  stdin=self.request.stdin)  # fmt: skip
+        except OSError:
+            return None
 
     @property
     def done(self) -> bool:
@@ -140,7 +158,7 @@ class ExecProcess:
             self._read_until_closed(proc)
             status = proc.wait()
         except BaseException:  # never leave a waiter hanging
-            kill_group(proc)
+            _kill(proc)
             status = proc.wait()
         finally:
             self.close_stdin()
@@ -149,7 +167,7 @@ class ExecProcess:
             self.output.close()
         self._finish(status)
 
-    def _read_until_closed(self, proc: subprocess.Popen[bytes]) -> None:
+    def _read_until_closed(self, proc: subprocess.Popen[bytes] | ControlProcess) -> None:
         timeout = self.request.timeout
         deadline = None if timeout is None else self.result.started_at + timeout
         exited_at: float | None = None
@@ -227,10 +245,13 @@ class ExecProcess:
         with self._kill_lock:
             if self._done.is_set():
                 return
+            if isinstance(self._proc, ControlProcess):
+                self._proc.kill_group()
+                return
             leader = self._group_leader()
             if leader is None:
                 if self._proc is not None:
-                    kill_group(self._proc)
+                    _kill(self._proc)
                 return
             if not self._gvisor:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -239,3 +260,11 @@ class ExecProcess:
             with contextlib.suppress(SandpoolError):
                 self.runtime.exec(self.sandbox_id, [MOUNT_POINT, "killpg", str(leader)],
                                   timeout=30)  # fmt: skip
+
+
+def _kill(proc: subprocess.Popen[bytes] | ControlProcess) -> None:
+    """SIGKILL the exec's process group (the runtime's, or the init's exec)."""
+    if isinstance(proc, ControlProcess):
+        proc.kill_group()
+    else:
+        kill_group(proc)

@@ -28,10 +28,11 @@ from sandpool.images import Image
 from sandpool.network.attach import ContainerNetwork
 from sandpool.network.policy import NetworkPolicy
 from sandpool.network.run import run_policy
-from sandpool.runtime.base import ContainerRuntime
+from sandpool.runtime.base import Capability, ContainerRuntime
 from sandpool.runtime.init import without_init
 from sandpool.runtime.runner import kill_group, spawn
 from sandpool.runtime.spec import BindMount
+from sandpool.sandbox.control import ControlSocket
 from sandpool.sandbox.init_binary import MOUNT_POINT, init_binary
 from sandpool.sandbox.models import SandboxInfo, SandboxRequest, SandboxState
 from sandpool.worker.cgroups import CGROUP_ROOT, detect_cgroup_version
@@ -82,7 +83,8 @@ class SandboxContainer(ContainerRun):
 
     def __init__(self, pool: ResolvedPool, runtime: ContainerRuntime, image: ImageLike,
                  request: SandboxRequest, init_path: Path, *, state_dir: Path,
-                 cgroup_parent: str, start_timeout: float) -> None:  # fmt: skip
+                 cgroup_parent: str, start_timeout: float,
+                 control: ControlSocket | None = None) -> None:  # fmt: skip
         run = RunRequest(image=request.image, cpu=request.cpu, memory=request.memory,
                          pids=request.pids, env=request.env, workdir=request.workdir,
                          mounts=(BindMount(str(init_path), MOUNT_POINT, readonly=True),),
@@ -91,9 +93,10 @@ class SandboxContainer(ContainerRun):
         super().__init__(pool, runtime, image, run, state_dir=state_dir,
                          cgroup_parent=cgroup_parent, start_timeout=start_timeout)  # fmt: skip
         self._disks = _SandboxDisk(state_dir, self.id)
+        self.control = control  # runc: its init serves its owner (``sandbox.control``)
 
     def _command(self) -> tuple[str, ...]:
-        return (MOUNT_POINT, "init")
+        return (MOUNT_POINT, "serve" if self.control else "init")
 
     def _open_network(self, policy: NetworkPolicy) -> ContainerNetwork | None:
         """In a user namespace (runc), the runtime's own network namespace, plugged in once
@@ -113,8 +116,11 @@ class SandboxContainer(ContainerRun):
         On failure the caller calls ``cleanup()``."""
         spec = self.prepare()
         self.cgroup.close()  # OOM kills are counted from the cgroup files (``oom_kill_count``)
-        proc = spawn(self._start_argv(spec), stdin=subprocess.DEVNULL,
+        stdin = self.control.child.fileno() if self.control else subprocess.DEVNULL
+        proc = spawn(self._start_argv(spec), stdin=stdin,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        if self.control:
+            self.control.started()
         try:
             status = proc.wait(timeout=self.start_timeout)
         except subprocess.TimeoutExpired:
@@ -152,6 +158,8 @@ class Launched:
     pid_start: int
     image_digest: str
     network: ContainerNetwork | None = None
+    control: ControlSocket | None = None  # runc: to its init (``sandbox.control``)
+    cgroup_rel: str = ""  # its cgroup, under the controllers' roots
 
     def alive(self) -> bool:
         """Whether its container's process still runs."""
@@ -165,9 +173,11 @@ def launch_sandbox(pool: ResolvedPool, runtime: ContainerRuntime, image: Image,
     (a dead owner's warm sandboxes are then never adopted). Cleans up if it cannot."""
     policy = run_policy(request, pool)  # InvalidNetworkPolicy before anything exists
     state_dir = Path(config.state_dir)
+    gvisor = Capability.USERSPACE_KERNEL in runtime.capabilities
+    control = None if gvisor else ControlSocket()  # runsc passes no socket in (see control)
     container = SandboxContainer(pool, runtime, image, request, init_binary(state_dir),
                                  state_dir=state_dir, cgroup_parent=config.cgroup_parent,
-                                 start_timeout=start_timeout)  # fmt: skip
+                                 start_timeout=start_timeout, control=control)  # fmt: skip
     info = SandboxInfo(
         container.id, pool.name, runtime.name, runtime.platform, image.reference,
         workdir=request.workdir or image.working_dir or "/", env=(*image.env, *request.env),
@@ -180,9 +190,12 @@ def launch_sandbox(pool: ResolvedPool, runtime: ContainerRuntime, image: Image,
             info.state = SandboxState.WARM
             save_sandbox_file(container.dir, info, pid, start)
     except BaseException:
+        if control:
+            control.close()
         container.cleanup()
         raise
-    return Launched(info, runtime, container.dir, pid, start, image.digest, container.network)
+    return Launched(info, runtime, container.dir, pid, start, image.digest, container.network,
+                    control, container.cgroup.rel)  # fmt: skip
 
 
 def save_sandbox_file(directory: Path, info: SandboxInfo, pid: int, pid_start: int) -> None:

@@ -20,6 +20,7 @@ from sandpool.network.attach import ContainerNetwork, change_policy, traffic_of
 from sandpool.network.inbound import PortForward
 from sandpool.network.policy import NetworkPolicy
 from sandpool.runtime.base import ContainerRuntime
+from sandpool.sandbox.control import ControlSocket
 from sandpool.sandbox.execs import EXIT_KILLED, ExecProcess
 from sandpool.sandbox.files import SandboxFiles
 from sandpool.sandbox.launch import oom_kill_count, pid_alive, remove_sandbox, save_sandbox_file
@@ -38,7 +39,8 @@ class LiveSandbox:
 
     def __init__(self, info: SandboxInfo, runtime: ContainerRuntime, directory: Path,
                  state_dir: Path, pid: int, pid_start: int, output_limit: int,
-                 network: ContainerNetwork | None = None) -> None:  # fmt: skip
+                 network: ContainerNetwork | None = None,
+                 control: ControlSocket | None = None) -> None:  # fmt: skip
         self.info, self.runtime, self.dir, self.state_dir = info, runtime, directory, state_dir
         self.pid, self.pid_start, self.output_limit = pid, pid_start, output_limit
         self.network = network  # its DNS filter runs in this process (``allow``/``open``)
@@ -49,6 +51,7 @@ class LiveSandbox:
         self._execs: OrderedDict[str, ExecProcess] = OrderedDict()
         self._ended = threading.Event()
         self._removing = False
+        self.control = control  # runc, this process's own sandbox: execs through its init
 
     @property
     def id(self) -> str:
@@ -138,6 +141,7 @@ class LiveSandbox:
                 cwd=request.cwd or self.info.workdir, user=user, pid_dir=self.dir,
                 output_limit=self.output_limit,
                 end_check=lambda result: self._classify_exec(result, base),
+                control=None if user else self.control, spec_env=self.info.env,
             )  # fmt: skip
             self.touch()
             process.start()
@@ -289,6 +293,8 @@ class LiveSandbox:
             for forward in forwards:
                 forward.close()
             remove_sandbox(self.record, self.dir, self.state_dir, self.network)
+            if self.control is not None:
+                self.control.close()
             for process in self.running_execs():
                 process.wait(10)
         finally:

@@ -185,9 +185,16 @@ class SandboxManager:
     def _activate(self, launched: Launched) -> SandboxInfo:
         save_sandbox_file(launched.dir, launched.info, launched.pid, launched.pid_start)
         limit = parse_size(self.config.pool(launched.info.pool).max_output)
+        control = launched.control
+        if control is not None:
+            try:  # the init outlives this process from now on
+                control.claim()
+            except OSError:  # it died: the watcher ends the sandbox
+                control.close()
+                control = None
         sandbox = LiveSandbox(launched.info, launched.runtime, launched.dir, self.state_dir,
-                              launched.pid, launched.pid_start, limit,
-                              launched.network)  # fmt: skip
+                              launched.pid, launched.pid_start, limit, launched.network,
+                              control)  # fmt: skip
         self._register(sandbox)
         return sandbox.snapshot()
 
@@ -195,6 +202,8 @@ class SandboxManager:
         return self.images.get(reference).digest
 
     def _discard(self, launched: Launched) -> None:
+        if launched.control is not None:
+            launched.control.close()
         remove_sandbox(None, launched.dir, self.state_dir, launched.network)
 
     def _warm_pools(self) -> WarmPools:
@@ -209,6 +218,20 @@ class SandboxManager:
                                        self._discard)  # fmt: skip
             return self._warm
 
+    def claim_warm(self, request: SandboxRequest) -> Launched | None:
+        """A matching warm container, taken out of its pool for a one-shot run (None: a
+        miss); the caller hands it back to ``retire_warm`` once the run ended."""
+        return self._warm_pools().claim(request, self._image_digest)
+
+    def retire_warm(self, used: Launched) -> None:
+        """Remove a claimed warm container in the background (``close`` waits for it)."""
+        self._warm_pools().retire(used)
+
+    def warm_started(self) -> bool:
+        """Whether the warm pools run (a first create or ``start_warm`` started them)."""
+        with self._lock:
+            return self._warm is not None
+
     def start_warm(self) -> None:
         """Start filling the configured warm pools now (``sandpool serve`` does at load)."""
         self._warm_pools()
@@ -216,11 +239,6 @@ class SandboxManager:
     def wait_warm(self, timeout: float = 60.0) -> bool:
         """Wait until every warm pool holds its size; whether it does."""
         return self._warm_pools().wait_ready(timeout)
-
-    def warm_started(self) -> bool:
-        """Whether the warm pools have started (a read that must not start them asks first)."""
-        with self._lock:
-            return self._warm is not None
 
     def warm_stats(self) -> builtins.list[WarmStats]:
         """Each warm pool's counters: size, ready, claims, misses, refills, refill time."""

@@ -42,6 +42,9 @@ __all__ = ["WarmPools", "WarmStats", "warm_request"]
 
 log = logging.getLogger(__name__)
 HEALTH_EVERY_S = 1.0
+# After a claim the refill waits this long: on a few cores a start right away competes with
+# the claimant's first command (and, in Python, for the GIL).
+REFILL_DELAY_S = 0.05
 MAX_BACKOFF_S = 30.0
 
 
@@ -91,6 +94,7 @@ class _Pool:
     retry_at: float = 0.0
     backoff: float = 0.5
     wake: threading.Event = field(default_factory=threading.Event)
+    taken_at: float = 0.0  # the last claim (monotonic)
 
 
 def warm_request(pool: ResolvedPool) -> SandboxRequest:
@@ -155,6 +159,7 @@ class WarmPools:
             with self._lock:
                 taken = warm.ready.popleft() if warm.ready else None
                 warm.stats.ready = len(warm.ready)
+                warm.taken_at = time.monotonic()
             warm.wake.set()
             if taken is None:
                 self._count(warm, "misses")
@@ -168,6 +173,17 @@ class WarmPools:
                 return taken
             self._drop(warm, taken, "its process died")
 
+    def retire(self, used: Launched) -> None:
+        """Remove a claimed container in the background (a one-shot run's, after it ended);
+        ``close`` waits for it."""
+        if self._closed.is_set():  # close is waiting for no more of them: remove it now
+            self._discard_quietly(used)
+            return
+        thread = threading.Thread(target=self._discard_quietly, args=(used,), daemon=True)
+        with self._lock:
+            self._discarding = [t for t in self._discarding if t.is_alive()] + [thread]
+        thread.start()
+
     def _put_back(self, warm: _Pool, taken: Launched) -> None:
         with self._lock:
             warm.ready.appendleft(taken)
@@ -180,10 +196,7 @@ class WarmPools:
     def _drop(self, warm: _Pool, bad: Launched, why: str) -> None:
         log.warning("warm sandbox %s of pool %s discarded: %s", bad.info.id, warm.stats.pool, why)
         self._count(warm, "discarded")
-        thread = threading.Thread(target=self._discard_quietly, args=(bad,), daemon=True)
-        with self._lock:
-            self._discarding = [t for t in self._discarding if t.is_alive()] + [thread]
-        thread.start()
+        self.retire(bad)
 
     def _discard_quietly(self, launched: Launched) -> None:
         try:
@@ -231,6 +244,9 @@ class WarmPools:
             if not short or time.monotonic() < warm.retry_at:
                 warm.wake.wait(0.25)
                 warm.wake.clear()
+                continue
+            if (quiet := warm.taken_at + REFILL_DELAY_S - time.monotonic()) > 0:
+                self._closed.wait(quiet)  # let the claimant's first command go first
                 continue
             self._start_one(warm)
 
