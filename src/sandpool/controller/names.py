@@ -58,7 +58,7 @@ def pool_selector(pool: str) -> dict[str, str]:
 
 
 def pool_labels(pool: str, container_runtime: str, pod_runtime: str | None) -> dict[str, str]:
-    """Labels naming the pool and its runtimes, on a Job and on its pods."""
+    """Labels naming the pool and its runtimes, on a worker Deployment and on its pods."""
     labels = {
         **pool_selector(pool),
         CONTAINER_RUNTIME_LABEL: container_runtime,
