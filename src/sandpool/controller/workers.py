@@ -18,7 +18,9 @@ from lightkube.models.core_v1 import (
     Container,
     ContainerPort,
     EnvVar,
+    EnvVarSource,
     HTTPGetAction,
+    ObjectFieldSelector,
     PodSpec,
     PodTemplateSpec,
     Probe,
@@ -34,6 +36,7 @@ from sandpool.config.loader import LoadedConfig
 from sandpool.config.models import PoolConfig, WorkerConfig
 from sandpool.config.resolved import ResolvedPool
 from sandpool.controller import volumes
+from sandpool.controller.capacity import capacity_args
 from sandpool.controller.configmap import config_sha256
 from sandpool.controller.names import pool_labels, pool_selector, worker_name
 from sandpool.controller.wiring import (
@@ -103,7 +106,9 @@ def _probe(path: str, failures: int) -> Probe:
 def worker_args(loaded: LoadedConfig, name: str) -> list[str]:
     """The worker's command line (issue 17's contract); the image's entrypoint (tini) runs it."""
     url = gateway_url(loaded.model)
-    return ["sandpool", "worker", "--pool", name, "--gateway", url, "-c", CONFIG_FILE]
+    sizing = loaded.model.worker.pools[name].pool_sizing
+    return ["sandpool", "worker", "--pool", name, "--gateway", url, *capacity_args(sizing),
+            "-c", CONFIG_FILE]  # fmt: skip
 
 
 def _container(
@@ -129,10 +134,13 @@ def _container(
 
 
 def _env(loaded: LoadedConfig, name: str) -> list[EnvVar]:
+    pod_ip = ObjectFieldSelector(fieldPath="status.podIP")
     return [
         EnvVar(name=POOL_ENV, value=name),
         EnvVar(name=RESOLVED_CONFIG_ENV, value=encode_resolved_config(loaded.resolved, name)),
         secret_env(WORKER_TOKEN_ENV, WORKER_TOKEN),
+        # The address the worker gives the gateway for its internal endpoint (Beta9's name).
+        EnvVar(name="POD_IP", valueFrom=EnvVarSource(fieldRef=pod_ip)),
     ]
 
 

@@ -84,7 +84,9 @@ def test_worker_command_image_and_privilege(load_yaml: Loader) -> None:
     assert "command" not in worker
     assert worker["args"] == [
         "sandpool", "worker", "--pool", "secure",
-        "--gateway", "http://sandpool-gateway:8080", "-c", "/etc/sandpool/sandpool.yaml",
+        "--gateway", "http://sandpool-gateway:8080",
+        "--cpu", "1", "--memory", str(2**30),  # the pod's limits, not the node's
+        "-c", "/etc/sandpool/sandpool.yaml",
     ]  # fmt: skip
     assert worker["imagePullPolicy"] == "IfNotPresent"
     assert worker["securityContext"]["privileged"] is True
@@ -313,3 +315,27 @@ def test_a_config_change_rolls_the_pods(load_yaml: Loader) -> None:
     base = "worker:\n  pools:\n    p: {}\n"
     assert annotation(base) == annotation(base)
     assert annotation(base) != annotation("gateway:\n  shutdownTimeout: 5\n" + base)
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory", "offered"),
+    [
+        ("1000m", "1Gi", ["1", str(2**30)]),
+        ("500m", "512Mi", ["0.5", str(2**29)]),
+        ("2.5", "3G", ["2.5", str(3 * 10**9)]),
+        ("16", "1e9", ["16", str(10**9)]),
+    ],
+)
+def test_worker_offers_its_pods_limits_to_the_gateway(
+    load_yaml: Loader, cpu: str, memory: str, offered: list[str]
+) -> None:
+    text = (
+        "worker:\n  pools:\n    p:\n      poolSizing:\n"
+        f"        defaultWorkerCPU: '{cpu}'\n        defaultWorkerMemory: '{memory}'\n"
+    )
+    worker = container(job_dict(load_yaml, text, "p"))
+    args = worker["args"]
+    assert [args[args.index("--cpu") + 1], args[args.index("--memory") + 1]] == offered
+    assert worker["resources"]["limits"] == {"cpu": cpu, "memory": memory}
+    (pod_ip,) = [e for e in worker["env"] if e["name"] == "POD_IP"]
+    assert pod_ip["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
