@@ -75,6 +75,7 @@ def base_image(env: dict[str, str], tmp_path: Path) -> str:
                    check=True, timeout=900)  # fmt: skip
     subprocess.run(["podman", "import", "-q", str(tar), "localhost/sandpool-it-base:bookworm"],
                    env=env, check=True, timeout=300)  # fmt: skip
+    tar.unlink()  # 170 MB; the store has it now
     return "localhost/sandpool-it-base:bookworm"
 
 
