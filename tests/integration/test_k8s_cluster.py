@@ -6,7 +6,8 @@ Off by default (no cluster exists where the unit tests run). To run it against k
     SANDPOOL_K8S_TESTS=1 .venv/bin/pytest tests/integration/test_k8s_cluster.py -v
 
 It uses the current kubeconfig context, works in a throw-away namespace it deletes afterwards,
-and needs no worker image: it checks the objects the API server stores, not running pods.
+and needs no worker image: it checks the objects the API server stores (and its validation,
+immutable fields included), not running pods.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Secret
 
 from sandpool.config import LoadedConfig
-from sandpool.controller.apply import apply_pools
+from sandpool.controller.apply import apply_deployment
 from sandpool.controller.cluster import Cluster
 from sandpool.errors import ClusterUnreachable, RuntimeClassNotFound
 
@@ -74,21 +77,23 @@ def test_missing_runtime_class_creates_nothing(cluster: Cluster, tmp_path: Path)
     missing = f"sandpool-absent-{uuid.uuid4().hex[:6]}"
     loaded = load(tmp_path, f"worker:\n  pools:\n    p: {{runtime: {missing}}}\n")
     with pytest.raises(RuntimeClassNotFound, match=f'RuntimeClass "{missing}" not found'):
-        apply_pools(loaded, cluster)
-    assert cluster.find_job("sandpool-worker-p") is None
+        apply_deployment(loaded, cluster)
+    assert cluster.find(Deployment, "sandpool-worker-p") is None
+    assert cluster.find(Secret, "sandpool-secrets") is None
 
 
-def test_dry_run_create_reapply_and_recreate(cluster: Cluster, tmp_path: Path) -> None:
+def test_dry_run_create_reapply_and_roll(cluster: Cluster, tmp_path: Path) -> None:
     loaded = load(tmp_path, POOLS)
-    dry = apply_pools(loaded, cluster, dry_run=True)
-    assert [a.action for a in dry] == ["would be created (dry run)"] * 2
-    assert cluster.find_job("sandpool-worker-secure") is None
-    assert [a.action for a in apply_pools(loaded, cluster)] == ["created", "created"]
-    job = cluster.find_job("sandpool-worker-secure")
-    assert job is not None and job.metadata is not None and job.metadata.labels is not None
-    assert job.metadata.labels["sandpool.dev/container-runtime"] == "gvisor"
-    assert [a.action for a in apply_pools(loaded, cluster)] == ["unchanged", "unchanged"]
+    dry = apply_deployment(loaded, cluster, dry_run=True)
+    assert {a.action for a in dry} == {"would be created (dry run)"}
+    assert cluster.find(Deployment, "sandpool-worker-secure") is None
+    assert {a.action for a in apply_deployment(loaded, cluster)} == {"created"}
+    worker = cluster.find(Deployment, "sandpool-worker-secure")
+    assert isinstance(worker, Deployment) and worker.metadata and worker.metadata.labels
+    assert worker.metadata.labels["sandpool.dev/container-runtime"] == "gvisor"
+    assert {a.action for a in apply_deployment(loaded, cluster)} == {"unchanged"}
     changed = load(tmp_path, POOLS.replace("tmpSizeLimit: 1Gi", "tmpSizeLimit: 2Gi"))
-    actions = [a.action for a in apply_pools(changed, cluster)]
-    assert actions[0] == "unchanged"
-    assert actions[1].startswith("recreated")
+    actions = {a.name: a.action for a in apply_deployment(changed, cluster)}
+    assert actions["sandpool-worker-secure"] == "unchanged"
+    assert actions["sandpool-worker-fast"] == "configured"
+    assert actions["sandpool-secrets"] == "unchanged"  # its keys are kept

@@ -1,4 +1,5 @@
-"""``sandpool images``: list, pull, inspect, remove and prune cached images; build the default."""
+"""``sandpool images``: list, pull, inspect, remove and prune cached images; build the default
+image and the worker image."""
 
 from __future__ import annotations
 
@@ -131,3 +132,39 @@ def build_default(config_files: tuple[str, ...], force: bool) -> None:
     store = _store(config_files)
     image = store.pull(DEFAULT_IMAGE) if force else store.get(DEFAULT_IMAGE)
     click.echo(f"default image {_summary(image)} at {image.rootfs}")
+
+
+@images.command("build-worker")
+@config_option
+@click.option("--tag", default=None, metavar="REF",
+              help="Image reference (default: worker.imageRegistry/imageName:imageTag, what "
+                   "`sandpool k8s render` runs).")  # fmt: skip
+@click.option("--base", default=None, metavar="IMAGE",
+              help="A Debian bookworm image to build on (default: the Containerfile's, "
+                   "docker.io/library/debian:bookworm-slim).")  # fmt: skip
+@click.option("--context", "context_dir", default=None, metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="The sandpool checkout (default: the one this sandpool runs from).")  # fmt: skip
+@click.option("--tool", type=click.Choice(["podman", "buildah"]), default=None,
+              help="Builder (default: podman if on PATH, else buildah).")  # fmt: skip
+@click.option("--ca-file", default=None, metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CA bundle pip trusts during the build (a TLS-intercepting proxy's); "
+                   "passed as a build secret, not kept in the image.")  # fmt: skip
+def build_worker(config_files: tuple[str, ...], tag: str | None, base: str | None,
+                 context_dir: Path | None, tool: str | None,
+                 ca_file: Path | None) -> None:  # fmt: skip
+    """Build the worker/gateway image from this checkout's Containerfile."""
+    from sandpool.controller.workers import worker_image
+    from sandpool.images.worker_image import (
+        WorkerBuild,
+        build_worker_image,
+        find_context,
+        pick_tool,
+    )
+
+    reference = tag or worker_image(load(config_files, quiet=True).model.worker)
+    build = WorkerBuild(find_context(context_dir), reference, base, pick_tool(tool), ca_file)
+    click.echo(f"building {reference}: {' '.join(build.argv())}", err=True)
+    build_worker_image(build)
+    click.echo(f"built {reference}")

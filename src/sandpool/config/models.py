@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from sandpool.config.gvisor_flags import check_extra_args
+from sandpool.config.kubernetes import KubernetesConfig
 from sandpool.config.quantities import (
     CPU_RANGE,
     PIDS_RANGE,
@@ -268,9 +269,11 @@ class WorkerConfig(_Model):
     user_namespace_base: StrictInt = Field(default=100000, ge=0, le=2**32 - 1 - 65536)
     default_image: StrictStr = ""
     network: WorkerNetwork = Field(default_factory=WorkerNetwork)
-    image_registry: StrictStr = "docker.io"
-    image_name: StrictStr = "sandpool/worker"
-    image_tag: StrictStr = "latest"
+    # The worker image `sandpool images build-worker` builds: a name the user owns (podman's
+    # local prefix), never a third party's image run with privileged: true.
+    image_registry: StrictStr = "localhost"
+    image_name: StrictStr = "sandpool-worker"
+    image_tag: StrictStr = "0.1.0"
     pools: dict[PoolName, PoolConfig] = Field(default_factory=dict)
 
 
@@ -311,3 +314,4 @@ class SandpoolConfig(_Model):
 
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)

@@ -1,6 +1,7 @@
-"""``k8s apply``: render, preflight, then create or update each worker Job.
+"""``k8s apply``: render, preflight, then create or update each object of the deployment.
 
-Nothing is written before every check has passed; a dry run only reads.
+Nothing is written before every check has passed; a dry run only reads. The Secret keeps the
+tokens and passwords the cluster already holds (credentials.py).
 """
 
 from __future__ import annotations
@@ -9,27 +10,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from lightkube.resources.batch_v1 import Job
+from lightkube.resources.core_v1 import Secret
 
 from sandpool.config.loader import LoadedConfig
-from sandpool.controller.jobs import render_worker_job
-from sandpool.controller.manifests import local_pools
+from sandpool.controller.credentials import credentials, render_secret, secret_values
+from sandpool.controller.manifests import Manifest, kind_name, local_pools, render_manifests
 from sandpool.controller.preflight import check_runtime_classes, gpu_warnings
+from sandpool.controller.wiring import SECRET
 
-__all__ = ["Applied", "JobStore", "apply_pools"]
+__all__ = ["Applied", "ObjectStore", "apply_deployment"]
 
 
-class JobStore(Protocol):
-    """What ``apply_pools`` needs from a cluster (``cluster.Cluster`` provides it)."""
+class ObjectStore(Protocol):
+    """What ``apply_deployment`` needs from a cluster (``cluster.Cluster`` provides it)."""
 
     @property
     def namespace(self) -> str: ...
 
     def runtime_class_exists(self, name: str) -> bool: ...
 
-    def find_job(self, name: str) -> Job | None: ...
+    def find(self, kind: type[Manifest], name: str) -> Manifest | None: ...
 
-    def apply_job(self, job: Job) -> str: ...
+    def apply(self, obj: Manifest) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -41,31 +43,41 @@ class Applied:
     action: str
 
     def line(self, namespace: str) -> str:
-        """``job.batch/sandpool-worker-x created (namespace n)``, kubectl-style."""
+        """``deployment.apps/sandpool-gateway created (namespace n)``, kubectl-style."""
         return f"{self.kind}/{self.name} {self.action} (namespace {namespace})"
 
 
-def apply_pools(
+def _with_secret(cluster: ObjectStore, loaded: LoadedConfig, objects: list[Manifest]) -> None:
+    """Put the Secret first: the cluster's tokens and passwords, URLs from the configuration."""
+    found = cluster.find(Secret, SECRET)
+    kept = secret_values(found if isinstance(found, Secret) else None)
+    objects.insert(0, render_secret(credentials(loaded.model, kept)))
+
+
+def _act(cluster: ObjectStore, obj: Manifest, dry_run: bool) -> Applied:
+    name = str(obj.metadata.name) if obj.metadata else ""
+    if dry_run:
+        exists = cluster.find(type(obj), name) is not None
+        action = "would be updated (dry run)" if exists else "would be created (dry run)"
+    else:
+        action = cluster.apply(obj)
+    return Applied(kind_name(obj), name, action)
+
+
+def apply_deployment(
     loaded: LoadedConfig,
-    cluster: JobStore,
+    cluster: ObjectStore,
     only: str | None = None,
     *,
     dry_run: bool = False,
     warn: Callable[[str], None] = lambda _: None,
 ) -> list[Applied]:
-    """Render every local pool's Job, run the preflight, then apply (or, dry, only look)."""
+    """Render everything (or ``only`` one pool's workers), preflight, then apply or only look."""
     pools = local_pools(loaded, only)
-    jobs = [render_worker_job(loaded, pool.name) for pool in pools]  # config errors first
+    objects = render_manifests(loaded, only)  # configuration errors before any request
     for warning in gpu_warnings(pools):
         warn(warning)
     check_runtime_classes(pools, cluster.runtime_class_exists)
-    applied = []
-    for job in jobs:
-        name = str(job.metadata.name) if job.metadata else ""
-        if dry_run:
-            exists = cluster.find_job(name) is not None
-            action = "would be updated (dry run)" if exists else "would be created (dry run)"
-        else:
-            action = cluster.apply_job(job)
-        applied.append(Applied("job.batch", name, action))
-    return applied
+    if only is None:
+        _with_secret(cluster, loaded, objects)
+    return [_act(cluster, obj, dry_run) for obj in objects]

@@ -8,22 +8,19 @@ failure -> KubernetesError naming the object and the server's message.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx2
 from lightkube import ApiError, Client, ConfigError, KubeConfig
-from lightkube.resources.batch_v1 import Job
 from lightkube.resources.node_v1 import RuntimeClass
-from lightkube.types import CascadeType
 
+from sandpool.controller.manifests import Manifest
 from sandpool.errors import ClusterUnreachable, KubernetesError
 
 __all__ = ["FIELD_MANAGER", "Cluster"]
 
 FIELD_MANAGER = "sandpool"
-_DELETE_WAIT_S = 30.0
 
 
 @contextmanager
@@ -44,7 +41,7 @@ def _not_found(exc: ApiError) -> bool:
 
 
 def _immutable(exc: ApiError) -> bool:
-    """A 422 for an immutable field (a Job's pod template), not for an invalid object."""
+    """A 422 for an immutable field (a selector, a StatefulSet's claims), not an invalid object."""
     return exc.status.code == 422 and "immutable" in (exc.status.message or "")
 
 
@@ -66,7 +63,7 @@ class Cluster:
 
     @property
     def namespace(self) -> str:
-        """The namespace Jobs go to."""
+        """The namespace the deployment goes to."""
         return str(self._client.namespace)
 
     def close(self) -> None:
@@ -84,42 +81,37 @@ class Cluster:
                 raise
         return True
 
-    def find_job(self, name: str) -> Job | None:
-        """The Job ``name`` in this namespace, or None."""
-        with _translated(f"cannot read Job {self.namespace}/{name}"):
+    def find(self, kind: type[Manifest], name: str) -> Manifest | None:
+        """The object ``name`` of ``kind`` (in this namespace if namespaced), or None."""
+        with _translated(f"cannot read {kind.__name__} {self.namespace}/{name}"):
             try:
-                return self._client.get(Job, name)
+                found: Manifest = self._client.get(kind, name)
             except ApiError as exc:
                 if _not_found(exc):
                     return None
                 raise
+        return found
 
-    def apply_job(self, job: Job) -> str:
-        """Create or update ``job`` by server-side apply; returns what happened, kubectl-style."""
-        name = str(job.metadata.name) if job.metadata else ""
-        before = self.find_job(name)
-        with _translated(f"cannot apply Job {self.namespace}/{name}"):
+    def apply(self, obj: Manifest) -> str:
+        """Create or update ``obj`` by server-side apply; returns what happened, kubectl-style."""
+        name = str(obj.metadata.name) if obj.metadata else ""
+        what = f"{obj.kind} {self.namespace}/{name}"
+        before = self.find(type(obj), name)
+        with _translated(f"cannot apply {what}"):
             try:
-                after = self._client.apply(job, force=True)
+                after = self._client.apply(obj, force=True)
             except ApiError as exc:
-                if before is None or not _immutable(exc):
-                    raise
-                # A Job's pod template is immutable: a changed one needs a new Job.
-                self._recreate(job, name)
-                return "recreated (pod template changed; old worker pods are terminated)"
+                if _immutable(exc):
+                    kind = (obj.kind or "").lower()
+                    hint = f"delete it (kubectl delete {kind} {name}) and apply again"
+                    raise KubernetesError(
+                        f"cannot apply {what}: a field that cannot change was changed", hint=hint
+                    ) from exc
+                raise
         if before is None:
             return "created"
         return "unchanged" if _version(before) == _version(after) else "configured"
 
-    def _recreate(self, job: Job, name: str) -> None:
-        self._client.delete(Job, name, cascade=CascadeType.BACKGROUND)
-        deadline = time.monotonic() + _DELETE_WAIT_S
-        while self.find_job(name) is not None:
-            if time.monotonic() > deadline:
-                raise KubernetesError(f"Job {self.namespace}/{name} was not deleted in time")
-            time.sleep(0.2)
-        self._client.create(job)
 
-
-def _version(job: Job) -> str | None:
-    return job.metadata.resourceVersion if job.metadata else None
+def _version(obj: Manifest) -> str | None:
+    return obj.metadata.resourceVersion if obj.metadata else None

@@ -10,9 +10,11 @@ __all__ = [
     "MANAGED_BY",
     "POOL_LABEL",
     "common_labels",
+    "component_labels",
     "dns_label",
-    "job_name",
     "pool_labels",
+    "pool_selector",
+    "worker_name",
 ]
 
 POOL_LABEL = "sandpool.dev/pool"
@@ -34,8 +36,8 @@ def dns_label(text: str, *, reserve: int = 0) -> str:
     return f"{head}-{digest}" if head else digest
 
 
-def job_name(pool: str) -> str:
-    """The name of the worker Job of ``pool``."""
+def worker_name(pool: str) -> str:
+    """The name of the worker Deployment of ``pool``."""
     prefix = "sandpool-worker-"
     return prefix + dns_label(pool, reserve=len(prefix))
 
@@ -45,12 +47,20 @@ def common_labels() -> dict[str, str]:
     return {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/part-of": "sandpool"}
 
 
+def component_labels(component: str) -> dict[str, str]:
+    """The selector of one component (``sandpool-gateway``, ``sandpool-redis``, ...)."""
+    return {**common_labels(), "app.kubernetes.io/name": component}
+
+
+def pool_selector(pool: str) -> dict[str, str]:
+    """The selector of a pool's worker pods (a Deployment's selector is immutable: stable keys)."""
+    return {**component_labels("sandpool-worker"), POOL_LABEL: dns_label(pool)}
+
+
 def pool_labels(pool: str, container_runtime: str, pod_runtime: str | None) -> dict[str, str]:
-    """Labels naming the pool and its runtimes, on a Job and on its pods."""
+    """Labels naming the pool and its runtimes, on a worker Deployment and on its pods."""
     labels = {
-        **common_labels(),
-        "app.kubernetes.io/name": "sandpool-worker",
-        POOL_LABEL: dns_label(pool),
+        **pool_selector(pool),
         CONTAINER_RUNTIME_LABEL: container_runtime,
     }
     if pod_runtime:

@@ -28,7 +28,7 @@ def missing_runtime_class_message(name: str, pools: list[str]) -> str:
     return "\n".join(
         [
             f'RuntimeClass "{name}" not found (pool {listed} sets `runtime: {name}`); '
-            "no Job was created. Fix one of:",
+            "nothing was created. Fix one of:",
             f'  1. install {provider}, which creates the "{name}" RuntimeClass',
             f"  2. remove `runtime: {name}` from pool {listed} if its pods need no special runtime",
             f'  3. create the RuntimeClass (handler "{name}" must exist on the nodes): '

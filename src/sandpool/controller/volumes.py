@@ -16,13 +16,14 @@ from lightkube.models.core_v1 import (
 from sandpool.config.models import JobSpec
 from sandpool.config.resolved import ResolvedPool
 
-__all__ = ["Mounted", "builtin_volumes", "check_unique", "passthrough", "typed_list"]
+__all__ = ["Mounted", "builtin_volumes", "check_unique", "empty_dir", "passthrough", "typed_list"]
 
 Mounted = tuple[Volume, VolumeMount]
 T = TypeVar("T", bound=DictMixin)
 
 
-def _empty_dir(name: str, path: str, *, size: str | None = None, memory: bool = False) -> Mounted:
+def empty_dir(name: str, path: str, *, size: str | None = None, memory: bool = False) -> Mounted:
+    """An emptyDir volume mounted at ``path`` (sized, or memory-backed)."""
     source = EmptyDirVolumeSource(medium="Memory" if memory else None, sizeLimit=size)
     return Volume(name=name, emptyDir=source), VolumeMount(name=name, mountPath=path)
 
@@ -30,13 +31,13 @@ def _empty_dir(name: str, path: str, *, size: str | None = None, memory: bool = 
 def builtin_volumes(pool: ResolvedPool, tmp_size_limit: str) -> list[Mounted]:
     """``/tmp`` sized by tmpSizeLimit, memory-backed ``/dev/shm``, gVisor's root, ``/dev/kvm``."""
     mounted = [
-        _empty_dir("sandpool-tmp", "/tmp", size=tmp_size_limit),
-        _empty_dir("sandpool-dshm", "/dev/shm", memory=True),
+        empty_dir("sandpool-tmp", "/tmp", size=tmp_size_limit),
+        empty_dir("sandpool-dshm", "/dev/shm", memory=True),
     ]
     if pool.is_gvisor:
         # runsc keeps sandbox state under --root; it must be writable and survive a container
         # restart inside the pod, so that a restarted worker can reconcile what it left.
-        mounted.append(_empty_dir("sandpool-gvisor-root", pool.gvisor_root))
+        mounted.append(empty_dir("sandpool-gvisor-root", pool.gvisor_root))
         if pool.gvisor_platform == "kvm":
             kvm = HostPathVolumeSource(path="/dev/kvm", type="CharDevice")
             mounted.append(

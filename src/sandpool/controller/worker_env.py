@@ -1,4 +1,4 @@
-"""The contract between a worker Job and ``sandpool worker``: env names, the probe, the payload.
+"""The contract between a worker pod and ``sandpool worker``: env names, the probe, the payload.
 
 Kept free of Kubernetes imports so the worker reads it without loading the client library.
 """
@@ -37,7 +37,7 @@ def encode_resolved_config(config: ResolvedConfig, pool: str) -> str:
 
 
 def decode_resolved_config(environ: Mapping[str, str]) -> ResolvedConfig | None:
-    """The configuration a Job passed in ``$SANDPOOL_RESOLVED_CONFIG``, or None when unset."""
+    """The configuration a worker pod got in ``$SANDPOOL_RESOLVED_CONFIG``, or None when unset."""
     raw = environ.get(RESOLVED_CONFIG_ENV, "")
     if not raw:
         return None
@@ -46,5 +46,5 @@ def decode_resolved_config(environ: Mapping[str, str]) -> ResolvedConfig | None:
     except (ValueError, TypeError, KeyError) as exc:
         raise ConfigError(
             f"{RESOLVED_CONFIG_ENV} does not hold a resolved configuration: {exc}",
-            hint="it is set by the worker Job that `sandpool k8s render` builds",
+            hint="it is set by the worker Deployment that `sandpool k8s render` builds",
         ) from exc

@@ -54,15 +54,34 @@ def config_file(tmp_path: Path, text: str = GPU_POOLS) -> str:
     return str(path)
 
 
-def test_render_default_config_prints_one_job_per_pool() -> None:
+def test_render_default_config_prints_the_whole_deployment() -> None:
     result = run("k8s", "render")
     assert result.exit_code == 0, result.output
     docs = documents(result.stdout)
     assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
-        ("Job", "sandpool-worker-default"),
-        ("Job", "sandpool-worker-performance"),
+        ("Secret", "sandpool-secrets"),
+        ("ConfigMap", "sandpool-config"),
+        ("Deployment", "sandpool-redis"),
+        ("Service", "sandpool-redis"),
+        ("NetworkPolicy", "sandpool-redis-from-gateway"),
+        ("StatefulSet", "sandpool-postgres"),
+        ("Service", "sandpool-postgres"),
+        ("NetworkPolicy", "sandpool-postgres-from-gateway"),
+        ("Deployment", "sandpool-gateway"),
+        ("Service", "sandpool-gateway"),
+        ("Deployment", "sandpool-worker-default"),
+        ("Deployment", "sandpool-worker-performance"),
     ]
-    assert all("runtimeClassName" not in d["spec"]["template"]["spec"] for d in docs)
+    assert all("runtimeClassName" not in d["spec"]["template"]["spec"] for d in docs[-2:])
+    assert "re-applying a new render replaces them" in result.stderr
+
+
+def test_render_no_secret_leaves_it_out_and_renders_twice_the_same() -> None:
+    first = run("k8s", "render", "--no-secret")
+    assert first.exit_code == 0, first.output
+    assert documents(first.stdout)[0]["kind"] == "ConfigMap"
+    assert first.stderr == ""
+    assert run("k8s", "render", "--no-secret").stdout == first.stdout
 
 
 def test_render_runtimeclasses_and_one_pool(tmp_path: Path) -> None:
@@ -71,7 +90,7 @@ def test_render_runtimeclasses_and_one_pool(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     kinds = [(d["kind"], d["metadata"]["name"]) for d in documents(result.stdout)]
-    assert kinds == [("RuntimeClass", "nvidia"), ("Job", "sandpool-worker-gpu-runc")]
+    assert kinds == [("RuntimeClass", "nvidia"), ("Deployment", "sandpool-worker-gpu-runc")]
 
 
 def test_render_unknown_pool_fails_cleanly(tmp_path: Path) -> None:
@@ -88,7 +107,7 @@ def test_render_warns_for_gpu_pool_without_runtime(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0
     assert "warning: pool 'g' has gpuType T4 but no `runtime`" in result.stderr
-    assert documents(result.stdout)[0]["kind"] == "Job"
+    assert documents(result.stdout)[-1]["kind"] == "Deployment"
 
 
 def test_apply_missing_runtime_class_prints_the_seed_error(
@@ -110,11 +129,14 @@ def test_apply_creates_then_dry_run_reports(tmp_path: Path, kube_api: FakeKubeAP
     args = ["k8s", "apply", "-c", config_file(tmp_path), "--kubeconfig", kubeconfig, "-n", "pools"]
     result = run(*args)
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines() == [
-        "job.batch/sandpool-worker-gpu-runc created (namespace pools)",
-        "job.batch/sandpool-worker-cpu created (namespace pools)",
+    lines = result.stdout.splitlines()
+    assert lines[0] == "secret/sandpool-secrets created (namespace pools)"
+    assert lines[-2:] == [
+        "deployment.apps/sandpool-worker-gpu-runc created (namespace pools)",
+        "deployment.apps/sandpool-worker-cpu created (namespace pools)",
     ]
-    assert kube_api.job("sandpool-worker-cpu", namespace="pools") is not None
+    assert kube_api.get("Deployment", "sandpool-worker-cpu", namespace="pools") is not None
+    assert "sp_" not in result.output  # no key is ever printed
     writes = len(kube_api.writes())
     dry = run(*args, "--dry-run")
     assert dry.exit_code == 0, dry.output

@@ -2,8 +2,8 @@
 
 No real cluster exists in the unit-test environment, so ``k8s apply`` is tested against this:
 the real lightkube client, real HTTP, a kubeconfig file pointing here. It implements only the
-routes sandpool uses (get / create / server-side apply / delete of one object) and the one
-server rule that shapes sandpool's update strategy: a Job's ``spec.template`` is immutable.
+routes sandpool uses (get / create / server-side apply / delete of one object) and the server
+rule that shapes sandpool's update strategy: some spec fields are immutable (``IMMUTABLE``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,17 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
 RUNTIMECLASSES = "/apis/node.k8s.io/v1/runtimeclasses"
+NAMESPACED = {
+    "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
+    "StatefulSet": "/apis/apps/v1/namespaces/{ns}/statefulsets",
+    "Service": "/api/v1/namespaces/{ns}/services",
+    "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
+    "Secret": "/api/v1/namespaces/{ns}/secrets",
+    "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies",
+}
+# spec fields the real API server refuses to change (apps/v1 validation)
+IMMUTABLE = {"Deployment": ["selector"], "StatefulSet": ["selector", "volumeClaimTemplates"]}
 
 
 @dataclass(frozen=True)
@@ -114,8 +123,9 @@ class FakeKubeAPI:
         """The requests that would change the cluster."""
         return [r for r in self.requests if r.method in WRITE_METHODS]
 
-    def job(self, name: str, namespace: str = "sandpool-test") -> dict[str, Any] | None:
-        return self.objects.get(f"{JOBS.format(ns=namespace)}/{name}")
+    def get(self, kind: str, name: str, namespace: str = "sandpool-test") -> dict[str, Any] | None:
+        """The stored object ``kind``/``name``, or None."""
+        return self.objects.get(f"{NAMESPACED[kind].format(ns=namespace)}/{name}")
 
     # ---- request handling -----------------------------------------------------------------
 
@@ -145,11 +155,11 @@ class FakeKubeAPI:
         old = self.objects.get(path)
         if old is None:
             return 201, self.store(path, body)
-        if body.get("kind") == "Job" and old["spec"]["template"] != body["spec"]["template"]:
-            message = (
-                'Job.batch "x" is invalid: spec.template: Invalid value: ...: field is immutable'
-            )
-            return 422, status(422, "Invalid", message)
+        for field in IMMUTABLE.get(body.get("kind", ""), []):
+            if old["spec"].get(field) != body["spec"].get(field):
+                kind, name = body["kind"], body["metadata"]["name"]
+                message = f'{kind}.apps "{name}" is invalid: spec.{field}: ...: field is immutable'
+                return 422, status(422, "Invalid", message)
         unchanged = {**old, "metadata": {**old["metadata"], "resourceVersion": None}}
         candidate = {**body, "metadata": {**body["metadata"], "resourceVersion": None}}
         if unchanged == candidate:

@@ -29,11 +29,12 @@ def test_runtimeclasses_one_per_named_pod_runtime(load_yaml: Loader) -> None:
         ("nvidia", "nvidia"),
     ]
     assert classes[1]["metadata"]["annotations"]["sandpool.dev/pools"] == "gpu-fast,gpu-secure"
-    assert [o.kind for o in objects[2:]] == ["Job"] * 5  # RuntimeClasses come first
+    assert "RuntimeClass" not in [o.kind for o in objects[2:]]  # RuntimeClasses come first
+    assert [o.kind for o in objects[-5:]] == ["Deployment"] * 5  # the workers come last
 
 
 def test_no_runtimeclasses_unless_asked(load_yaml: Loader) -> None:
-    assert {o.kind for o in render_manifests(load_yaml(MIXED))} == {"Job"}
+    assert "RuntimeClass" not in {o.kind for o in render_manifests(load_yaml(MIXED))}
 
 
 def test_missing_runtime_class_message_is_the_seeds(load_yaml: Loader) -> None:

@@ -1,4 +1,4 @@
-"""The worker Job of a pool: what the seed and SPEC §2 say the pod must look like.
+"""The worker Deployment of a pool: what the seed and SPEC §2 say the pod must look like.
 
 Assertions on the rendered objects (no snapshots); schema validation is in test_schema.py.
 """
@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 
 from sandpool.config.resolved import ResolvedConfig
-from sandpool.controller.jobs import GPU_RESOURCE, render_worker_job
 from sandpool.controller.manifests import local_pools, render_manifests
-from sandpool.controller.names import dns_label, job_name
+from sandpool.controller.names import dns_label, worker_name
+from sandpool.controller.workers import GPU_RESOURCE, render_worker_deployment
 from sandpool.errors import ConfigError, ConfigValidationError, UnknownPool
 from tests.unit.controller.conftest import Loader
 from tests.unit.controller.seed_examples import SEED_EXAMPLES, SEED_POOLS, PodExpectation
 
 
 def job_dict(loader: Loader, text: str, pool: str) -> dict[str, Any]:
-    return render_worker_job(loader(text), pool).to_dict()
+    return render_worker_deployment(loader(text), pool).to_dict()
 
 
 def pod(job: dict[str, Any]) -> dict[str, Any]:
@@ -60,10 +60,15 @@ def test_seed_example_pod(
     assert ("/run/gvisor" in mounts(job)) == (expected.container_runtime == "gvisor")
 
 
-def test_every_seed_example_renders_one_job_per_pool(load_yaml: Loader) -> None:
+def test_every_seed_example_renders_one_worker_deployment_per_pool(load_yaml: Loader) -> None:
     for text, pools in SEED_EXAMPLES.values():
         objects = render_manifests(load_yaml(text))
-        assert [o.metadata.name for o in objects if o.metadata] == [job_name(p) for p in pools]
+        names = [o.metadata.name or "" for o in objects if o.metadata]
+        assert [n for n in names if n.startswith("sandpool-worker")] == [
+            worker_name(p) for p in pools
+        ]
+        deployments = [o for o in objects if o.kind == "Deployment"]
+        assert len(deployments) == len(pools) + 2  # and the gateway's, and Redis's
 
 
 def test_worker_command_image_and_privilege(load_yaml: Loader) -> None:
@@ -75,17 +80,26 @@ def test_worker_command_image_and_privilege(load_yaml: Loader) -> None:
     )
     worker = container(job)
     assert worker["image"] == "registry.example.com/team/sp-worker:v1.2.3"
-    assert worker["command"] == ["sandpool", "worker", "--pool", "secure"]
+    # issue 17's contract, through the image's entrypoint (tini): args, not command
+    assert "command" not in worker
+    assert worker["args"] == [
+        "sandpool", "worker", "--pool", "secure",
+        "--gateway", "http://sandpool-gateway:8080",
+        "--cpu", "1", "--memory", str(2**30),  # the pod's limits, not the node's
+        "-c", "/etc/sandpool/sandpool.yaml",
+    ]  # fmt: skip
+    assert worker["imagePullPolicy"] == "IfNotPresent"
     assert worker["securityContext"]["privileged"] is True
-    assert pod(job)["restartPolicy"] in {"OnFailure", "Never"}  # what a Job allows
     assert pod(job)["automountServiceAccountToken"] is False
+    assert pod(job)["enableServiceLinks"] is False  # no SANDPOOL_GATEWAY_PORT=tcp://... env
 
 
-def test_default_image_and_empty_registry(load_yaml: Loader) -> None:
+def test_default_image_is_the_locally_built_one_and_empty_registry(load_yaml: Loader) -> None:
     text = "worker:\n  pools:\n    p: {}\n"
-    assert container(job_dict(load_yaml, text, "p"))["image"] == "docker.io/sandpool/worker:latest"
+    # what `sandpool images build-worker` tags: nobody else's image runs privileged by default
+    assert container(job_dict(load_yaml, text, "p"))["image"] == "localhost/sandpool-worker:0.1.0"
     bare = "worker:\n  imageRegistry: ''\n  pools:\n    p: {}\n"
-    assert container(job_dict(load_yaml, bare, "p"))["image"] == "sandpool/worker:latest"
+    assert container(job_dict(load_yaml, bare, "p"))["image"] == "sandpool-worker:0.1.0"
 
 
 def test_env_carries_pool_name_and_its_resolved_config(load_yaml: Loader) -> None:
@@ -94,7 +108,8 @@ def test_env_carries_pool_name_and_its_resolved_config(load_yaml: Loader) -> Non
         "      containerRuntimeConfig:\n        gvisorPlatform: ptrace\n    b: {}\n"
     )
     env = {
-        e["name"]: e["value"] for e in container(render_worker_job(loaded, "a").to_dict())["env"]
+        e["name"]: e.get("value")
+        for e in container(render_worker_deployment(loaded, "a").to_dict())["env"]
     }
     assert env["SANDPOOL_POOL"] == "a"
     shipped = ResolvedConfig.from_json(json.loads(env["SANDPOOL_RESOLVED_CONFIG"]))
@@ -149,7 +164,7 @@ def test_misspelled_job_spec_field_is_an_error_naming_the_key(load_yaml: Loader)
         "          - {name: data, hostPth: {path: /data}}\n"
     )
     with pytest.raises(ConfigValidationError) as info:
-        render_worker_job(loaded, "p")
+        render_worker_deployment(loaded, "p")
     assert "worker.pools.p.jobSpec.volumes[0].hostPth" in str(info.value)
 
 
@@ -159,7 +174,7 @@ def test_a_mount_over_sandpools_own_is_an_error(load_yaml: Loader) -> None:
         "        volumeMounts: [{name: t, mountPath: /tmp}]\n"
     )
     with pytest.raises(ConfigValidationError, match="mount path '/tmp' is used twice"):
-        render_worker_job(loaded, "p")
+        render_worker_deployment(loaded, "p")
 
 
 def test_tmp_is_sized_and_shm_is_memory_backed(load_yaml: Loader) -> None:
@@ -227,8 +242,100 @@ def test_external_pools_get_no_job(load_yaml: Loader) -> None:
 
 
 def test_names_are_valid_and_distinct_for_unusual_pool_names() -> None:
-    names = {job_name(p) for p in ["gpu-pool", "GPU_pool", "gpu.pool", "x" * 80, "y" * 80]}
+    names = {worker_name(p) for p in ["gpu-pool", "GPU_pool", "gpu.pool", "x" * 80, "y" * 80]}
     assert len(names) == 5
     for name in names:
         assert len(name) <= 63
         assert name == dns_label(name)  # already a valid label: unchanged
+
+
+def test_worker_token_comes_from_the_secret_never_the_spec(load_yaml: Loader) -> None:
+    env = container(job_dict(load_yaml, "worker:\n  pools:\n    p: {}\n", "p"))["env"]
+    (token,) = [e for e in env if e["name"] == "SANDPOOL_WORKER_TOKEN"]
+    assert "value" not in token
+    assert token["valueFrom"] == {
+        "secretKeyRef": {"key": "worker-token", "name": "sandpool-secrets"}
+    }
+
+
+def test_state_dir_and_config_are_mounted(load_yaml: Loader) -> None:
+    text = "worker:\n  stateDir: /srv/sp\n  pools:\n    p: {}\n"
+    mounted = mounts(job_dict(load_yaml, text, "p"))
+    # overlayfs cannot stack on the container's own overlay root: state on the node's disk
+    assert mounted["/srv/sp"]["volume"]["emptyDir"] == {}
+    config = mounted["/etc/sandpool"]
+    assert config["readOnly"] is True
+    assert config["volume"]["configMap"] == {"name": "sandpool-config"}
+
+
+def test_cgroup_namespace_is_kept(load_yaml: Loader) -> None:
+    """Privileged gives a writable /sys/fs/cgroup in the pod's own cgroup namespace; a hostPath
+    of the node's hierarchy would hand the worker every cgroup on the node."""
+    job = job_dict(load_yaml, "worker:\n  pools:\n    p: {containerRuntime: gvisor}\n", "p")
+    assert container(job)["securityContext"] == {"privileged": True}
+    assert not [m for m in mounts(job) if m.startswith("/sys")]
+    assert "hostPID" not in pod(job) and "hostNetwork" not in pod(job)
+
+
+def test_replicas_global_and_per_pool(load_yaml: Loader) -> None:
+    text = (
+        "kubernetes:\n  workerReplicas: 3\n  poolReplicas: {gpu: 0}\n"
+        "worker:\n  pools:\n    cpu: {}\n    gpu: {gpuType: T4, runtime: nvidia}\n"
+    )
+    assert job_dict(load_yaml, text, "cpu")["spec"]["replicas"] == 3
+    assert job_dict(load_yaml, text, "gpu")["spec"]["replicas"] == 0
+    assert job_dict(load_yaml, "worker:\n  pools:\n    p: {}\n", "p")["spec"]["replicas"] == 1
+
+
+def test_replicas_for_an_unknown_pool_is_an_error(load_yaml: Loader) -> None:
+    loaded = load_yaml(
+        "kubernetes:\n  poolReplicas: {gpu-typo: 2}\nworker:\n  pools:\n    gpu: {}\n"
+    )
+    with pytest.raises(ConfigValidationError, match=r"kubernetes\.poolReplicas\.gpu-typo: no pool"):
+        render_manifests(loaded)
+
+
+def test_selector_is_stable_and_matches_the_pods(load_yaml: Loader) -> None:
+    runc = job_dict(load_yaml, "worker:\n  pools:\n    p: {containerRuntime: runc}\n", "p")
+    gvisor = job_dict(load_yaml, "worker:\n  pools:\n    p: {containerRuntime: gvisor}\n", "p")
+    selector = runc["spec"]["selector"]["matchLabels"]
+    # a Deployment's selector is immutable: changing the pool's runtime must not change it
+    assert selector == gvisor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= runc["spec"]["template"]["metadata"]["labels"].items()
+    strategy = runc["spec"]["strategy"]
+    assert strategy["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+
+
+def test_a_config_change_rolls_the_pods(load_yaml: Loader) -> None:
+    def annotation(text: str) -> str:
+        meta = job_dict(load_yaml, text, "p")["spec"]["template"]["metadata"]
+        value: str = meta["annotations"]["sandpool.dev/config-sha256"]
+        return value
+
+    base = "worker:\n  pools:\n    p: {}\n"
+    assert annotation(base) == annotation(base)
+    assert annotation(base) != annotation("gateway:\n  shutdownTimeout: 5\n" + base)
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory", "offered"),
+    [
+        ("1000m", "1Gi", ["1", str(2**30)]),
+        ("500m", "512Mi", ["0.5", str(2**29)]),
+        ("2.5", "3G", ["2.5", str(3 * 10**9)]),
+        ("16", "1e9", ["16", str(10**9)]),
+    ],
+)
+def test_worker_offers_its_pods_limits_to_the_gateway(
+    load_yaml: Loader, cpu: str, memory: str, offered: list[str]
+) -> None:
+    text = (
+        "worker:\n  pools:\n    p:\n      poolSizing:\n"
+        f"        defaultWorkerCPU: '{cpu}'\n        defaultWorkerMemory: '{memory}'\n"
+    )
+    worker = container(job_dict(load_yaml, text, "p"))
+    args = worker["args"]
+    assert [args[args.index("--cpu") + 1], args[args.index("--memory") + 1]] == offered
+    assert worker["resources"]["limits"] == {"cpu": cpu, "memory": memory}
+    (pod_ip,) = [e for e in worker["env"] if e["name"] == "POD_IP"]
+    assert pod_ip["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
