@@ -41,8 +41,11 @@ def _setup_logging() -> None:
 @click.option("--database", default=None, metavar="URL",
               help="SQLAlchemy URL of the database (default: gateway.database, else SQLite "
                    "in <stateDir>/service/service.db).")  # fmt: skip
+@click.option("--redis", default=None, envvar="SANDPOOL_REDIS", metavar="URL",
+              help="Be a gateway: dispatch sandboxes to `sandpool worker --gateway` processes "
+                   "through this Redis (worker token: $SANDPOOL_WORKER_TOKEN).")  # fmt: skip
 @config_option
-def server(listen: tuple[str, int] | None, database: str | None,
+def server(listen: tuple[str, int] | None, database: str | None, redis: str | None,
            config_files: tuple[str, ...]) -> None:  # fmt: skip
     """Serve the sandpool API over HTTP until SIGTERM or SIGINT.
 
@@ -57,4 +60,9 @@ def server(listen: tuple[str, int] | None, database: str | None,
     host, port = listen or (http.host, http.port)
     sock = bind(host, port)
     context = build_context(loaded, database=database)
-    serve_http(context, sock)
+    if redis is None:
+        serve_http(context, sock)
+        return
+    from sandpool.cli.gateway_serve import serve_gateway
+
+    serve_gateway(context, sock, redis)

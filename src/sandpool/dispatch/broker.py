@@ -105,7 +105,7 @@ class Broker:
         extra = [x for sid, pool, need in held for x in (sid, pool, need_text(need))]
         return str(self._run("REGISTER", worker_id, json.dumps(spec.to_json()), cap.cpu,
                              cap.memory, cap.gpus, cap.sandboxes, self._lease_ms(),
-                             *extra))  # fmt: skip
+                             spec.address, *extra))  # fmt: skip
 
     def heartbeat(self, worker_id: str) -> str:
         """Renew the worker's lease: ``ok``, ``lost`` or ``unknown`` (register again)."""

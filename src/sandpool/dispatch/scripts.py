@@ -78,20 +78,20 @@ redis.call('HSET', r, 'state', 'placed', 'worker', w, 'entry', entry)
 return {{'ok', entry, attempt}}
 """
 
-# ARGV: prefix, worker, spec, cpu, memory, gpus, sandboxes (capacity), lease ms, then the
-# sandboxes it already holds as triples (id, pool, need as a comma list).
+# ARGV: prefix, worker, spec, cpu, memory, gpus, sandboxes (capacity), lease ms, address, then
+# the sandboxes it already holds as triples (id, pool, need as a comma list).
 REGISTER = """
 local p, w = ARGV[1], ARGV[2]
 if redis.call('EXISTS', p .. 'lost:' .. w) == 1 then return 'lost' end
 local free = {tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])}
 local wk = p .. 'w:' .. w
-for i = 9, #ARGV, 3 do
+for i = 10, #ARGV, 3 do
   local sid, need = ARGV[i], {}
   for n in string.gmatch(ARGV[i + 2], '[^,]+') do table.insert(need, tonumber(n)) end
   for k = 1, 4 do free[k] = free[k] - need[k] end
   redis.call('SADD', wk .. ':sbx', sid)
   redis.call('HSET', p .. 's:' .. sid, 'worker', w, 'pool', ARGV[i + 1], 'state', 'running',
-             'reason', '', 'need', ARGV[i + 2])
+             'reason', '', 'need', ARGV[i + 2], 'address', ARGV[9])
   redis.call('PERSIST', p .. 's:' .. sid)
 end
 redis.call('HSET', wk, 'spec', ARGV[3], 'free_cpu', free[1], 'free_memory', free[2],

@@ -12,9 +12,10 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import uvicorn
+from fastapi import FastAPI
 
 from sandpool.api import Sandpool
 from sandpool.config.loader import LoadedConfig
@@ -79,12 +80,16 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_http(context: ServiceContext, sock: socket.socket) -> None:
+def serve_http(context: ServiceContext, sock: socket.socket,
+               extend: Callable[[FastAPI], None] | None = None) -> None:  # fmt: skip
     """Serve on ``sock`` until SIGTERM/SIGINT (then uvicorn's graceful shutdown, see the
-    module doc)."""
+    module doc); ``extend`` adds to the app (the gateway's internal dispatch endpoints)."""
     gateway = context.gateway
+    app = create_app(context)
+    if extend is not None:
+        extend(app)
     config = uvicorn.Config(
-        create_app(context), http="h11", loop="asyncio",
+        app, http="h11", loop="asyncio",
         lifespan="on", access_log=False, log_config=None, server_header=False,
         timeout_graceful_shutdown=int(max(1, gateway.shutdown_timeout)),
         # h11 answers a plain 400 past this; below it, RequestLimits answers 431 as JSON
