@@ -66,8 +66,9 @@ class GatewayLink:
     def heartbeat(self, worker_id: str, ended: list[dict[str, Any]]) -> str:
         return str(self._post(f"/workers/{worker_id}/heartbeat", {"ended": ended})["status"])
 
-    def pull(self, worker_id: str, count: int, wait: float) -> list[Delivery]:
-        data = self._post(f"/workers/{worker_id}/pull", {}, count=count, wait=wait)
+    def pull(self, worker_id: str, count: int, wait: float, recover: bool) -> list[Delivery]:
+        data = self._post(f"/workers/{worker_id}/pull", {}, count=count, wait=wait,
+                          recover=recover)  # fmt: skip
         return [Delivery.from_json(d) for d in data["deliveries"]]
 
     def ack(self, worker_id: str, delivery: Delivery, outcome: dict[str, Any],
@@ -175,6 +176,9 @@ class WorkerAgent:
 
     def heartbeats(self) -> None:
         """Heartbeat three times a lease until ``stop`` (a failed one: at the next beat)."""
+        while not self.registered.wait(0.1):
+            if self.stop.is_set():
+                return
         while not self.stop.wait(self.lease / 3):
             try:
                 self.heartbeat_once()
@@ -185,14 +189,18 @@ class WorkerAgent:
 
     def pull_loop(self) -> None:
         """Pull and run requests until ``stop``."""
+        recover = True  # ask for what this worker took but never acknowledged
         while not self.stop.is_set():
             try:
                 if not self.registered.is_set():
                     self.register()
-                for delivery in self.link.pull(self.worker_id, 16, PULL_WAIT):
+                found = self.link.pull(self.worker_id, 16, PULL_WAIT, recover)
+                recover = False
+                for delivery in found:
                     self._take(delivery)
-            except DispatchError as exc:
+            except DispatchError as exc:  # the answer may be lost: recover at the next pull
                 log.warning("pull failed: %s", exc)
+                recover = True
                 self.stop.wait(1.0)
 
     def _take(self, delivery: Delivery) -> None:
@@ -203,7 +211,7 @@ class WorkerAgent:
                 self._started[key] = _Started({})  # running: a re-delivery waits for the ack
         if started is None:
             self._pool.submit(self._run, delivery)
-        elif started.outcome:
+        elif started.outcome:  # done, its acknowledgement failed: again (the script dedups)
             self._ack(delivery, started)
 
     def _run(self, delivery: Delivery) -> None:

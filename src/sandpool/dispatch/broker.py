@@ -180,11 +180,12 @@ class Broker:
             workers.pop(chosen.id, None)
         return False
 
-    def pull(self, worker_id: str, count: int = 16, block: float = 0.0) -> list[Delivery]:
-        """Up to ``count`` requests for the worker: its unacknowledged ones first, else new
-        ones, waiting up to ``block`` seconds for one."""
+    def pull(self, worker_id: str, count: int = 16, block: float = 0.0,
+             recover: bool = True) -> list[Delivery]:  # fmt: skip
+        """Up to ``count`` requests for the worker, waiting up to ``block`` seconds for one:
+        with ``recover`` (after a reconnect, a lost answer) its unacknowledged ones first."""
         queue = self.keys.queue(worker_id)
-        entries = self._read(worker_id, queue, "0", count, None)
+        entries = self._read(worker_id, queue, "0", count, None) if recover else []
         if not entries and block > 0:
             entries = self._read(worker_id, queue, ">", count, max(1, int(block * 1000)))
         elif not entries:

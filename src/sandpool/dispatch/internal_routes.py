@@ -62,8 +62,10 @@ def _worker_routes(router: APIRouter, broker: Broker) -> None:
         return {"status": status}
 
     @router.post("/workers/{worker_id}/pull")
-    def pull(worker_id: str, count: int = 16, wait: float = 10.0) -> dict[str, Any]:
-        found = broker.pull(worker_id, max(1, min(count, 256)), max(0.0, min(wait, MAX_WAIT)))
+    def pull(worker_id: str, count: int = 16, wait: float = 10.0,
+             recover: bool = True) -> dict[str, Any]:  # fmt: skip
+        found = broker.pull(worker_id, max(1, min(count, 256)), max(0.0, min(wait, MAX_WAIT)),
+                            recover)  # fmt: skip
         return {"deliveries": [d.to_json() for d in found]}
 
     @router.post("/workers/{worker_id}/ack")

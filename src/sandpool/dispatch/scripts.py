@@ -126,6 +126,9 @@ redis.call('XACK', q, 'worker', entry)
 redis.call('XDEL', q, entry)
 local r = p .. 'r:' .. id
 local st = redis.call('HMGET', r, 'state', 'worker', 'attempt', 'need')
+if st[2] == w and st[3] == attempt and (st[1] == 'done' or st[1] == 'failed') then
+  return 'ok'  -- the same acknowledgement again (its answer got lost)
+end
 if st[1] ~= 'placed' or st[2] ~= w or st[3] ~= attempt
    or redis.call('SISMEMBER', p .. 'workers', w) == 0 then return 'stale' end
 local need = {}

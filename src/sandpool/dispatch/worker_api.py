@@ -45,8 +45,7 @@ _STATUS = ((SandboxNotFound, 404, "not_found"), (SandboxStateError, 409, "confli
            (SandboxFileError, 400, "invalid_request"))  # fmt: skip
 
 
-def error_answer(error: SandpoolError) -> JSONResponse:
-    """A core error as the service states it."""
+def _status(error: SandpoolError) -> tuple[int, dict[str, Any]]:
     status, code = 500, "internal"
     for kind, kind_status, kind_code in _STATUS:
         if isinstance(error, kind):
@@ -54,8 +53,13 @@ def error_answer(error: SandpoolError) -> JSONResponse:
             break
     if isinstance(error, Unauthenticated):
         status, code = 401, "unauthenticated"
-    return JSONResponse({"code": code, "message": error.message, "hint": error.hint},
-                        status_code=status)  # fmt: skip
+    return status, {"code": code, "message": error.message, "hint": error.hint}
+
+
+def error_answer(error: SandpoolError) -> JSONResponse:
+    """A core error as the service states it."""
+    status, body = _status(error)
+    return JSONResponse(body, status_code=status)
 
 
 def bearer_check(token: str) -> Callable[[Request], None]:
@@ -84,11 +88,17 @@ def _exec_request(body: dict[str, Any]) -> tuple[ExecRequest, bytes | None]:
 
 
 def _ndjson(events: Iterator[Any]) -> Iterator[bytes]:
-    for event in events:
-        line = event.to_json()
-        if isinstance(event, ExecResult):
-            line = {"type": "result", **line}
-        yield json.dumps(line).encode() + b"\n"
+    """One JSON object a line; an error once the answer started is the last line
+    (``{"type": "error", "code", "message"}``), never a cut connection."""
+    try:
+        for event in events:
+            line = event.to_json()
+            if isinstance(event, ExecResult):
+                line = {"type": "result", **line}
+            yield json.dumps(line).encode() + b"\n"
+    except SandpoolError as exc:
+        body = _status(exc)[1]
+        yield json.dumps({"type": "error", **body}).encode() + b"\n"
 
 
 def _routes(app: FastAPI, manager: SandboxManager) -> None:

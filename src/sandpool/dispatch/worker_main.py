@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 from dataclasses import dataclass
 
@@ -94,6 +95,10 @@ def serve_worker(config: ResolvedConfig, pool_name: str, runtime_ok: bool,
         log.info("serving the worker endpoint on %s", spec.address)
         server = uvicorn.Config(app, http="h11", loop="asyncio", lifespan="off",
                                 access_log=False, log_config=None, server_header=False)  # fmt: skip
+        # uvicorn raises the signal it stopped for again once done: let that find a handler
+        # that ignores it, so the clean-up below runs and the worker exits 0
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: None)
         try:
             uvicorn.Server(server).run(sockets=[sock])
         finally:
