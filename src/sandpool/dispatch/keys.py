@@ -8,7 +8,7 @@ Redis use their own).
                                     is deleted once acknowledged, so what is left is unfinished
     {p}w:{id}:sbx           SET     ids of the sandboxes it holds
     {p}lost:{id}            STRING  tombstone of a worker declared lost (refuses its return)
-    {p}backlog              ZSET    request ids waiting for a worker, scored by arrival (ms)
+    {p}backlog              ZSET    request ids waiting for a worker, by arrival ({p}seq)
     {p}deadlines            ZSET    request ids scored by their backlog deadline (ms)
     {p}r:{id}               HASH    a request: demand, payload, state, attempt, worker, entry
     {p}res:{id}             LIST    its outcome (one JSON object), for BLPOP by any gateway

@@ -41,17 +41,19 @@ local function entry_fields(e)
 end
 """
 
-# ARGV: prefix, id, max backlog, arrival ms, deadline ms, demand, payload, kind, keep s,
+# ARGV: prefix, id, max backlog, submitted ms, deadline ms, demand, payload, kind, keep s,
 # the need (4 numbers as a comma list). 1: queued; 0: the backlog is full; -1: id taken.
 SUBMIT = """
 local p, id = ARGV[1], ARGV[2]
 if redis.call('ZCARD', p .. 'backlog') >= tonumber(ARGV[3]) then return 0 end
 local r = p .. 'r:' .. id
 if redis.call('EXISTS', r) == 1 then return -1 end
+local seq = redis.call('INCR', p .. 'seq')  -- the backlog's order: first come, first placed
 redis.call('HSET', r, 'demand', ARGV[6], 'payload', ARGV[7], 'kind', ARGV[8], 'state', 'queued',
-           'attempt', 0, 'arrival', ARGV[4], 'deadline', ARGV[5], 'worker', '', 'need', ARGV[10])
+           'attempt', 0, 'arrival', seq, 'submitted', ARGV[4], 'deadline', ARGV[5],
+           'worker', '', 'need', ARGV[10])
 redis.call('EXPIRE', r, ARGV[9])
-redis.call('ZADD', p .. 'backlog', ARGV[4], id)
+redis.call('ZADD', p .. 'backlog', seq, id)
 redis.call('ZADD', p .. 'deadlines', ARGV[5], id)
 return 1
 """

@@ -12,7 +12,7 @@ from sandpool.config.resolved import ResolvedConfig
 from sandpool.dispatch.broker import Broker, DispatchSettings
 from sandpool.dispatch.gateway import Dispatcher
 from sandpool.dispatch.worker_main import worker_token
-from sandpool.errors import ConfigError
+from sandpool.errors import ConfigError, DispatchError
 
 __all__ = ["gateway_dispatch", "settings_from_env"]
 
@@ -45,5 +45,8 @@ def gateway_dispatch(url: str, config: ResolvedConfig,
     token = worker_token(dict(environ))
     prefix = environ.get(f"{ENV}PREFIX", "sp:")
     broker = Broker.connect(url, prefix=prefix, settings=settings_from_env(environ))
-    broker.workers()  # fail now, naming the URL, if Redis does not answer
+    try:
+        broker.workers()  # fail now, naming the URL, if Redis does not answer
+    except DispatchError as exc:
+        raise ConfigError(f"--redis: {exc.message}", hint=exc.hint) from exc
     return Dispatcher(broker, config), token

@@ -172,3 +172,15 @@ def test_gateways_placing_at_once_never_overbook_a_worker(redis_server: RedisSer
     delivered = take(gateways[0], "w")
     assert len(delivered) == 3 and len({d.request_id for d in delivered}) == 3
     assert {d.request_id for d in delivered} <= set(rids)
+
+
+def test_the_same_acknowledgement_twice_is_accepted_twice(broker: Broker) -> None:
+    """A worker whose ack answer got lost acks again: that must not read as superseded
+    (the worker would terminate the sandbox it made)."""
+    broker.register("w", spec())
+    submit(broker)
+    broker.place()
+    (got,) = take(broker, "w")
+    for _ in range(2):
+        assert broker.ack("w", got, {"ok": True}, sandbox_id="s1", address="x", pool="a")
+    assert broker.sandbox("s1")["state"] == "running"
