@@ -40,7 +40,8 @@ def _exec(client: httpx.Client, url: str) -> float:
     start = time.perf_counter()
     answer = client.post(url, json={"argv": ["echo", "hi"]}, headers=AUTH)
     lines = [json.loads(x) for x in answer.text.splitlines()]
-    assert base64.b64decode(lines[0]["data"]) == b"hi\n", answer.text
+    out = b"".join(base64.b64decode(x["data"]) for x in lines if x["type"] == "stdout")
+    assert out == b"hi\n" and lines[-1].get("exitCode") == 0, answer.text
     return time.perf_counter() - start
 
 

@@ -44,9 +44,14 @@ def _setup_logging() -> None:
 @click.option("--redis", default=None, envvar="SANDPOOL_REDIS", metavar="URL",
               help="Be a gateway: dispatch sandboxes to `sandpool worker --gateway` processes "
                    "through this Redis (worker token: $SANDPOOL_WORKER_TOKEN).")  # fmt: skip
+@click.option(
+    "--local-worker",
+    is_flag=True,
+    help="With --redis: also start a worker of each configured pool on this machine.",
+)
 @config_option
 def server(listen: tuple[str, int] | None, database: str | None, redis: str | None,
-           config_files: tuple[str, ...]) -> None:  # fmt: skip
+           local_worker: bool, config_files: tuple[str, ...]) -> None:  # fmt: skip
     """Serve the sandpool API over HTTP until SIGTERM or SIGINT.
 
     The admin key is $SANDPOOL_ADMIN_KEY when set; else one is made at the first start and
@@ -59,10 +64,13 @@ def server(listen: tuple[str, int] | None, database: str | None, redis: str | No
     http = loaded.model.gateway.http
     host, port = listen or (http.host, http.port)
     sock = bind(host, port)
+    if local_worker and redis is None:
+        raise click.UsageError("--local-worker needs --redis (without it the server runs "
+                               "everything itself already)")  # fmt: skip
     context = build_context(loaded, database=database)
     if redis is None:
         serve_http(context, sock)
         return
     from sandpool.cli.gateway_serve import serve_gateway
 
-    serve_gateway(context, sock, redis)
+    serve_gateway(context, sock, redis, config_files if local_worker else None)

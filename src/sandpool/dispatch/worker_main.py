@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import uvicorn
 
@@ -77,6 +77,7 @@ def serve_worker(config: ResolvedConfig, pool_name: str, runtime_ok: bool,
                  runtime_error: str | None, options: WorkerOptions) -> None:  # fmt: skip
     """Run the worker until SIGTERM/SIGINT (see the module docstring)."""
     pool = config.pool(pool_name)
+    config = replace(config, pools={pool.name: pool})  # only its pool (warm pools too)
     sock = bind(options.host, options.port)
     spec = WorkerSpec(pool.name, _address(options, sock.getsockname()[1]), options.capacity,
                       gpu_type=pool.gpu_type, priority=options.priority,
