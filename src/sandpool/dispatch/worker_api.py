@@ -8,6 +8,11 @@ public API's requests here (``dispatch.proxy``).
     DELETE /internal/v1/sandboxes/{id}                    terminate it; its final state
     POST   /internal/v1/sandboxes/{id}/exec               run a command: NDJSON, one output
                                                           event a line, then the result
+    POST   /internal/v1/sandboxes/{id}/execs              start one: {"execId"}
+    GET    /internal/v1/sandboxes/{id}/execs/{exec}/events?stdoutFrom=&stderrFrom=
+                                                          its output from these offsets (a
+                                                          reconnecting client resumes), then
+                                                          the result; keepalives when quiet
     PUT    /internal/v1/sandboxes/{id}/files?path=&mode=  write a file from the streamed body
     GET    /internal/v1/sandboxes/{id}/files?path=        read a file, streamed
 
@@ -41,6 +46,7 @@ from sandpool.sandbox.models import ExecRequest, ExecResult
 __all__ = ["bearer_check", "create_worker_app", "error_answer"]
 
 PREFIX = "/internal/v1"
+KEEPALIVE = 5.0  # seconds of quiet before an exec stream sends a keepalive line
 _STATUS = ((SandboxNotFound, 404, "not_found"), (SandboxStateError, 409, "conflict"),
            (SandboxFileError, 400, "invalid_request"))  # fmt: skip
 
@@ -121,6 +127,19 @@ def _routes(app: FastAPI, manager: SandboxManager) -> None:
         events = manager.stream(sandbox_id, exec_request)
         return StreamingResponse(_ndjson(events), media_type="application/x-ndjson")
 
+    @app.post(PREFIX + "/sandboxes/{sandbox_id}/execs")
+    async def start_exec(sandbox_id: str, request: Request) -> dict[str, str]:
+        exec_request, _ = _exec_request(await request.json())
+        exec_id = await anyio.to_thread.run_sync(manager.exec_start, sandbox_id, exec_request)
+        return {"execId": exec_id}
+
+    @app.get(PREFIX + "/sandboxes/{sandbox_id}/execs/{exec_id}/events")
+    def exec_events(sandbox_id: str, exec_id: str, stdoutFrom: int = 0,
+                    stderrFrom: int = 0) -> Response:  # fmt: skip
+        events = manager.exec_events(sandbox_id, exec_id, stdoutFrom, stderrFrom, KEEPALIVE)
+        return StreamingResponse(_ndjson(_then_result(manager, sandbox_id, exec_id, events)),
+                                 media_type="application/x-ndjson")  # fmt: skip
+
     @app.put(PREFIX + "/sandboxes/{sandbox_id}/files")
     async def write_file(sandbox_id: str, path: str, request: Request,
                          mode: int = 0o644) -> dict[str, int]:  # fmt: skip
@@ -142,6 +161,21 @@ def _routes(app: FastAPI, manager: SandboxManager) -> None:
         chunks = manager.read_file(sandbox_id, path)
         first = next(chunks, b"")  # errors (no such file) before the answer starts
         return StreamingResponse(_chain(first, chunks), media_type="application/octet-stream")
+
+
+class _Keepalive:
+    def to_json(self) -> dict[str, str]:
+        return {"type": "keepalive"}
+
+
+def _then_result(manager: SandboxManager, sandbox_id: str, exec_id: str,
+                 events: Iterator[Any]) -> Iterator[Any]:  # fmt: skip
+    """The events (None: a keepalive), then the exec's result."""
+    for event in events:
+        yield _Keepalive() if event is None else event
+    result = manager.exec_wait(sandbox_id, exec_id)
+    if result is not None:
+        yield result
 
 
 async def _next(stream: AsyncIterator[bytes]) -> bytes:

@@ -5,12 +5,15 @@ nothing leaks on any worker."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.conftest import reachable_tmp_dir
@@ -91,8 +94,6 @@ def test_a_create_lands_on_a_worker_of_its_pool_and_execs_go_through_the_proxy(
 
 
 def test_the_worker_token_guards_both_ends(cluster: Cluster) -> None:
-    import httpx
-
     assert httpx.post(f"{cluster.gateway.url}/internal/v1/sandboxes",
                       json={"pool": "performance"}).status_code == 401  # fmt: skip
     bad = {"authorization": "Bearer nope"}
@@ -113,3 +114,35 @@ def test_an_unknown_pool_waits_then_fails_clearly(cluster: Cluster) -> None:
     answer = cluster.gateway.create("nosuchpool")
     assert answer.status_code == 503
     assert "no worker of pool 'nosuchpool'" in answer.json()["message"]
+
+
+def test_a_gateway_killed_mid_stream_the_client_resumes_through_another(
+        cluster: Cluster, tmp_path: Path) -> None:  # fmt: skip
+    gw = cluster.gateway
+    made = gw.create("performance")
+    assert made.status_code == 201, made.text
+    sandbox_id = made.json()["sandbox"]["id"]
+    extra_box = box_of(Path(str(cluster.runc.box.base.parent)), "gw2")
+    other = Gateway(extra_box, cluster.redis.url)  # a second replica on the same Redis
+    script = "for i in 1 2 3 4 5 6 7 8; do echo line$i; sleep 0.4; done"
+    started = other.client.post(f"/sandboxes/{sandbox_id}/execs",
+                                json={"argv": ["sh", "-c", script]})  # fmt: skip
+    assert started.status_code == 200, started.text
+    exec_id = started.json()["execId"]
+    events = f"/sandboxes/{sandbox_id}/execs/{exec_id}/events"
+    got = b""
+    with pytest.raises(httpx.HTTPError), other.client.stream("GET", events) as answer:
+        for line in answer.iter_lines():
+            event = json.loads(line)
+            if event["type"] == "stdout":
+                got += base64.b64decode(event["data"])
+            if got.count(b"\n") == 2:
+                other.proc.kill()  # SIGKILL, mid-stream
+    other.proc.wait()
+    assert got == b"line1\nline2\n"
+    rest = gw.client.get(events, params={"stdoutFrom": len(got)})  # through the first one
+    lines = [json.loads(x) for x in rest.text.splitlines()]
+    got += b"".join(base64.b64decode(x["data"]) for x in lines if x["type"] == "stdout")
+    assert got == b"".join(f"line{i}\n".encode() for i in range(1, 9))  # each line once
+    assert lines[-1]["type"] == "result" and lines[-1]["exitCode"] == 0
+    assert gw.client.delete(f"/sandboxes/{sandbox_id}").status_code == 200
