@@ -8,7 +8,8 @@ PACKAGES=(runc runsc busybox-static skopeo umoci podman docker-registry nftables
           python3 python3-venv iproute2 util-linux e2fsprogs time tini gcc libc6-dev
           qemu-system-x86 cpio  # the cgroup v2 test VM (tests/vm)
           postgresql  # the service store's PostgreSQL tests (a throw-away cluster per test run)
-          chromium chromium-driver)  # the dashboard's browser tests (Selenium, headless)
+          chromium chromium-driver  # the dashboard's browser tests (Selenium, headless)
+          redis-server)  # the gateway's dispatch tests (a throw-away redis-server per test)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 

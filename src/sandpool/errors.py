@@ -38,6 +38,10 @@
         ├── HeadersTooLarge             431 the request headers are over the server's limit
         ├── QuotaExceeded               429 a tenant quota or rate; ``retry_after`` seconds
         ├── ServiceUnavailable          503 a pool's runtime is missing, the server is stopping
+        │   └── DispatchError           the gateway could not get a request run by a worker
+        │       ├── BacklogFull         the dispatch backlog holds its maximum already
+        │       ├── PlacementTimeout    no worker of the pool took it before its deadline
+        │       └── WorkerLost          the worker holding it stopped heartbeating
         ├── InternalServerError         500 a server bug (the server's log has the details)
         └── ServiceUnreachable          the client got no answer (connection refused, timeout)
 
@@ -53,6 +57,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "BacklogFull",
     "CgroupUnavailable",
     "ClusterUnreachable",
     "ConfigError",
@@ -63,6 +68,7 @@ __all__ = [
     "ContainerNotFound",
     "ContainerRuntimeError",
     "ContainerStartFailed",
+    "DispatchError",
     "HeadersTooLarge",
     "ImageError",
     "ImageNotFound",
@@ -76,6 +82,7 @@ __all__ = [
     "OperationNotSupported",
     "PayloadTooLarge",
     "PermissionDenied",
+    "PlacementTimeout",
     "PlatformNotSupported",
     "QuotaExceeded",
     "RuntimeClassNotFound",
@@ -93,6 +100,7 @@ __all__ = [
     "ServiceUnreachable",
     "Unauthenticated",
     "UnknownPool",
+    "WorkerLost",
 ]
 
 # Exit statuses of `sandpool run` (SPEC §4): 125 means "the container could not be started".
@@ -320,6 +328,22 @@ class ServiceUnavailable(ServiceError):
     """The service cannot do it now: a pool's runtime is missing, the server is stopping."""
 
     status, code = 503, "unavailable"
+
+
+class DispatchError(ServiceUnavailable):
+    """The gateway could not have a request run by a worker (Redis down, no worker)."""
+
+
+class BacklogFull(DispatchError):
+    """The dispatch backlog is at its bound: nothing more is queued until it drains."""
+
+
+class PlacementTimeout(DispatchError):
+    """No worker of the pool took the request before its backlog deadline."""
+
+
+class WorkerLost(DispatchError):
+    """The worker holding the sandbox (or the request) stopped heartbeating."""
 
 
 class InternalServerError(ServiceError):

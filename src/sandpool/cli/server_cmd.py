@@ -70,13 +70,22 @@ def _socket_side(path: str | None, no_socket: bool,
               show_envvar=True,
               help="SQLAlchemy URL of the database (default: gateway.database, else SQLite "
                    "in <stateDir>/service/service.db).")  # fmt: skip
+@click.option("--redis", default=None, envvar="SANDPOOL_REDIS", metavar="URL",
+              help="Be a gateway: dispatch sandboxes to `sandpool worker --gateway` processes "
+                   "through this Redis (worker token: $SANDPOOL_WORKER_TOKEN).")  # fmt: skip
+@click.option(
+    "--local-worker",
+    is_flag=True,
+    help="With --redis: also start a worker of each configured pool on this machine.",
+)
 @click.option("--socket", "socket_path", default=None, metavar="PATH",
               help="Also serve `sandpool run` and `sandpool sandbox` on this unix socket "
                    "(default: $SANDPOOL_SOCKET, else /run/sandpool/serve.sock).")  # fmt: skip
 @click.option("--no-socket", is_flag=True, help="Serve HTTP only (no serve socket).")
 @config_option
-def server(listen: tuple[str, int] | None, database: str | None, socket_path: str | None,
-           no_socket: bool, config_files: tuple[str, ...]) -> None:  # fmt: skip
+def server(listen: tuple[str, int] | None, database: str | None, redis: str | None,
+           local_worker: bool, socket_path: str | None, no_socket: bool,
+           config_files: tuple[str, ...]) -> None:  # fmt: skip
     """Serve the sandpool API over HTTP, and `sandpool run` / `sandpool sandbox` on the local
     serve socket (as `sandpool serve` does), until SIGTERM or SIGINT.
 
@@ -91,12 +100,22 @@ def server(listen: tuple[str, int] | None, database: str | None, socket_path: st
     gateway = loaded.model.gateway
     host, port = listen or (gateway.http.host, gateway.http.port)
     sock = bind(host, port)
+    if local_worker and redis is None:
+        raise click.UsageError("--local-worker needs --redis (without it the server runs "
+                               "everything itself already)")  # fmt: skip
     side = _socket_side(socket_path, no_socket, gateway)
     try:
         context = build_context(loaded, database=database)
         if side is not None:
             side.start(context, config_files, os.environ)
-        serve_http(context, sock, on_exit=side.stop if side is not None else None)
+        on_exit = side.stop if side is not None else None
+        if redis is None:
+            serve_http(context, sock, on_exit=on_exit)
+        else:
+            from sandpool.cli.gateway_serve import serve_gateway
+
+            serve_gateway(context, sock, redis, config_files if local_worker else None,
+                          on_exit=on_exit)  # fmt: skip
     finally:
         if side is not None:
             side.join()  # a no-op after a clean stop; else it removes the socket

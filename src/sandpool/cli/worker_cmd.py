@@ -1,9 +1,12 @@
-"""``sandpool worker --pool P``: the process a worker Job runs.
+"""``sandpool worker --pool P [--gateway URL]``: the process a worker Job runs.
 
-For now it loads its pool's configuration (from the env its Job sets, else ``-c`` / the
-embedded default), checks the pool's container runtime, logs the result, and serves
+It loads its pool's configuration (from the env its Job sets, else ``-c`` / the embedded
+default) and checks the pool's container runtime. Without ``--gateway`` it then serves
 ``/healthz`` (liveness: the process answers) and ``/readyz`` (readiness: the runtime check
-passed) on ``--health-port`` until SIGTERM or SIGINT, then exits 0.
+passed) on ``--health-port`` until SIGTERM or SIGINT, then exits 0. With ``--gateway`` (and
+the worker token in ``$SANDPOOL_WORKER_TOKEN``) it is a worker of the pool behind that
+gateway (``sandpool.dispatch.worker_main``): the same probes on its internal address, and
+the sandboxes the gateway places on it.
 """
 
 from __future__ import annotations
@@ -142,12 +145,58 @@ def serve_until_signal(check: RuntimeCheck, host: str, port: int) -> None:
 @click.option("--health-host", default="0.0.0.0", show_default=True, help="Probe address.")
 @click.option("--health-port", default=HEALTH_PORT, show_default=True, help="Probe port.",
               type=Number((1, 65535), "", whole=True))  # fmt: skip
-def worker(pool: str, config_files: tuple[str, ...], health_host: str, health_port: int) -> None:
-    """Run the worker of POOL: check its container runtime, answer probes until SIGTERM."""
+@click.option(
+    "--gateway",
+    default=None,
+    envvar="SANDPOOL_GATEWAY",
+    metavar="URL",
+    help="Serve this gateway's requests for POOL (token: $SANDPOOL_WORKER_TOKEN).",
+)
+@click.option(
+    "--listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="With --gateway: the internal endpoint (default: the probe address).",
+)
+@click.option(
+    "--advertise",
+    default=None,
+    metavar="URL",
+    help="With --gateway: the URL the gateway reaches the endpoint at.",
+)
+@click.option(
+    "--cpu",
+    "cpu",
+    default=None,
+    type=Number((0.001, 1_000_000), ""),
+    help="With --gateway: CPUs offered (default: the host's).",
+)
+@click.option(
+    "--memory",
+    default=None,
+    metavar="SIZE",
+    help="With --gateway: memory offered (default: the host's).",
+)
+@click.option("--sandboxes", default=64, show_default=True,
+              type=Number((1, 100_000), "", whole=True),
+              help="With --gateway: sandboxes held at once, at most.")  # fmt: skip
+def worker(pool: str, config_files: tuple[str, ...], health_host: str, health_port: int,
+           gateway: str | None, listen: str | None, advertise: str | None, cpu: float | None,
+           memory: str | None, sandboxes: int) -> None:  # fmt: skip
+    """Run the worker of POOL: check its container runtime, answer probes until SIGTERM;
+    with --gateway, run the sandboxes that gateway places on it."""
     logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
     config, source = worker_config(config_files)
     resolved = config.pool(pool)
     log.info("pool %s: configuration from %s", pool, source)
     check = check_pool_runtime(resolved, config)
     (log.info if check.ok else log.error)("runtime check: %s", check.summary())
-    serve_until_signal(check, health_host, health_port)
+    if gateway is None:
+        serve_until_signal(check, health_host, health_port)
+        return
+    from sandpool.cli.worker_gateway import gateway_options
+    from sandpool.dispatch.worker_main import serve_worker
+
+    options = gateway_options(gateway, listen or f"{health_host}:{health_port}", advertise,
+                              cpu, memory, sandboxes, pool, config_files)  # fmt: skip
+    serve_worker(config, pool, check.ok, check.error, options)

@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 ENV_PREFIX = "SANDPOOL_"
+# SANDPOOL_WORKER_… names that are not configuration keys: the worker token (a secret, never
+# part of the configuration a Job's environment or `config show` carries).
+NOT_KEYS = frozenset({"SANDPOOL_WORKER_TOKEN"})
 
 
 def parse_yaml(text: str, where: str) -> tuple[dict[str, Any], Origins]:
@@ -149,7 +152,7 @@ def apply_env(
     problems = []
     out = merge({}, doc)
     for var in sorted(environ):
-        if not var.startswith((ENV_PREFIX + "WORKER_", ENV_PREFIX + "GATEWAY_")):
+        if not var.startswith((ENV_PREFIX + "WORKER_", ENV_PREFIX + "GATEWAY_")) or var in NOT_KEYS:
             continue
         path = _walk(SandpoolConfig, var[len(ENV_PREFIX) :].split("_"), out)
         if path is None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
 from sandpool.api import Sandpool
 from sandpool.config.loader import LoadedConfig
@@ -111,13 +112,18 @@ class _Server(uvicorn.Server):
 
 
 def serve_http(context: ServiceContext, sock: socket.socket,
-               on_exit: Callable[[], None] | None = None) -> None:  # fmt: skip
+               on_exit: Callable[[], None] | None = None,
+               extend: Callable[[FastAPI], None] | None = None) -> None:  # fmt: skip
     """Serve on ``sock`` until SIGTERM/SIGINT (then uvicorn's graceful shutdown, see the
     module doc); ``on_exit`` is called as the signal arrives (the serve socket stops
-    accepting at the same time, ``service.daemon``)."""
+    accepting at the same time, ``service.daemon``); ``extend`` adds to the app (the
+    gateway's internal dispatch endpoints)."""
     gateway = context.gateway
+    app = create_app(context)
+    if extend is not None:
+        extend(app)
     config = uvicorn.Config(
-        create_app(context), http="h11", loop="asyncio",
+        app, http="h11", loop="asyncio",
         lifespan="on", access_log=False, log_config=None, server_header=False,
         timeout_graceful_shutdown=int(max(1, gateway.shutdown_timeout)),
         # h11 answers a plain 400 past this; below it, RequestLimits answers 431 as JSON
