@@ -16,17 +16,18 @@ from pathlib import Path
 
 from sandpool.errors import SandboxError, SandboxNotFound, SandboxStateError, SandpoolError
 from sandpool.runtime.base import ContainerRuntime
+from sandpool.sandbox.checkpoint import dump, require_checkpoints, undump
 from sandpool.sandbox.execs import EXIT_KILLED, ExecProcess
 from sandpool.sandbox.files import SandboxFiles
 from sandpool.sandbox.launch import oom_kill_count, pid_alive, remove_sandbox, save_sandbox_file
 from sandpool.sandbox.models import EndReason, ExecRequest, ExecResult, SandboxInfo, SandboxState
-from sandpool.worker.records import KILLED_FILE, ContainerRecord
+from sandpool.worker.records import KILLED_FILE, ContainerRecord, process_start_time
 from sandpool.worker.users import resolve_user
 
 __all__ = ["FINISHED_EXECS_KEPT", "LiveSandbox"]
 
 FINISHED_EXECS_KEPT = 16  # per sandbox: finished execs whose output and result stay readable
-_ALIVE = (SandboxState.RUNNING, SandboxState.PAUSED)
+_ALIVE = (SandboxState.RUNNING, SandboxState.PAUSED)  # its container's processes exist
 
 
 class LiveSandbox:
@@ -184,11 +185,43 @@ class LiveSandbox:
             self.touch()
             self.save()
 
+    def checkpoint(self) -> None:
+        """Dump every process to disk with CRIU and stop the container (``checkpoint``);
+        the TTL keeps running, the idle timer stops. Refused while an exec runs: its pipes
+        lead to this process, which CRIU cannot take along."""
+        with self._lock:
+            self.require(SandboxState.RUNNING, what="checkpoint")
+            require_checkpoints(self.runtime, self.id)
+            if running := self.running_execs():
+                raise SandboxStateError(f"cannot checkpoint sandbox {self.id}: {len(running)} "
+                                        "exec(s) still running",
+                                        hint="wait for them or kill them first")  # fmt: skip
+            self.info.state = SandboxState.CHECKPOINTED  # the monitor must not see a death
+            try:
+                dump(self.runtime, self.id, self.dir)
+            except BaseException:
+                self.info.state = SandboxState.RUNNING
+                raise
+            self.save()
+
+    def restore(self) -> None:
+        """Start the checkpointed processes again, with their memory; idle timer from now."""
+        with self._lock:
+            self.require(SandboxState.CHECKPOINTED, what="restore")
+            pid = undump(self.runtime, self.id, self.dir)
+            self.pid, self.pid_start = pid, process_start_time(pid) or 0
+            self.info.state = SandboxState.RUNNING
+            self.touch()
+            self.save()
+
     def due(self, now: float) -> EndReason | None:
         """The reason this sandbox must end now, if any (TTL, idle, death); notes OOM kills."""
         info = self.info
         if info.state is SandboxState.TERMINATING and not self._removing:
             return info.reason or EndReason.ERROR  # found dead by an exec
+        if info.state is SandboxState.CHECKPOINTED:  # nothing runs: only the TTL can end it
+            past = info.deadline is not None and now >= info.deadline
+            return EndReason.TTL if past else None
         if info.state not in _ALIVE:
             return None
         count = oom_kill_count(self._cgroup_rel())
@@ -231,5 +264,6 @@ class LiveSandbox:
 def _hint(state: SandboxState) -> str:
     return {
         SandboxState.PAUSED: "resume it first",
+        SandboxState.CHECKPOINTED: "restore it first",
         SandboxState.CREATING: "wait until it is running",
     }.get(state, "create a new sandbox")
