@@ -74,7 +74,7 @@ def test_a_restored_sandbox_goes_on_with_its_processes_memory(boxes: Sandpool) -
     frozen = (_box_dir(boxes, sb) / "rootfs" / "count").read_text()  # the overlay, from the host
     time.sleep(1)
     assert (_box_dir(boxes, sb) / "rootfs" / "count").read_text() == frozen, "still counting"
-    with pytest.raises(SandboxStateError, match="checkpointed.*restore it first"):
+    with pytest.raises(SandboxStateError, match=r"checkpointed.*restore it first"):
         sb.exec(["true"])
     at_checkpoint = int(frozen.split()[1])
     assert sb.restore().state is SandboxState.RUNNING
@@ -92,7 +92,7 @@ def test_checkpoint_is_refused_while_an_exec_runs(boxes: Sandpool) -> None:
     """An exec's pipes lead to sandpool's process: refused, naming the fix; it runs on."""
     sb = boxes.create_sandbox("runc")
     exec_id = sb.start(["sleep", "60"])
-    with pytest.raises(SandboxStateError, match="1 exec.*still running.*kill them"):
+    with pytest.raises(SandboxStateError, match=r"1 exec.*still running.*kill them"):
         sb.checkpoint()
     assert sb.info().state is SandboxState.RUNNING
     sb.kill(exec_id)
@@ -121,7 +121,7 @@ def test_where_criu_fails_the_error_quotes_its_log_and_the_sandbox_runs_on(
 def test_gvisor_says_checkpoint_is_not_supported(boxes: Sandpool) -> None:
     """gVisor: one clear error naming the runtime and the fix; the sandbox runs on."""
     sb = boxes.create_sandbox("gvisor")
-    with pytest.raises(OperationNotSupported, match="not supported by gvisor.*runc"):
+    with pytest.raises(OperationNotSupported, match=r"not supported by gvisor.*runc"):
         sb.checkpoint()
     assert sb.info().state is SandboxState.RUNNING
     with pytest.raises(SandboxStateError, match="it is running"):
