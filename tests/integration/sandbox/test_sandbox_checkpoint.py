@@ -21,7 +21,7 @@ from sandpool.sandbox import Sandbox, SandboxState
 from sandpool.sandbox.checkpoint import CHECKPOINT_DIR
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.root]
-RUNC = [pytest.mark.runc]
+BUSYBOX = "builtin:busybox"  # small: the VM stage unpacks it in seconds
 # A process whose state lives only in its memory: its pid (inside) and a counter, written
 # out every 0.2 s. A process started afresh would have another pid and count from 1.
 COUNTER = ("sh -c 'i=0; while sleep 0.2; do i=$((i+1)); echo \"$$ $i\" > /count; done' "
@@ -67,7 +67,7 @@ def test_a_restored_sandbox_goes_on_with_its_processes_memory(boxes: Sandpool) -
     exec works again; a second checkpoint followed by terminate leaves nothing."""
     if not criu_works():
         pytest.skip("`criu check` fails on this kernel (see the README: CRIU needs e.g. 6.1)")
-    sb = boxes.create_sandbox("runc")
+    sb = boxes.create_sandbox("runc", image=BUSYBOX)
     assert sb.exec(["sh", "-c", COUNTER]).exit_code == 0
     pid, _ = _count_reaches(sb, 3)
     assert sb.checkpoint().state is SandboxState.CHECKPOINTED
@@ -90,7 +90,7 @@ def test_a_restored_sandbox_goes_on_with_its_processes_memory(boxes: Sandpool) -
 @pytest.mark.runc
 def test_checkpoint_is_refused_while_an_exec_runs(boxes: Sandpool) -> None:
     """An exec's pipes lead to sandpool's process: refused, naming the fix; it runs on."""
-    sb = boxes.create_sandbox("runc")
+    sb = boxes.create_sandbox("runc", image=BUSYBOX)
     exec_id = sb.start(["sleep", "60"])
     with pytest.raises(SandboxStateError, match=r"1 exec.*still running.*kill them"):
         sb.checkpoint()
@@ -107,7 +107,7 @@ def test_where_criu_fails_the_error_quotes_its_log_and_the_sandbox_runs_on(
     the one error quotes CRIU's own error line and names its log; nothing was stopped."""
     if criu_works():
         pytest.skip("`criu check` passes on this kernel: the round trip is tested instead")
-    sb = boxes.create_sandbox("runc")
+    sb = boxes.create_sandbox("runc", image=BUSYBOX)
     with pytest.raises(CheckpointFailed) as failed:
         sb.checkpoint()
     message = str(failed.value)
@@ -120,7 +120,7 @@ def test_where_criu_fails_the_error_quotes_its_log_and_the_sandbox_runs_on(
 @pytest.mark.runsc
 def test_gvisor_says_checkpoint_is_not_supported(boxes: Sandpool) -> None:
     """gVisor: one clear error naming the runtime and the fix; the sandbox runs on."""
-    sb = boxes.create_sandbox("gvisor")
+    sb = boxes.create_sandbox("gvisor", image=BUSYBOX)
     with pytest.raises(OperationNotSupported, match=r"not supported by gvisor.*runc"):
         sb.checkpoint()
     assert sb.info().state is SandboxState.RUNNING
