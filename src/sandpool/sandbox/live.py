@@ -219,7 +219,9 @@ class LiveSandbox:
         info = self.info
         if info.state is SandboxState.TERMINATING and not self._removing:
             return info.reason or EndReason.ERROR  # found dead by an exec
-        if info.state is SandboxState.CHECKPOINTED:  # nothing runs: only the TTL can end it
+        if info.state is SandboxState.CHECKPOINTED:  # nothing runs: its TTL or a kill ends it
+            if (self.dir / KILLED_FILE).exists():  # `sandpool kill` (it had nothing to kill)
+                return EndReason.KILLED
             past = info.deadline is not None and now >= info.deadline
             return EndReason.TTL if past else None
         if info.state not in _ALIVE:

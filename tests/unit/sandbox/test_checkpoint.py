@@ -21,6 +21,7 @@ from sandpool.sandbox.checkpoint import (
 )
 from sandpool.sandbox.live import LiveSandbox
 from sandpool.sandbox.models import EndReason, SandboxInfo, SandboxState
+from sandpool.worker.records import KILLED_FILE
 
 # The end of a real dump.log (CRIU 3.17.1 on kernel 6.18 and, before the VM loaded
 # nf_conntrack_netlink, on 6.1).
@@ -93,13 +94,15 @@ def _live(tmp_path: Path, runtime: RuncRuntime | FakeRuntime, ttl: float) -> Liv
     return LiveSandbox(info, runtime, tmp_path, tmp_path, 0, 0, 1 << 20)
 
 
-def test_a_checkpointed_sandbox_ends_only_at_its_ttl(tmp_path: Path) -> None:
-    """Nothing of it runs (its pid is gone): not a death; past the TTL it ends."""
+def test_a_checkpointed_sandbox_ends_only_at_its_ttl_or_a_kill(tmp_path: Path) -> None:
+    """Nothing of it runs (its pid is gone): not a death; past the TTL, or killed, it ends."""
     sandbox = _live(tmp_path, FakeRuntime(tmp_path), ttl=60)
     sandbox.info.state = SandboxState.CHECKPOINTED
     assert not sandbox.alive()
     assert sandbox.due(time.time()) is None
     assert sandbox.due(time.time() + 61) is EndReason.TTL
+    (tmp_path / KILLED_FILE).touch()  # what `sandpool kill <id>` leaves
+    assert sandbox.due(time.time()) is EndReason.KILLED
 
 
 def test_a_failed_checkpoint_leaves_the_sandbox_running(tmp_path: Path) -> None:
