@@ -20,6 +20,7 @@
     │   └── SandboxError                a long-lived sandbox (``sandpool.sandbox``)
     │       ├── SandboxNotFound         no sandbox (or exec of it) with that id
     │       ├── SandboxStateError       not in this state (exec when paused or terminated)
+    │       ├── CheckpointFailed        CRIU could not checkpoint or restore it (its log's errors)
     │       └── SandboxFileError        a file operation failed inside (``.errno``)
     ├── ImageError                      image references, pulls and unpacking
     │   ├── ImageNotFound               the reference names nothing
@@ -59,6 +60,7 @@ from collections.abc import Sequence
 __all__ = [
     "BacklogFull",
     "CgroupUnavailable",
+    "CheckpointFailed",
     "ClusterUnreachable",
     "ConfigError",
     "ConfigFileError",
@@ -222,6 +224,10 @@ class SandboxNotFound(SandboxError):
 
 class SandboxStateError(SandboxError):
     """The operation needs another state (e.g. exec in a paused or terminated sandbox)."""
+
+
+class CheckpointFailed(SandboxError):
+    """CRIU (through ``runc checkpoint`` / ``restore``) failed; the message quotes its log."""
 
 
 class SandboxFileError(SandboxError):

@@ -20,10 +20,13 @@ HERE = Path(__file__).resolve().parent
 BUSYBOX = Path("/bin/busybox")
 # 9p over virtio-pci for the shares, overlay for container root filesystems, loop and ext4
 # for the containers' size-limited writable layers (``worker.disk``); what CRIU's kernel
-# feature detection probes (veth, socket diag, tun, nf_tables).
+# feature detection probes (veth, socket diag, tun, nf_tables) and what its dump of a
+# container's network namespace asks (raw and packet socket diag; conntrack over netlink:
+# without it the dump stops at "-22 reported by netlink"). A host loads these on demand; the
+# VM has no modprobe tree.
 MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay", "loop", "ext4", "veth", "unix_diag",
-           "inet_diag", "tcp_diag", "udp_diag", "netlink_diag", "tun", "crc32c_generic",
-           "nf_tables")  # fmt: skip
+           "inet_diag", "tcp_diag", "udp_diag", "raw_diag", "netlink_diag", "af_packet_diag",
+           "tun", "crc32c_generic", "nf_tables", "nf_conntrack_netlink")  # fmt: skip
 
 
 class VmUnavailable(Exception):

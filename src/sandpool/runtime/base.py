@@ -178,8 +178,9 @@ class ContainerRuntime(ABC):
         """Checkpoint the container to ``image_dir`` (CRIU), where supported."""
         raise OperationNotSupported(f"checkpoint is not supported by {self.name}")
 
-    def restore(self, container_id: str, bundle: Path, image_dir: Path) -> None:
-        """Restore a checkpointed container, where supported."""
+    def restore(self, container_id: str, bundle: Path, image_dir: Path,
+                pid_file: Path | None = None) -> None:  # fmt: skip
+        """Restore a checkpointed container, detached, where supported."""
         raise OperationNotSupported(f"restore is not supported by {self.name}")
 
     def has_state(self, container_id: str) -> bool:

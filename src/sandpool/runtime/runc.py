@@ -45,15 +45,9 @@ class RuncRuntime(ContainerRuntime):
         """``runc checkpoint --image-path DIR ID`` (needs CRIU)."""
         self.call("checkpoint", "--image-path", str(image_dir), container_id, timeout=120)
 
-    def restore(self, container_id: str, bundle: Path, image_dir: Path) -> None:
-        """``runc restore --detach --image-path DIR --bundle B ID``."""
-        self.call(
-            "restore",
-            "--detach",
-            "--image-path",
-            str(image_dir),
-            "--bundle",
-            str(bundle),
-            container_id,
-            timeout=120,
-        )
+    def restore(self, container_id: str, bundle: Path, image_dir: Path,
+                pid_file: Path | None = None) -> None:  # fmt: skip
+        """``runc restore --detach --image-path DIR --bundle B [--pid-file P] ID``."""
+        pid = ["--pid-file", str(pid_file)] if pid_file else []
+        self.call("restore", "--detach", "--image-path", str(image_dir), "--bundle",
+                  str(bundle), *pid, container_id, timeout=120)  # fmt: skip

@@ -145,6 +145,14 @@ class Sandbox:
         """Thaw it."""
         return self.manager.resume(self.id)
 
+    def checkpoint(self) -> SandboxInfo:
+        """Dump its processes to disk (CRIU, runc only) and stop them."""
+        return self.manager.checkpoint(self.id)
+
+    def restore(self) -> SandboxInfo:
+        """Start its checkpointed processes again, memory and all."""
+        return self.manager.restore(self.id)
+
     def terminate(self) -> SandboxInfo:
         """End it and remove everything it held."""
         return self.manager.terminate(self.id)

@@ -9,6 +9,7 @@ is idempotent: the first call removes the container, later calls return at once.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -20,18 +21,19 @@ from sandpool.network.attach import ContainerNetwork, change_policy, traffic_of
 from sandpool.network.inbound import PortForward
 from sandpool.network.policy import NetworkPolicy
 from sandpool.runtime.base import ContainerRuntime
+from sandpool.sandbox.checkpoint import dump, require_checkpoints, undump
 from sandpool.sandbox.control import ControlSocket
 from sandpool.sandbox.execs import EXIT_KILLED, ExecProcess
 from sandpool.sandbox.files import SandboxFiles
 from sandpool.sandbox.launch import oom_kill_count, pid_alive, remove_sandbox, save_sandbox_file
 from sandpool.sandbox.models import EndReason, ExecRequest, ExecResult, SandboxInfo, SandboxState
-from sandpool.worker.records import KILLED_FILE, ContainerRecord
+from sandpool.worker.records import KILLED_FILE, ContainerRecord, process_start_time
 from sandpool.worker.users import resolve_user
 
 __all__ = ["FINISHED_EXECS_KEPT", "LiveSandbox"]
 
 FINISHED_EXECS_KEPT = 16  # per sandbox: finished execs whose output and result stay readable
-_ALIVE = (SandboxState.RUNNING, SandboxState.PAUSED)
+_ALIVE = (SandboxState.RUNNING, SandboxState.PAUSED)  # its container's processes exist
 
 
 class LiveSandbox:
@@ -250,6 +252,50 @@ class LiveSandbox:
             self.require(*_ALIVE, what="set the TTL of")
             now = time.time()
             self.info.ttl = now + seconds - (self.info.ready_at or now)
+
+    def checkpoint(self) -> None:
+        """Dump every process to disk with CRIU and stop the container (``checkpoint``);
+        the TTL keeps running, the idle timer stops. Refused while an exec runs: its pipes
+        lead to this process, which CRIU cannot take along."""
+        with self._lock:
+            self.require(SandboxState.RUNNING, what="checkpoint")
+            require_checkpoints(self.runtime, self.id)
+            if running := self.running_execs():
+                raise SandboxStateError(f"cannot checkpoint sandbox {self.id}: {len(running)} "
+                                        "exec(s) still running",
+                                        hint="wait for them or kill them first")  # fmt: skip
+            self._drop_control()  # CRIU cannot take a socket to this process along
+            self.info.state = SandboxState.CHECKPOINTED  # the monitor must not see a death
+            try:
+                dump(self.runtime, self.id, self.dir)
+            except BaseException:
+                self.info.state = SandboxState.RUNNING
+                raise
+            self.save()
+
+    def _drop_control(self) -> None:
+        """Close the control socket to the init and wait (up to 5 s) until the init has
+        closed its end too (it lives on without an owner; later execs use ``runc exec``)."""
+        if self.control is None:
+            return
+        self.control.close()
+        self.control = None
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            try:
+                os.readlink(f"/proc/{self.pid}/fd/0")
+            except OSError:
+                return  # fd 0 closed (or the init is gone: the dump says so)
+            time.sleep(0.01)
+
+    def restore(self) -> None:
+        """Start the checkpointed processes again, with their memory; idle timer from now."""
+        with self._lock:
+            self.require(SandboxState.CHECKPOINTED, what="restore")
+            pid = undump(self.runtime, self.id, self.dir)
+            self.pid, self.pid_start = pid, process_start_time(pid) or 0
+            self.info.state = SandboxState.RUNNING
+            self.touch()
             self.save()
 
     def due(self, now: float) -> EndReason | None:
@@ -257,6 +303,11 @@ class LiveSandbox:
         info = self.info
         if info.state is SandboxState.TERMINATING and not self._removing:
             return info.reason or EndReason.ERROR  # found dead by an exec
+        if info.state is SandboxState.CHECKPOINTED:  # nothing runs: its TTL or a kill ends it
+            if (self.dir / KILLED_FILE).exists():  # `sandpool kill` (it had nothing to kill)
+                return EndReason.KILLED
+            past = info.deadline is not None and now >= info.deadline
+            return EndReason.TTL if past else None
         if info.state not in _ALIVE:
             return None
         count = oom_kill_count(self._cgroup_rel())
@@ -307,5 +358,6 @@ class LiveSandbox:
 def _hint(state: SandboxState) -> str:
     return {
         SandboxState.PAUSED: "resume it first",
+        SandboxState.CHECKPOINTED: "restore it first",
         SandboxState.CREATING: "wait until it is running",
     }.get(state, "create a new sandbox")

@@ -297,6 +297,19 @@ class SandboxManager:
         sandbox.set_deadline(seconds)
         return sandbox.snapshot()
 
+    def checkpoint(self, sandbox_id: str) -> SandboxInfo:
+        """Dump the sandbox's processes to disk with CRIU and stop them (runc only; no exec
+        may be running); ``restore`` brings them back with their memory."""
+        sandbox = self._sandbox(sandbox_id)
+        sandbox.checkpoint()
+        return sandbox.snapshot()
+
+    def restore(self, sandbox_id: str) -> SandboxInfo:
+        """Restore a checkpointed sandbox: the same processes, running again."""
+        sandbox = self._sandbox(sandbox_id)
+        sandbox.restore()
+        return sandbox.snapshot()
+
     def _watch(self) -> None:
         """The monitor: ends what is due, each in a thread of its own (a gVisor delete takes
         ~0.5 s; fifty sandboxes reaching their TTL together must not wait in line)."""

@@ -32,6 +32,7 @@ class SandboxState(StrEnum):
     CREATING = "creating"
     RUNNING = "running"
     PAUSED = "paused"
+    CHECKPOINTED = "checkpointed"  # its processes dumped to disk by CRIU, none running
     TERMINATING = "terminating"
     TERMINATED = "terminated"
 

@@ -66,6 +66,16 @@ def test_checkpoint_argv(tmp_path: Path) -> None:
                                     "--image-path", str(tmp_path / "img"), "sp-1"]  # fmt: skip
 
 
+def test_restore_argv_is_detached_with_a_pid_file(tmp_path: Path) -> None:
+    stand_in = write_stand_in(tmp_path, "runc")
+    runtime = RuncRuntime(str(stand_in.path), tmp_path / "state")
+    runtime.restore("sp-1", tmp_path / "b", tmp_path / "img", pid_file=tmp_path / "pid")
+    assert stand_in.calls()[-1] == ["--root", str(tmp_path / "state"), "restore", "--detach",
+                                    "--image-path", str(tmp_path / "img"), "--bundle",
+                                    str(tmp_path / "b"), "--pid-file", str(tmp_path / "pid"),
+                                    "sp-1"]  # fmt: skip
+
+
 def test_prepare_with_an_init_runs_the_command_under_it(tmp_path: Path) -> None:
     runtime = RuncRuntime("/nonexistent/runc", tmp_path, init="/usr/bin/tini-static")
     prepared = runtime.prepare(_spec(tmp_path))
