@@ -76,6 +76,7 @@ class Gateway(Proc):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [SANDPOOL, "server", "--listen", f"127.0.0.1:{self.port}", "--redis", redis_url,
+                "--no-socket",
                 "-c", str(box.config_file), *(extra_args or [])]  # fmt: skip
         env = {"SANDPOOL_WORKER_TOKEN": TOKEN, "SANDPOOL_ADMIN_KEY": "sp_admin_" + "x" * 32,
                "SANDPOOL_DISPATCH_LEASE": "2", **(env or {})}  # fmt: skip
