@@ -44,6 +44,18 @@ class ServiceMetrics:
                                       "Requests refused by a tenant quota (429)", ["reason"],
                                       registry=r)  # fmt: skip
         self.errors = Counter("sandpool_errors", "Error answers by code", ["code"], registry=r)
+        self.run_network_bytes = Counter("sandpool_run_network_bytes",
+                                         "Network bytes of one-shot runs (host side of their "
+                                         "veth; direction in|out)", ["pool", "direction"],
+                                         registry=r)  # fmt: skip
+
+    def count_run(self, pool: str, kind: str, network_in: int | None,
+                  network_out: int | None) -> None:  # fmt: skip
+        """One ended run: its exit class and, with a network, its bytes in and out."""
+        self.runs.labels(pool, kind).inc()
+        for direction, count in (("in", network_in), ("out", network_out)):
+            if count:
+                self.run_network_bytes.labels(pool, direction).inc(count)
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -101,7 +101,7 @@ class RunService:
             gauge.dec()
         self.metrics.run_seconds.labels(pool).observe(time.monotonic() - started)
         kind = exit_class(result.exit_code, result.oom_killed, result.timed_out, result.error)
-        self.metrics.runs.labels(pool, kind).inc()
+        self.metrics.count_run(pool, kind, result.network_bytes_in, result.network_bytes_out)
         return result
 
     def _run_blocking(self, pool: str, request: RunRequest, stdin: bytes | None) -> RunResult:

@@ -127,3 +127,30 @@ def test_start_latency_falls_in_its_bucket() -> None:
     slow = SandboxInfo("sb2", "default", "runc", None, "img", state=SandboxState.RUNNING,
                        created_at=100.0, ready_at=160.0)  # fmt: skip
     assert start_histogram([info, slow])["default"] == [0, 0, 1, 0, 0, 0, 0, 1]
+
+
+def test_network_bytes_are_exported_per_pool_and_direction() -> None:
+    """/metrics carries the sandboxes' bytes in and out (none for a sandbox without network),
+    and a run's bytes count once it ends."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from sandpool.service.dashboard.figures import SandboxCollector
+    from sandpool.service.metrics import ServiceMetrics
+
+    infos = [SandboxInfo("a", "web", "runc", None, "img", network_bytes_in=100,
+                         network_bytes_out=40),
+             SandboxInfo("b", "web", "runc", None, "img", network_bytes_in=5,
+                         network_bytes_out=1),
+             SandboxInfo("c", "quiet", "runc", None, "img")]  # fmt: skip
+    registry = CollectorRegistry()
+    registry.register(SandboxCollector(lambda: infos))
+    text = generate_latest(registry).decode()
+    assert 'sandpool_sandbox_network_bytes{direction="in",pool="web"} 105.0' in text
+    assert 'sandpool_sandbox_network_bytes{direction="out",pool="web"} 41.0' in text
+    assert 'sandpool_sandbox_network_bytes{direction="in",pool="quiet"} 0.0' in text
+    metrics = ServiceMetrics()
+    metrics.count_run("web", "ok", 7, 3)
+    metrics.count_run("web", "ok", None, None)
+    rendered = metrics.render().decode()
+    assert 'sandpool_run_network_bytes_total{direction="in",pool="web"} 7.0' in rendered
+    assert 'sandpool_runs_total{exit_class="ok",pool="web"} 2.0' in rendered

@@ -70,6 +70,25 @@ class SandboxCollector(Collector):
         for pool, kills in sorted(oom_kills_by_pool(infos).items()):
             ooms.add_metric([pool], kills)
         yield ooms
+        yield _network_family(infos)
+
+
+def network_bytes_by_pool(infos: Iterable[SandboxInfo]) -> Counter[tuple[str, str]]:
+    """(pool, in|out) -> network bytes of the sandboxes (host side of their veths)."""
+    found: Counter[tuple[str, str]] = Counter()
+    for info in infos:
+        found[info.pool, "in"] += info.network_bytes_in or 0
+        found[info.pool, "out"] += info.network_bytes_out or 0
+    return found
+
+
+def _network_family(infos: list[SandboxInfo]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily("sandpool_sandbox_network_bytes",
+                               "Network bytes of the sandboxes this server remembers, by pool "
+                               "and direction (in|out)", labels=["pool", "direction"])  # fmt: skip
+    for (pool, direction), count in sorted(network_bytes_by_pool(infos).items()):
+        family.add_metric([pool, direction], count)
+    return family
 
 
 def _start_family(infos: list[SandboxInfo]) -> HistogramMetricFamily:
