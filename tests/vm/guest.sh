@@ -31,11 +31,6 @@ mount -t tmpfs -o mode=1777 shm /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
 mount -t 9p -o trans=virtio,version=9p2000.L out /vm-out || { echo "vm: no out share"; stop; }
 ip link set lo up
-# /tmp (the tests' state dirs) on ext4, as on a Debian host: on 6.1 tmpfs has no idmapped
-# mounts, so runc containers there run without a user namespace and their idmapped layers
-# would go untested.
-mkfs.ext4 -q -F /tmp.ext4 1G && mount -o loop /tmp.ext4 /tmp && chmod 1777 /tmp \
-  || echo "vm: no ext4 /tmp"
 . /vm-out/job.env
 echo "vm: kernel $(uname -r), cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 # As systemd and the kubelet do: every controller sandpool may use enabled at the root.

@@ -6,8 +6,9 @@ enable any for its children (the no-internal-processes rule). sandpool's cgroups
 ``/<parent>/<slot>/ctr`` under the cgroup root it sees: the real root on a host, but in a
 Kubernetes pod (a cgroup namespace) the pod's own cgroup, which holds the worker's processes
 and has nothing enabled below it. ``ensure_delegated`` enables ``memory`` and ``pids``
-(required) and ``cpu`` and ``cpuset`` (if available) at that root and at ``/<parent>``; where the root holds
-processes it first moves them into a leaf, ``<root>/init``, as kind's node entrypoint does.
+(required) and ``cpu`` and ``cpuset`` (if available) at that root and at ``/<parent>``; where
+the root holds processes it first moves them into a leaf, ``<root>/init``, as kind's node
+entrypoint does.
 Where a required controller is not available or cannot be enabled, ``CgroupUnavailable``
 (exit 125) names the cgroup and the controller.
 """

@@ -32,7 +32,7 @@ _libc.syscall.restype = ctypes.c_long
 SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR = 428, 429, 442
 OPEN_TREE_CLONE, AT_EMPTY_PATH, AT_FDCWD = 1, 0x1000, -100
 MOVE_MOUNT_F_EMPTY_PATH, MNT_DETACH = 0x00000004, 2
-MOUNT_ATTR_IDMAP = 0x00100000
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_IDMAP = 0x00000001, 0x00100000
 CLONE_NEWUSER = 0x10000000
 
 _lock = threading.Lock()
@@ -94,15 +94,17 @@ def userns_fd(host_id: int, size: int) -> int:
 
 
 def idmapped_tree(path: Path, host_id: int, size: int) -> int:
-    """A detached, idmapped clone of the mount tree at ``path``: an fd the caller closes
-    (once overlayfs holds the layer, it keeps it alive)."""
+    """A detached, idmapped, read-only clone of the mount tree at ``path``: an fd the caller
+    closes (once overlayfs holds the layer, it keeps it alive)."""
     ns = userns_fd(host_id, size)
     fd = int(
         _libc.syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(path), OPEN_TREE_CLONE | os.O_CLOEXEC)
     )
     if fd < 0:
         raise _error(f"open_tree {path}")
-    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, ns)
+    # Read-only: overlayfs never writes its lower layer, and nothing else may write (or
+    # delete, e.g. a clean-up's rmtree of a crashed container's dir) the image through it.
+    attr = _MountAttr(MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY, 0, 0, ns)
     if _libc.syscall(SYS_MOUNT_SETATTR, fd, b"", AT_EMPTY_PATH, ctypes.byref(attr), 32) < 0:
         err = _error(f"mount_setattr(MOUNT_ATTR_IDMAP) on {path}")
         os.close(fd)
