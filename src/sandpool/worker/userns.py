@@ -22,9 +22,11 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from sandpool.errors import ContainerStartFailed
 from sandpool.runtime.base import Capability, ContainerRuntime
 from sandpool.worker import uidrange
 from sandpool.worker.idmap import attached_idmap, idmap_support
+from sandpool.worker.overlay import mount_overlay
 
 __all__ = ["ContainerUserns", "closed_ancestor", "off_reason", "warn_once"]
 
@@ -99,6 +101,21 @@ class ContainerUserns:
         while the block runs (see ``worker.idmap.attached_idmap``)."""
         mountpoint = self.container_dir / IDMAP_DIR
         return attached_idmap(image_rootfs, self.ids.host_id, self.ids.size, mountpoint)
+
+    def mount_rootfs(self, image_rootfs: Path) -> Path:
+        """The container's overlay over its idmapped view of the image, owned by its root; a
+        kernel that refuses it is one clear error (exit 125), not a traceback."""
+        try:
+            with self.idmapped_lower(image_rootfs) as lower:
+                rootfs = mount_overlay(lower, self.container_dir)
+        except OSError as exc:
+            raise ContainerStartFailed(
+                f"cannot mount an overlay over an idmapped image layer on Linux "
+                f"{os.uname().release}: {exc.strerror or exc}",
+                hint="set worker.userNamespaceBase: 0 to run runc containers without a user "
+                "namespace, or use a newer kernel") from exc  # fmt: skip
+        self.own_rootfs(rootfs)
+        return rootfs
 
     def own_rootfs(self, rootfs: Path) -> None:
         """Make the mounted rootfs's top directory (the upper layer's) the container root's."""
