@@ -34,7 +34,7 @@ ip link set lo up
 . /vm-out/job.env
 echo "vm: kernel $(uname -r), cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 # As systemd and the kubelet do: every controller sandpool may use enabled at the root.
-echo "+cpu +io +memory +pids" > /sys/fs/cgroup/cgroup.subtree_control
+echo "+cpuset +cpu +io +memory +pids" > /sys/fs/cgroup/cgroup.subtree_control
 
 run_host() {
   doctor_line

@@ -26,12 +26,15 @@ BOOT_TIMEOUT_S = 1400
 CONSOLE_TAIL = 120
 # The tests the guest runs, in each layout (pytest node ids, relative to the worktree): limits,
 # OOM (a child's too) on both runtimes, pids, warm slots, a timeout, kill, gc after a SIGKILLed
-# owner; each checks that nothing is left behind; and a sandbox's checkpoint/restore (CRIU
-# works on this kernel, not on the hosts' 6.18) with gVisor's refusal. API-level where possible:
-# every Python start (a CLI call) costs seconds under emulation.
+# owner, a runc user namespace with the state dir on ext4 (the guest's /tmp is a tmpfs, which
+# has no idmapped mounts before 6.3); each checks that nothing is left behind; and a sandbox's
+# checkpoint/restore (CRIU works on this kernel, not on the hosts' 6.18) with gVisor's
+# refusal. API-level where possible: every Python start (a CLI call) costs seconds under
+# emulation.
 _REAL = "tests/integration/test_runtime_real.py"
 _CHECKPOINT = "tests/integration/sandbox/test_sandbox_checkpoint.py"
 GUEST_TESTS = (
+    "tests/integration/test_userns_ext4.py",
     f"{_REAL}::test_memory_limit_oom_is_reported",
     f"{_REAL}::test_pids_limit",
     "tests/integration/test_oom_child.py",

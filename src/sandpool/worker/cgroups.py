@@ -256,9 +256,9 @@ def _enable_for_ctr(cgroup: Path) -> None:
     """Enable what the runtime's ``ctr`` child may use (one by one if not all are there)."""
     control = cgroup / "cgroup.subtree_control"
     try:
-        control.write_text("+memory +pids +cpu")
+        control.write_text("+memory +pids +cpu +cpuset")
     except OSError:
-        for controller in ("memory", "pids", "cpu"):
+        for controller in ("memory", "pids", "cpu", "cpuset"):
             with contextlib.suppress(OSError):
                 control.write_text(f"+{controller}")
 

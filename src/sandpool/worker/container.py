@@ -273,13 +273,7 @@ class ContainerRun:
         self.userns = ContainerUserns.acquire(self.state_dir, self.dir, self.userns_base)
         let_group_through(self.dir, self.userns.host_id)
         (self.dir / "lower").write_text(str(image_rootfs))  # the image store's in-use check
-        lower = self.userns.idmapped_lower(image_rootfs)
-        try:
-            rootfs = mount_overlay(Path(f"/proc/self/fd/{lower}"), self.dir)
-        finally:
-            os.close(lower)
-        self.userns.own_rootfs(rootfs)
-        return rootfs
+        return self.userns.mount_rootfs(image_rootfs)
 
     # ---- running ----------------------------------------------------------------------------
 

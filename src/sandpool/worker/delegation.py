@@ -6,8 +6,9 @@ enable any for its children (the no-internal-processes rule). sandpool's cgroups
 ``/<parent>/<slot>/ctr`` under the cgroup root it sees: the real root on a host, but in a
 Kubernetes pod (a cgroup namespace) the pod's own cgroup, which holds the worker's processes
 and has nothing enabled below it. ``ensure_delegated`` enables ``memory`` and ``pids``
-(required) and ``cpu`` (if available) at that root and at ``/<parent>``; where the root holds
-processes it first moves them into a leaf, ``<root>/init``, as kind's node entrypoint does.
+(required) and ``cpu`` and ``cpuset`` (if available) at that root and at ``/<parent>``; where
+the root holds processes it first moves them into a leaf, ``<root>/init``, as kind's node
+entrypoint does.
 Where a required controller is not available or cannot be enabled, ``CgroupUnavailable``
 (exit 125) names the cgroup and the controller.
 """
@@ -24,7 +25,10 @@ from sandpool.errors import CgroupUnavailable
 __all__ = ["LEAF", "REQUIRED", "WANTED", "Delegation", "ensure_delegated", "inspect", "plan"]
 
 REQUIRED = ("memory", "pids")
-WANTED = ("cpu",)  # the runtimes put a pool's cpu quota on the container's own cgroup
+# The runtimes put a pool's cpu quota on the container's own cgroup; runsc refuses to start
+# without cpuset at the cgroup root it sees (a "mandatory" controller: only the cgroup above
+# that root can give it, as the kubelet does for pods; ``start_errors`` says so).
+WANTED = ("cpu", "cpuset")
 LEAF = "init"
 _MOVE_ROUNDS = 20
 _FIX = "run the worker privileged with a writable cgroup2 mount whose root delegates them"

@@ -4,29 +4,35 @@ container's root, without copying or chowning it.
 A user namespace whose ``uid_map``/``gid_map`` are ``0 <host_id> <size>`` is made once per
 range and process (a short-lived child unshares it; its ``/proc/<pid>/ns/user`` fd is kept).
 ``idmapped_tree`` clones the image rootfs as a detached mount (``open_tree``) and marks it
-idmapped with that namespace (``mount_setattr(MOUNT_ATTR_IDMAP)``); overlayfs then takes it
-as its lower layer through ``/proc/self/fd/N``. Needs Linux ≥ 5.19 (idmapped overlayfs
+idmapped with that namespace (``mount_setattr(MOUNT_ATTR_IDMAP)``). ``attached_idmap``
+attaches it (``move_mount``) at a directory for overlayfs to take as its lower layer, and
+detaches it again once the overlay is mounted (overlayfs keeps its own private clone):
+Linux before 6.x's detached-layer support (Debian 12's 6.1) refuses a detached mount as a
+layer ("overlayfs: failed to clone lowerpath"). Needs Linux ≥ 5.19 (idmapped overlayfs
 layers); ``idmap_support`` says whether this kernel has them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
 import os
 import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["idmap_support", "idmapped_tree", "kernel_too_old", "userns_fd"]
+__all__ = ["attached_idmap", "idmap_support", "idmapped_tree", "kernel_too_old", "userns_fd"]
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 # x86_64 and aarch64 share these numbers (the new mount API is numbered alike everywhere).
-SYS_OPEN_TREE, SYS_MOUNT_SETATTR = 428, 442
+SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR = 428, 429, 442
 OPEN_TREE_CLONE, AT_EMPTY_PATH, AT_FDCWD = 1, 0x1000, -100
-MOUNT_ATTR_IDMAP = 0x00100000
+MOVE_MOUNT_F_EMPTY_PATH, MNT_DETACH = 0x00000004, 2
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_IDMAP = 0x00000001, 0x00100000
 CLONE_NEWUSER = 0x10000000
 
 _lock = threading.Lock()
@@ -88,20 +94,46 @@ def userns_fd(host_id: int, size: int) -> int:
 
 
 def idmapped_tree(path: Path, host_id: int, size: int) -> int:
-    """A detached, idmapped clone of the mount tree at ``path``: an fd the caller closes
-    (once overlayfs holds the layer, it keeps it alive)."""
+    """A detached, idmapped, read-only clone of the mount tree at ``path``: an fd the caller
+    closes (once overlayfs holds the layer, it keeps it alive)."""
     ns = userns_fd(host_id, size)
     fd = int(
         _libc.syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(path), OPEN_TREE_CLONE | os.O_CLOEXEC)
     )
     if fd < 0:
         raise _error(f"open_tree {path}")
-    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, ns)
+    # Read-only: overlayfs never writes its lower layer, and nothing else may write (or
+    # delete, e.g. a clean-up's rmtree of a crashed container's dir) the image through it.
+    attr = _MountAttr(MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY, 0, 0, ns)
     if _libc.syscall(SYS_MOUNT_SETATTR, fd, b"", AT_EMPTY_PATH, ctypes.byref(attr), 32) < 0:
         err = _error(f"mount_setattr(MOUNT_ATTR_IDMAP) on {path}")
         os.close(fd)
         raise err
     return fd
+
+
+@contextlib.contextmanager
+def attached_idmap(path: Path, host_id: int, size: int, mountpoint: Path) -> Iterator[Path]:
+    """``path`` idmapped (``idmapped_tree``) and attached at ``mountpoint`` (a new, empty
+    directory) for the duration of the block; then lazily detached and the directory removed,
+    also on failure. Mount the overlay inside the block: overlayfs keeps a private clone."""
+    fd = idmapped_tree(path, host_id, size)
+    mountpoint.mkdir(mode=0o700)
+    try:
+        try:
+            target = os.fsencode(mountpoint)
+            if _libc.syscall(SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, target,
+                             MOVE_MOUNT_F_EMPTY_PATH) < 0:  # fmt: skip
+                raise _error(f"move_mount {path} to {mountpoint}")
+        finally:
+            os.close(fd)
+        try:
+            yield mountpoint
+        finally:
+            _libc.umount2(os.fsencode(mountpoint), MNT_DETACH)
+    finally:
+        with contextlib.suppress(OSError):
+            mountpoint.rmdir()
 
 
 def kernel_too_old(release: str) -> str | None:

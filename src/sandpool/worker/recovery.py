@@ -39,6 +39,7 @@ from sandpool.worker.records import (
 )
 from sandpool.worker.slots import CgroupSlots, remove_dead_slots
 from sandpool.worker.uidrange import release_for, release_stale
+from sandpool.worker.userns import IDMAP_DIR
 
 __all__ = [
     "collect_garbage",
@@ -67,6 +68,7 @@ def release_host_resources(
     this container's (``stop_container`` relies on it)."""
     cgroup.kill_all()
     unmount(directory / "rootfs")
+    unmount(directory / IDMAP_DIR)  # attached only while the overlay mounts (worker.idmap)
     release_for(directory)  # before the directory goes: see ``uidrange.release_stale``
     teardown_network(directory)  # namespace, veth, nftables table, address (sandpool.network)
     shutil.rmtree(directory, ignore_errors=True)
@@ -97,6 +99,7 @@ def remove_container(record: ContainerRecord | None, directory: Path) -> None:
     """Delete the container and every host resource it held."""
     if record is None:
         unmount(directory / "rootfs")
+        unmount(directory / IDMAP_DIR)
         release_for(directory)
         shutil.rmtree(directory, ignore_errors=True)
         return

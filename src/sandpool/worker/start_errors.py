@@ -53,6 +53,10 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
                 r"resource temporarily unavailable"),
      "{runtime} could not create the container's processes: the pids limit ({pids}) or the "
      "memory limit ({memory}) is too small for it to start"),
+    (re.compile(r"mandatory cgroup controller .* is missing"),
+     "{runtime} needs that cgroup controller at the cgroup root sandpool sees, and only the "
+     "cgroup above it can give it: enable it there (cgroup.subtree_control; the kubelet "
+     "gives pods cpuset, cpu, io, memory and pids on cgroup v2 nodes), or use a runc pool"),
 )  # fmt: skip
 
 

@@ -18,12 +18,15 @@ import contextlib
 import logging
 import os
 import threading
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from sandpool.errors import ContainerStartFailed
 from sandpool.runtime.base import Capability, ContainerRuntime
 from sandpool.worker import uidrange
-from sandpool.worker.idmap import idmap_support, idmapped_tree
+from sandpool.worker.idmap import attached_idmap, idmap_support
+from sandpool.worker.overlay import mount_overlay
 
 __all__ = ["ContainerUserns", "closed_ancestor", "off_reason", "warn_once"]
 
@@ -32,6 +35,7 @@ _recent: list[int] = []  # ranges this process used (their namespaces are cached
 _recent_lock = threading.Lock()
 _warned: set[str] = set()
 _open_paths: set[Path] = set()  # state dirs whose ancestors all let others through
+IDMAP_DIR = "idmap"  # where a container's idmapped lower layer is attached while it mounts
 
 
 def off_reason(runtime: ContainerRuntime, base: int, state_dir: Path,
@@ -92,9 +96,26 @@ class ContainerUserns:
         """The host uid and gid of the container's root."""
         return self.ids.host_id
 
-    def idmapped_lower(self, image_rootfs: Path) -> int:
-        """An fd of the image rootfs as the container's root owns it (see ``worker.idmap``)."""
-        return idmapped_tree(image_rootfs, self.ids.host_id, self.ids.size)
+    def idmapped_lower(self, image_rootfs: Path) -> AbstractContextManager[Path]:
+        """The image rootfs as the container's root owns it, attached at ``<dir>/idmap``
+        while the block runs (see ``worker.idmap.attached_idmap``)."""
+        mountpoint = self.container_dir / IDMAP_DIR
+        return attached_idmap(image_rootfs, self.ids.host_id, self.ids.size, mountpoint)
+
+    def mount_rootfs(self, image_rootfs: Path) -> Path:
+        """The container's overlay over its idmapped view of the image, owned by its root; a
+        kernel that refuses it is one clear error (exit 125), not a traceback."""
+        try:
+            with self.idmapped_lower(image_rootfs) as lower:
+                rootfs = mount_overlay(lower, self.container_dir)
+        except OSError as exc:
+            raise ContainerStartFailed(
+                f"cannot mount an overlay over an idmapped image layer on Linux "
+                f"{os.uname().release}: {exc.strerror or exc}",
+                hint="set worker.userNamespaceBase: 0 to run runc containers without a user "
+                "namespace, or use a newer kernel") from exc  # fmt: skip
+        self.own_rootfs(rootfs)
+        return rootfs
 
     def own_rootfs(self, rootfs: Path) -> None:
         """Make the mounted rootfs's top directory (the upper layer's) the container root's."""

@@ -59,10 +59,11 @@ def _v2_root(tmp_path: Path, enabled: str, procs: str, namespace_root: bool) -> 
 @pytest.mark.parametrize(
     ("enabled", "procs", "namespace_root", "plan"),
     [
-        ("cpu memory pids\n", "1\n", False, "sandpool: nothing to change"),
-        ("", "1\n", False, "sandpool will enable memory pids cpu below {root} at its first"),
+        ("cpuset cpu memory pids\n", "1\n", False, "sandpool: nothing to change"),
+        ("", "1\n", False, "sandpool will enable memory pids cpu cpuset below {root} at its "
+         "first"),
         ("", "7\n9\n", True, "sandpool will move {root}'s processes into {root}/init, then "
-         "enable memory pids cpu below {root}"),
+         "enable memory pids cpu cpuset below {root}"),
     ],
 )  # fmt: skip
 def test_v2_says_what_is_delegated_and_what_sandpool_will_do(

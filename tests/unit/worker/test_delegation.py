@@ -50,8 +50,8 @@ def test_enables_what_is_missing_at_the_root_and_the_parent(tmp_path: Path, kern
     root = _cgroup(tmp_path / "root", "cpuset cpu io memory pids", enabled="memory")
     _cgroup(root / "sp", "cpu memory pids")
     delegation.ensure_delegated(root, "sp")
-    assert kernel.enabled == [("root", "pids"), ("root", "cpu"), ("sp", "memory"),
-                              ("sp", "pids"), ("sp", "cpu")]  # fmt: skip
+    assert kernel.enabled == [("root", "pids"), ("root", "cpu"), ("root", "cpuset"),
+                              ("sp", "memory"), ("sp", "pids"), ("sp", "cpu")]  # fmt: skip
     assert kernel.moved == []
 
 

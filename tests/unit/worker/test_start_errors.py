@@ -65,6 +65,14 @@ def test_known_start_errors_name_the_setting() -> None:
     assert explain("something else", CONTEXT) == "something else"
 
 
+def test_a_missing_mandatory_controller_says_who_can_give_it() -> None:
+    """runsc refuses a cgroup root without cpuset (a pod whose parent did not delegate it)."""
+    runsc = 'mandatory cgroup controller "cpuset" is missing for "/sp/sp-1/ctr"'
+    said = explain(runsc, StartContext("runsc", "64Mi", 3, "/"))
+    assert said.startswith("runsc needs that cgroup controller at the cgroup root sandpool sees")
+    assert "cgroup.subtree_control" in said and said.endswith(f"(runsc: {runsc})")
+
+
 def test_a_death_by_host_pids_names_the_host_limit() -> None:
     said = explain_death("panic: creating stub process: resource temporarily unavailable",
                          CONTEXT)  # fmt: skip
