@@ -114,6 +114,17 @@ class Broker:
     def _lease_ms(self) -> int:
         return max(1, int(self.settings.lease * 1000))
 
+    def heartbeat_ages(self, worker_ids: list[str]) -> dict[str, float | None]:
+        """Seconds since each worker's last heartbeat (from its lease's time left); None
+        where the lease has run out."""
+        pipe = self.client.pipeline(transaction=False)
+        for worker_id in worker_ids:
+            pipe.pttl(self.keys.heartbeat(worker_id))
+        left: list[int] = self._call(pipe.execute)
+        lease = self._lease_ms()
+        return {w: (max(0, lease - ms) / 1000 if ms >= 0 else None)
+                for w, ms in zip(worker_ids, left, strict=True)}  # fmt: skip
+
     def workers(self) -> list[WorkerState]:
         """Every registered worker with its free share and whether its lease holds."""
         ids = sorted(cast(set[str], self._call(lambda: self.client.smembers(self.keys.workers))))

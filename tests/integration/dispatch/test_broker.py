@@ -184,3 +184,17 @@ def test_the_same_acknowledgement_twice_is_accepted_twice(broker: Broker) -> Non
     for _ in range(2):
         assert broker.ack("w", got, {"ok": True}, sandbox_id="s1", address="x", pool="a")
     assert broker.sandbox("s1")["state"] == "running"
+
+
+def test_heartbeat_ages_grow_and_are_none_once_the_lease_ran_out(broker: Broker) -> None:
+    """What the dashboard's workers page shows: seconds since the last heartbeat, renewed by
+    a heartbeat, None for a worker whose lease expired (and for an unknown id)."""
+    broker.register("w1", spec())
+    time.sleep(0.3)
+    age = broker.heartbeat_ages(["w1"])["w1"]
+    assert age is not None and 0.2 <= age < broker.settings.lease
+    broker.heartbeat("w1")
+    renewed = broker.heartbeat_ages(["w1"])["w1"]
+    assert renewed is not None and renewed < age
+    time.sleep(broker.settings.lease + 0.3)
+    assert broker.heartbeat_ages(["w1", "nobody"]) == {"w1": None, "nobody": None}

@@ -154,3 +154,34 @@ def test_network_bytes_are_exported_per_pool_and_direction() -> None:
     rendered = metrics.render().decode()
     assert 'sandpool_run_network_bytes_total{direction="in",pool="web"} 7.0' in rendered
     assert 'sandpool_runs_total{exit_class="ok",pool="web"} 2.0' in rendered
+
+
+def test_a_gateway_lists_its_registered_workers(api: Api) -> None:
+    """On a gateway (a dispatcher on the app) the workers page lists the registry's workers
+    after the server's own: pool, address, capacity, heartbeat age, sandboxes held, state."""
+    from types import SimpleNamespace
+
+    from sandpool.dispatch.models import Resources, WorkerSpec, WorkerState
+
+    class Registry:
+        def workers(self) -> list[WorkerState]:
+            cap = Resources(cpu=4000, memory=8 << 30, sandboxes=10)
+            return [WorkerState("w-runc", WorkerSpec("performance", "http://10.0.0.5:9000", cap),
+                                Resources(cpu=2000, memory=4 << 30, sandboxes=7)),
+                    WorkerState("w-gone", WorkerSpec("default", "http://10.0.0.6:9000", cap,
+                                                     container_runtime="runsc"),
+                                cap, alive=False)]  # fmt: skip
+
+        def heartbeat_ages(self, worker_ids: list[str]) -> dict[str, float | None]:
+            return {"w-runc": 1.5, "w-gone": None}
+
+    api.http.app.state.dispatcher = SimpleNamespace(broker=Registry())  # type: ignore[attr-defined]
+    try:
+        page = api.http.get("/dashboard/workers", headers=ADMIN).text
+    finally:
+        del api.http.app.state.dispatcher  # type: ignore[attr-defined]
+    rows = page.split("<tr>")[2:]
+    assert len(rows) == 3, page  # the server's own, then the two registered
+    assert "w-runc" in rows[1] and "http://10.0.0.5:9000" in rows[1] and "performance" in rows[1]
+    assert "4 cpus" in rows[1] and "2 s ago" in rows[1] and "<td>3</td>" in rows[1]
+    assert "w-gone" in rows[2] and "lease ran out" in rows[2] and "lost" in rows[2]

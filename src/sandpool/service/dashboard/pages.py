@@ -185,11 +185,14 @@ def pool_doctor(request: Request, name: str) -> Response:
 
 @router.get("/workers")
 def workers(request: Request) -> Response:
-    """The workers (today: this server's own)."""
+    """The workers: this server's own and, on a gateway, the registered ones."""
     source = dashboard_of(request).source
 
     def build(viewer: Principal) -> tuple[str, dict[str, Any]] | Response:
-        return "workers.html", {"workers": workers_of(source.context, source.manager())}
+        dispatcher = getattr(request.app.state, "dispatcher", None)  # a gateway's (--redis)
+        registry = None if dispatcher is None else dispatcher.broker
+        return "workers.html", {"workers": workers_of(source.context, source.manager(),
+                                                      registry)}  # fmt: skip
 
     return render(request, build)
 

@@ -1,13 +1,15 @@
-"""The workers the dashboard lists. Today a server runs its sandboxes itself: one local
-worker. ``workers_of`` is the one place to read a worker registry from once remote workers
-exist."""
+"""The workers the dashboard lists: the server's own (it runs sandboxes itself) and, on a
+gateway (``sandpool server --redis``), every worker registered in the dispatch's registry
+with its pool, capacity, heartbeat age and sandboxes held."""
 
 from __future__ import annotations
 
 import os
 import socket
 from dataclasses import dataclass
+from typing import Protocol
 
+from sandpool.dispatch.models import WorkerState
 from sandpool.sandbox.manager import SandboxManager
 from sandpool.service.context import ServiceContext
 
@@ -23,17 +25,45 @@ class WorkerView:
     pools: tuple[str, ...]
     cpus: int
     memory: int  # bytes
-    heartbeat_age: float  # seconds since it was last heard from
+    heartbeat_age: float | None  # seconds since it was last heard from (None: lease ran out)
     sandboxes: int  # live ones (creating, running, paused, terminating)
+    state: str = "up"  # up, lost (its lease ran out), runtime check failed
 
 
-def workers_of(context: ServiceContext, manager: SandboxManager | None) -> list[WorkerView]:
-    """Every worker of this server (today: this process)."""
+class Registry(Protocol):
+    """The part of the dispatch's broker the page reads."""
+
+    def workers(self) -> list[WorkerState]: ...
+
+    def heartbeat_ages(self, worker_ids: list[str]) -> dict[str, float | None]: ...
+
+
+def workers_of(context: ServiceContext, manager: SandboxManager | None,
+               registry: Registry | None = None) -> list[WorkerView]:  # fmt: skip
+    """This server's own worker, then every registered remote worker (on a gateway)."""
     live = [] if manager is None else [i for i in manager.list() if i.state != "terminated"]
-    return [WorkerView(name=socket.gethostname(), address="local (in the server process)",
+    local = WorkerView(name=socket.gethostname(), address="local (in the server process)",
                        pools=tuple(sorted(context.config.pools)), cpus=os.cpu_count() or 0,
                        memory=_memory_total(), heartbeat_age=0.0,
-                       sandboxes=len(live))]  # fmt: skip
+                       sandboxes=len(live))  # fmt: skip
+    return [local, *([] if registry is None else remote_workers(registry))]
+
+
+def remote_workers(registry: Registry) -> list[WorkerView]:
+    """The registered workers as the page shows them (capacity cpu in whole cores)."""
+    found = registry.workers()
+    ages = registry.heartbeat_ages([w.id for w in found])
+    views = []
+    for worker in found:
+        spec, age = worker.spec, ages.get(worker.id)
+        state = "runtime check failed" if not spec.runtime_ok else "up" if worker.alive else "lost"
+        views.append(WorkerView(
+            name=worker.id, address=spec.address, pools=(spec.pool,),
+            cpus=spec.capacity.cpu // 1000, memory=spec.capacity.memory,
+            heartbeat_age=age,
+            sandboxes=spec.capacity.sandboxes - worker.free.sandboxes, state=state,
+        ))  # fmt: skip
+    return views
 
 
 def _memory_total() -> int:
