@@ -3,13 +3,16 @@ and a gVisor worker as real processes: the SDK's ``Sandbox.create(pool=...)`` la
 worker of that pool (the sandbox is on that worker, not the gateway; kernel checked
 inside), execs (streams, resumed offsets, stdin, kill) and files go through the gateway to
 it, terminate ends it there and gives the quota back; two tenants are kept apart; the
-tenant's quota is admitted at the gateway; nothing leaks on any process."""
+tenant's quota is admitted at the gateway; a sandbox lost with its worker ends
+(``worker_lost``) and gives its share back; nothing leaks on any process."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,3 +151,38 @@ def test_tenants_are_kept_apart_and_quotas_admitted_at_the_gateway(cluster: Clus
         first.close()
         second.close()
     assert _usage(cluster, own) == 0
+
+
+def test_a_sandbox_lost_with_its_worker_ends_and_gives_its_quota_back() -> None:
+    with reachable_tmp_dir() as base, tempfile.TemporaryDirectory() as redis_dir:
+        redis = RedisServer(Path(redis_dir))
+        gw_box, box = box_of(base, "gw"), box_of(base, "w")
+        gateway = Gateway(gw_box, redis.url)
+        worker = Worker(box, "performance", gateway.url)
+        try:
+            worker.registered()
+            key = Cluster(gateway, worker, worker).key("lost")
+            sb = Sandbox.create(pool="performance", url=gateway.url, api_key=key)
+            worker.proc.send_signal(signal.SIGKILL)
+            worker.proc.wait()
+            deadline = time.monotonic() + 60
+            while sb.refresh().state != "terminated":
+                assert time.monotonic() < deadline, gateway.text()[-2000:]
+                time.sleep(0.5)
+            assert sb.info.reason == "worker_lost"
+            with pytest.raises(Conflict):
+                sb.exec(["true"])
+            with Client(gateway.url, key) as client:
+                usage = client.me().usage
+                assert usage is not None and usage["concurrent"] == 0
+            sb.close()
+        finally:
+            worker.stop()
+            worker.gc()  # what the killed worker left, as its next start would remove
+            gw_code = gateway.stop()
+            redis.stop()
+            left = gw_box.leftovers() + box.leftovers()
+            for b in (gw_box, box):
+                b.remove_parent_cgroups()
+        assert gw_code == 0, gateway.text()[-2000:]
+        assert not left, f"leaked: {left}"
