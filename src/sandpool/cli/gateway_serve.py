@@ -14,11 +14,15 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from sandpool.dispatch.gateway import Dispatcher
 from sandpool.dispatch.internal_routes import install_dispatch
 from sandpool.dispatch.proxy import WorkerProxy
+from sandpool.dispatch.public_routes import install_public_routes
+from sandpool.dispatch.remote_sandboxes import RemoteSandboxes
 from sandpool.dispatch.setup import gateway_dispatch
 from sandpool.service.context import ServiceContext
 from sandpool.service.server import serve_http
+from sandpool.sizes import parse_size
 
 __all__ = ["serve_gateway"]
 
@@ -33,10 +37,14 @@ def serve_gateway(context: ServiceContext, sock: socket.socket, redis_url: str,
     ``local_worker`` (the config files): start a ``sandpool worker`` of each pool too."""
     dispatcher, token = gateway_dispatch(redis_url, context.config, os.environ)
     proxies: list[WorkerProxy] = []
+    sandboxes = remote_sandboxes(context, dispatcher, token)
 
     def extend(app: FastAPI) -> None:
         app.state.dispatcher = dispatcher
-        proxies.append(install_dispatch(app, dispatcher, token))
+        proxy = install_dispatch(app, dispatcher, token)
+        proxies.append(proxy)
+        install_public_routes(app, sandboxes, proxy,
+                              parse_size(context.gateway.max_upload_size))  # fmt: skip
 
     dispatcher.start()
     log.info("gateway: dispatching through %s", redis_url)
@@ -53,6 +61,18 @@ def serve_gateway(context: ServiceContext, sock: socket.socket, redis_url: str,
         for proxy in proxies:  # its loop is gone: close what can be closed, quietly
             with contextlib.suppress(Exception):
                 asyncio.run(proxy.aclose())
+
+
+def remote_sandboxes(context: ServiceContext, dispatcher: Dispatcher,
+                     token: str) -> RemoteSandboxes:  # fmt: skip
+    """The public sandbox routes' backend on a gateway: its workers run the sandboxes."""
+    sandboxes = RemoteSandboxes(context.config, dispatcher, context.store, context.ledger,
+                                context.metrics, context.quota_of, token)  # fmt: skip
+    kept, ended = sandboxes.adopt()
+    if kept or ended:
+        log.info("%d recorded sandboxes still run on workers; %d had ended", kept, ended)
+    context.sandboxes = sandboxes
+    return sandboxes
 
 
 Workers = list[subprocess.Popen[bytes]]

@@ -105,7 +105,7 @@ def server(listen: tuple[str, int] | None, database: str | None, redis: str | No
                                "everything itself already)")  # fmt: skip
     side = _socket_side(socket_path, no_socket, gateway)
     try:
-        context = build_context(loaded, database=database)
+        context = build_context(loaded, database=database, sandboxes=redis is None)
         if side is not None:
             side.start(context, config_files, os.environ)
         on_exit = side.stop if side is not None else None

@@ -227,7 +227,8 @@ class WorkerAgent:
             with self._lock:
                 self._held.need[info.id] = _need_of(delivery)
             started = _Started({"ok": True, "sandbox": info.to_json(), "worker": self.worker_id,
-                                "address": self.spec.address}, info.id)  # fmt: skip
+                                "address": self.spec.address, "record": info.to_record()},
+                               info.id)  # fmt: skip
         except SandpoolError as exc:
             started = _Started(
                 {

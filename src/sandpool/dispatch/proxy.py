@@ -4,6 +4,8 @@ caller's credentials, and a worker that does not answer is a 503 naming it."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -26,15 +28,16 @@ class WorkerProxy:
         limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
         self.client = httpx.AsyncClient(timeout=timeout, limits=limits)
 
-    async def forward(self, request: Request, address: str, path: str) -> Response:
-        """Send ``request`` (method, query, body) to ``address + path``; the worker's answer,
-        streamed back as it comes."""
+    async def forward(self, request: Request, address: str, path: str,
+                      body: AsyncIterator[bytes] | None = None) -> Response:  # fmt: skip
+        """Send ``request`` (method, query, body: its own, or ``body`` in its place) to
+        ``address + path``; the worker's answer, streamed back as it comes."""
         headers = {k: v for k, v in request.headers.items() if k.lower() in _PASSED}
         headers["authorization"] = f"Bearer {self.token}"
         has_body = request.method in ("POST", "PUT", "PATCH")
         outgoing = self.client.build_request(
             request.method, address.rstrip("/") + path, params=request.query_params,
-            headers=headers, content=request.stream() if has_body else None,
+            headers=headers, content=(body or request.stream()) if has_body else None,
         )  # fmt: skip
         try:
             answer = await self.client.send(outgoing, stream=True)

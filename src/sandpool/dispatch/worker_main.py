@@ -18,13 +18,16 @@ from dataclasses import dataclass, replace
 import uvicorn
 
 from sandpool.api import Sandpool
+from sandpool.config.models import GatewayConfig
 from sandpool.config.resolved import ResolvedConfig
 from sandpool.dispatch.agent import GatewayLink, WorkerAgent
 from sandpool.dispatch.models import Resources, WorkerSpec
 from sandpool.dispatch.worker_api import create_worker_app
+from sandpool.dispatch.worker_public import mount_public_api
 from sandpool.errors import ConfigError, DispatchError
 from sandpool.sandbox.manager import SandboxManager
 from sandpool.service.server import bind
+from sandpool.sizes import parse_size
 
 __all__ = ["TOKEN_ENV", "WorkerOptions", "host_capacity", "serve_worker", "worker_token"]
 
@@ -93,6 +96,8 @@ def serve_worker(config: ResolvedConfig, pool_name: str, runtime_ok: bool,
         threads = _start(agent)
         app = create_worker_app(manager, options.token,
                                 ready=lambda: runtime_ok and agent.registered.is_set())  # fmt: skip
+        # the gateway bounds an upload by its own gateway.maxUploadSize; this is the backstop
+        mount_public_api(app, manager, options.token, parse_size(GatewayConfig().max_upload_size))
         log.info("serving the worker endpoint on %s", spec.address)
         server = uvicorn.Config(app, http="h11", loop="asyncio", lifespan="off",
                                 access_log=False, log_config=None, server_header=False)  # fmt: skip

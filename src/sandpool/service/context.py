@@ -16,7 +16,7 @@ from sandpool.service.auth import Authenticator
 from sandpool.service.metrics import ServiceMetrics
 from sandpool.service.quotas import Quota, QuotaLedger
 from sandpool.service.runs import RunService
-from sandpool.service.sandboxes import SandboxService
+from sandpool.service.sandbox_backend import SandboxBackend
 from sandpool.sizes import parse_size
 from sandpool.store import Store, TenantRecord
 
@@ -39,7 +39,7 @@ class ServiceContext:
     ledger: QuotaLedger = field(default_factory=QuotaLedger)
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
     stopping: bool = False
-    sandboxes: SandboxService | None = None  # None: this server's executor runs no sandboxes
+    sandboxes: SandboxBackend | None = None  # None: this server's executor runs no sandboxes
     on_stop: list[Callable[[], None]] = field(default_factory=list)
 
     def quota_of(self, tenant: TenantRecord) -> Quota:

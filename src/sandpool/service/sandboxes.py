@@ -39,7 +39,7 @@ from sandpool.service.quotas import Lease, Quota, QuotaLedger
 from sandpool.sizes import parse_size
 from sandpool.store import SandboxRecord, Store, TenantRecord
 
-__all__ = ["WATCH_INTERVAL_S", "SandboxService"]
+__all__ = ["WATCH_INTERVAL_S", "SandboxService", "sandbox_record"]
 
 log = logging.getLogger("sandpool.server")
 WATCH_INTERVAL_S = 0.5
@@ -103,7 +103,7 @@ class SandboxService:
         except BaseException:
             lease.release()
             raise
-        record = _record(tenant.id, info, request, cpu, memory)
+        record = sandbox_record(tenant.id, info, request, cpu, memory)
         try:
             self.store.sandboxes.add(record)
         except BaseException:
@@ -249,8 +249,9 @@ class SandboxService:
         self._finish(sandbox_id, info)
 
 
-def _record(tenant_id: str, info: SandboxInfo, request: SandboxRequest, cpu: float,
-            memory: int) -> SandboxRecord:  # fmt: skip
+def sandbox_record(tenant_id: str, info: SandboxInfo, request: SandboxRequest, cpu: float,
+                   memory: int) -> SandboxRecord:  # fmt: skip
+    """The store's record of a sandbox that started."""
     limits = {"cpu": request.cpu, "memory": request.memory, "pids": request.pids,
               "disk": request.disk, "ttl": info.ttl, "idleTimeout": info.idle_timeout,
               "containerRuntime": info.container_runtime,

@@ -47,8 +47,11 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 def build_context(loaded: LoadedConfig, *, database: str | None = None,
                   environ: Mapping[str, str] | None = None,
-                  executor: RunExecutor | None = None) -> ServiceContext:  # fmt: skip
-    """The store (migrated), the authenticator (admin key printed once) and the runs."""
+                  executor: RunExecutor | None = None,
+                  sandboxes: bool = True) -> ServiceContext:  # fmt: skip
+    """The store (migrated), the authenticator (admin key printed once) and the runs; and
+    (``sandboxes``) the tenants' sandboxes run here, those a previous server left adopted
+    (a gateway, ``--redis``, sets its workers' own instead)."""
     environ = os.environ if environ is None else environ
     gateway, resolved = loaded.model.gateway, loaded.resolved
     store = Store.open(database or gateway.database or default_url(resolved.state_dir))
@@ -63,7 +66,7 @@ def build_context(loaded: LoadedConfig, *, database: str | None = None,
     runs = RunService(resolved, executor, metrics)
     context = ServiceContext(config=resolved, gateway=gateway, store=store, auth=auth, runs=runs,
                              metrics=metrics)  # fmt: skip
-    if isinstance(runs.executor, SandpoolExecutor):
+    if sandboxes and isinstance(runs.executor, SandpoolExecutor):
         context.sandboxes = start_sandboxes(context, runs.executor.sandpool.sandboxes)
     return context
 

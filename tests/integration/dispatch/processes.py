@@ -69,15 +69,15 @@ class Proc:
 
 
 class Gateway(Proc):
-    """``sandpool server --redis``; ``call`` speaks to its internal endpoints."""
+    """``sandpool server --redis``; ``call`` speaks to its internal endpoints. It serves no
+    unix socket (the default one is the machine's, and two gateways would collide there)."""
 
     def __init__(self, box: Sandbox, redis_url: str, env: dict[str, str] | None = None,
                  extra_args: list[str] | None = None) -> None:  # fmt: skip
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [SANDPOOL, "server", "--listen", f"127.0.0.1:{self.port}", "--redis", redis_url,
-                "--no-socket",
-                "-c", str(box.config_file), *(extra_args or [])]  # fmt: skip
+                "-c", str(box.config_file), "--no-socket", *(extra_args or [])]  # fmt: skip
         env = {"SANDPOOL_WORKER_TOKEN": TOKEN, "SANDPOOL_ADMIN_KEY": "sp_admin_" + "x" * 32,
                "SANDPOOL_DISPATCH_LEASE": "2", **(env or {})}  # fmt: skip
         super().__init__(argv, box.base / "gateway.log", env, f"{self.url}/readyz")

@@ -53,7 +53,8 @@ def test_worker_with_a_gateway_that_is_no_url(tmp_path: Path) -> None:
 def test_gateway_bad_redis_or_token(tmp_path: Path, url: str, token: str, says: str) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(f"worker:\n  stateDir: {tmp_path / 'state'}\n")
-    done = run("server", "--listen", "127.0.0.1:0", "--redis", url, "-c", str(config),
+    done = run("server", "--listen", "127.0.0.1:0", "--redis", url, "--no-socket",
+               "-c", str(config),
                env={"SANDPOOL_WORKER_TOKEN": token, "SANDPOOL_ADMIN_KEY": "k" * 40})  # fmt: skip
     assert done.returncode in (2, 125), done.stderr
     assert says in done.stderr and "Traceback" not in done.stderr

@@ -16,9 +16,9 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import StreamingResponse
 
 from sandpool.sandbox import ExecRequest, ExecResult
-from sandpool.service.routes.sandboxes import Owner
+from sandpool.service.routes.sandboxes import Access
+from sandpool.service.sandbox_backend import SandboxAccess
 from sandpool.service.sandbox_schemas import ExecIn, ExecOut
-from sandpool.service.sandboxes import SandboxService
 from sandpool.service.schemas import ErrorOut
 from sandpool.service.streams import POLL_S, STREAM_THREADS, exec_lines
 from sandpool.store import TenantRecord
@@ -31,7 +31,7 @@ MAX_WAIT_S = 300.0
 NDJSON = "application/x-ndjson"
 
 
-def _out(service: SandboxService, sandbox_id: str, exec_id: str,
+def _out(service: SandboxAccess, sandbox_id: str, exec_id: str,
          result: ExecResult | None) -> ExecOut:  # fmt: skip
     ends = service.manager.exec_offsets(sandbox_id, exec_id)
     done = result is not None
@@ -53,13 +53,13 @@ def _request(body: ExecIn) -> ExecRequest:
                        timeout=body.timeout, user=body.user, stdin=body.stdin)  # fmt: skip
 
 
-async def _owned(owner: tuple[SandboxService, TenantRecord], sandbox_id: str) -> None:
+async def _owned(owner: tuple[SandboxAccess, TenantRecord], sandbox_id: str) -> None:
     service, tenant = owner
     await anyio.to_thread.run_sync(service.owned, tenant, sandbox_id, limiter=STREAM_THREADS)
 
 
 @router.post("", status_code=201, responses=_ERRORS)  # type: ignore[arg-type]
-def start_exec(sandbox_id: str, body: ExecIn, owner: Owner) -> ExecOut:
+def start_exec(sandbox_id: str, body: ExecIn, owner: Access) -> ExecOut:
     """Start ``command`` in the running sandbox (409 when paused or ended)."""
     service, tenant = owner
     service.owned(tenant, sandbox_id)
@@ -68,7 +68,7 @@ def start_exec(sandbox_id: str, body: ExecIn, owner: Owner) -> ExecOut:
 
 
 @router.get("/{exec_id}", responses=_ERRORS)  # type: ignore[arg-type]
-async def get_exec(sandbox_id: str, exec_id: str, owner: Owner,
+async def get_exec(sandbox_id: str, exec_id: str, owner: Access,
                    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0) -> ExecOut:  # fmt: skip
     """The exec, once it ended or after ``wait`` seconds (at most 300), whichever is first
     (the wait holds a stream thread, not one of the handlers')."""
@@ -81,7 +81,7 @@ async def get_exec(sandbox_id: str, exec_id: str, owner: Owner,
 
 @router.get("/{exec_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {NDJSON: {}}}, **_ERRORS})  # type: ignore[dict-item]  # fmt: skip
-async def exec_events(sandbox_id: str, exec_id: str, owner: Owner,
+async def exec_events(sandbox_id: str, exec_id: str, owner: Access,
                       stdout_offset: Annotated[int, Query(ge=0)] = 0,
                       stderr_offset: Annotated[int, Query(ge=0)] = 0,
                       keepalive: Annotated[float, Query(ge=0.1, le=300)] = 10.0,
@@ -107,7 +107,7 @@ async def exec_events(sandbox_id: str, exec_id: str, owner: Owner,
 
 
 @router.post("/{exec_id}/stdin", status_code=204, responses=_ERRORS)  # type: ignore[arg-type]
-async def write_stdin(sandbox_id: str, exec_id: str, request: Request, owner: Owner) -> None:
+async def write_stdin(sandbox_id: str, exec_id: str, request: Request, owner: Access) -> None:
     """Write the request body (raw bytes, up to ``gateway.maxRequestBody``) to the exec's
     stdin (409 unless it was started with ``stdin: true`` and still reads it)."""
     service = owner[0]
@@ -118,7 +118,7 @@ async def write_stdin(sandbox_id: str, exec_id: str, request: Request, owner: Ow
 
 
 @router.post("/{exec_id}/stdin/close", status_code=204, responses=_ERRORS)  # type: ignore[arg-type]
-def close_stdin(sandbox_id: str, exec_id: str, owner: Owner) -> None:
+def close_stdin(sandbox_id: str, exec_id: str, owner: Access) -> None:
     """Close the exec's stdin (it reads end of file)."""
     service, tenant = owner
     service.owned(tenant, sandbox_id)
@@ -126,7 +126,7 @@ def close_stdin(sandbox_id: str, exec_id: str, owner: Owner) -> None:
 
 
 @router.post("/{exec_id}/kill", responses=_ERRORS)  # type: ignore[arg-type]
-def kill_exec(sandbox_id: str, exec_id: str, owner: Owner) -> ExecOut:
+def kill_exec(sandbox_id: str, exec_id: str, owner: Access) -> ExecOut:
     """SIGKILL the exec's process group and answer once it ended (exit code 137)."""
     service, tenant = owner
     service.owned(tenant, sandbox_id)

@@ -14,13 +14,13 @@ import contextlib
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import StreamingResponse
 
 from sandpool.errors import SandpoolError
 from sandpool.sandbox import FileEntry
 from sandpool.service.context import context_of
-from sandpool.service.routes.sandboxes import Owner
+from sandpool.service.routes.sandboxes import Access
 from sandpool.service.sandbox_schemas import FileOut, MkdirIn, RenameIn, WrittenOut
 from sandpool.service.schemas import ErrorOut
 from sandpool.service.streams import (
@@ -32,12 +32,20 @@ from sandpool.service.streams import (
 )
 from sandpool.sizes import parse_size
 
-__all__ = ["CONTENT_SUFFIX", "router"]
+__all__ = ["CONTENT_SUFFIX", "router", "upload_limit"]
 
 router = APIRouter(prefix="/v1/sandboxes/{sandbox_id}/files", tags=["files"])
 _ERRORS = {s: {"model": ErrorOut} for s in (400, 401, 403, 404, 409, 413)}
 CONTENT_SUFFIX = "/files/content"  # the streamed paths (see ``is_upload``)
 Path = Annotated[str, Query(min_length=1, max_length=4096)]
+
+
+def upload_limit(request: Request) -> int:
+    """``gateway.maxUploadSize`` in bytes (a dependency: a worker states its own)."""
+    return parse_size(context_of(request).gateway.max_upload_size)
+
+
+UploadLimit = Annotated[int, Depends(upload_limit)]
 
 
 def file_out(entry: FileEntry) -> FileOut:
@@ -52,7 +60,7 @@ def is_upload(path: str) -> bool:
 
 
 @router.get("", responses=_ERRORS)  # type: ignore[arg-type]
-def list_files(sandbox_id: str, path: Path, owner: Owner) -> list[FileOut]:
+def list_files(sandbox_id: str, path: Path, owner: Access) -> list[FileOut]:
     """The entries of the directory ``path``, by name."""
     service, tenant = owner
     service.owned(tenant, sandbox_id)
@@ -60,7 +68,7 @@ def list_files(sandbox_id: str, path: Path, owner: Owner) -> list[FileOut]:
 
 
 @router.get("/stat", responses=_ERRORS)  # type: ignore[arg-type]
-def stat_file(sandbox_id: str, path: Path, owner: Owner) -> FileOut:
+def stat_file(sandbox_id: str, path: Path, owner: Access) -> FileOut:
     """``path`` itself (a symlink is reported as one)."""
     service, tenant = owner
     service.owned(tenant, sandbox_id)
@@ -68,7 +76,7 @@ def stat_file(sandbox_id: str, path: Path, owner: Owner) -> FileOut:
 
 
 @router.delete("", status_code=204, responses=_ERRORS)  # type: ignore[arg-type]
-def remove_file(sandbox_id: str, path: Path, owner: Owner, recursive: bool = False) -> None:
+def remove_file(sandbox_id: str, path: Path, owner: Access, recursive: bool = False) -> None:
     """Remove a file, symlink or empty directory (``recursive``: a whole tree)."""
     service, tenant = owner
     service.owned(tenant, sandbox_id)
@@ -76,7 +84,7 @@ def remove_file(sandbox_id: str, path: Path, owner: Owner, recursive: bool = Fal
 
 
 @router.post("/mkdir", status_code=204, responses=_ERRORS)  # type: ignore[arg-type]
-def make_dir(sandbox_id: str, body: MkdirIn, owner: Owner) -> None:
+def make_dir(sandbox_id: str, body: MkdirIn, owner: Access) -> None:
     """Make a directory."""
     service, tenant = owner
     service.owned(tenant, sandbox_id)
@@ -84,7 +92,7 @@ def make_dir(sandbox_id: str, body: MkdirIn, owner: Owner) -> None:
 
 
 @router.post("/rename", status_code=204, responses=_ERRORS)  # type: ignore[arg-type]
-def rename_file(sandbox_id: str, body: RenameIn, owner: Owner) -> None:
+def rename_file(sandbox_id: str, body: RenameIn, owner: Access) -> None:
     """Move ``source`` to ``destination`` (replacing a file there)."""
     service, tenant = owner
     service.owned(tenant, sandbox_id)
@@ -93,7 +101,7 @@ def rename_file(sandbox_id: str, body: RenameIn, owner: Owner) -> None:
 
 @router.get("/content", response_class=StreamingResponse,
             responses={200: {"content": {"application/octet-stream": {}}}, **_ERRORS})  # type: ignore[dict-item]  # fmt: skip
-async def download(sandbox_id: str, path: Path, owner: Owner) -> StreamingResponse:
+async def download(sandbox_id: str, path: Path, owner: Access) -> StreamingResponse:
     """The file's bytes, streamed."""
     service, tenant = owner
     await anyio.to_thread.run_sync(service.owned, tenant, sandbox_id, limiter=STREAM_THREADS)
@@ -103,12 +111,12 @@ async def download(sandbox_id: str, path: Path, owner: Owner) -> StreamingRespon
 
 
 @router.put("/content", status_code=201, responses=_ERRORS)  # type: ignore[arg-type]
-async def upload(sandbox_id: str, path: Path, request: Request, owner: Owner,
+async def upload(sandbox_id: str, path: Path, request: Request, owner: Access,
+                 limit: UploadLimit,
                  mode: Annotated[str, Query(pattern=r"^[0-7]{1,4}$")] = "644",
                  ) -> WrittenOut:  # fmt: skip
     """Write the request body (raw bytes, streamed) to ``path``, replacing it."""
     service, tenant = owner
-    limit = parse_size(context_of(request).gateway.max_upload_size)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise upload_too_large(limit)

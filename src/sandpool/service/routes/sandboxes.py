@@ -16,12 +16,13 @@ from sandpool.service.apikeys import Principal
 from sandpool.service.auth import require_tenant
 from sandpool.service.context import authenticate, context_of
 from sandpool.service.problems import as_service_error
+from sandpool.service.sandbox_backend import SandboxAccess, SandboxBackend
 from sandpool.service.sandbox_schemas import NetworkIn, SandboxIn, SandboxOut, TtlIn
 from sandpool.service.sandboxes import SandboxService
 from sandpool.service.schemas import ErrorOut, iso
 from sandpool.store import SandboxRecord, TenantRecord
 
-__all__ = ["Owner", "router", "sandbox_out", "sandboxes_of"]
+__all__ = ["Access", "Owner", "access", "router", "sandbox_out", "sandboxes_of"]
 
 router = APIRouter(prefix="/v1/sandboxes", tags=["sandboxes"])
 Caller = Annotated[Principal, Depends(authenticate)]
@@ -29,7 +30,7 @@ _ERRORS = {s: {"model": ErrorOut} for s in (400, 401, 403, 404, 409, 429, 503)}
 _STATES = [s.value for s in SandboxState if s != SandboxState.WARM]
 
 
-def sandboxes_of(request: Request) -> SandboxService:
+def sandboxes_of(request: Request) -> SandboxBackend:
     """The server's sandboxes (503 on a server that runs none)."""
     service = context_of(request).sandboxes
     if service is None:
@@ -38,14 +39,25 @@ def sandboxes_of(request: Request) -> SandboxService:
     return service
 
 
-def _owner(request: Request, caller: Caller) -> tuple[SandboxService, TenantRecord]:
+def _owner(request: Request, caller: Caller) -> tuple[SandboxBackend, TenantRecord]:
     return sandboxes_of(request), require_tenant(caller)
 
 
-Owner = Annotated[tuple[SandboxService, TenantRecord], Depends(_owner)]
+def access(request: Request, caller: Caller) -> tuple[SandboxAccess, TenantRecord]:
+    """The exec and file routes' view: the local service (a gateway forwards those routes to
+    its workers before they get here; a worker overrides this dependency)."""
+    service = sandboxes_of(request)
+    if not isinstance(service, SandboxService):
+        raise ServiceUnavailable("this server runs no sandboxes itself",
+                                 hint="ask the gateway in front of it")  # fmt: skip
+    return service, require_tenant(caller)
 
 
-def sandbox_out(service: SandboxService, record: SandboxRecord) -> SandboxOut:
+Owner = Annotated[tuple[SandboxBackend, TenantRecord], Depends(_owner)]
+Access = Annotated[tuple[SandboxAccess, TenantRecord], Depends(access)]
+
+
+def sandbox_out(service: SandboxBackend, record: SandboxRecord) -> SandboxOut:
     """The API's view of a sandbox: its record, with the live state while it runs."""
     info = service.live_info(record.id) if record.state != "terminated" else None
     limits = record.limits

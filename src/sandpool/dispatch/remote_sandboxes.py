@@ -1,0 +1,279 @@
+"""The tenants' sandboxes of a gateway (``sandpool server --redis``): workers run them, the
+gateway admits each against its tenant's quota (atomically, in its ``QuotaLedger``), places
+it through the ``Dispatcher``, and keeps its record in the store (``limits.worker`` names the
+worker holding it). Lookups, pauses, TTLs and terminations go to that worker's public side
+(``dispatch.worker_public``); execs and files are proxied there (``dispatch.public_routes``).
+
+A sandbox that ends on its worker (TTL, idle timeout, OOM) is reported by the worker's
+heartbeat into the dispatch's record; one whose worker is lost is marked ``worker_lost``
+there by the reaper. A watcher thread reads those records every ``WATCH_INTERVAL_S`` and
+then gives the quota share back and ends the store's record with the same reason.
+
+At start (``adopt``) the records still running are counted against their tenants again if
+the dispatch still knows them running; the others are ended. ``close`` leaves the sandboxes
+to their workers (other gateways may serve them): they end by their TTL or a terminate.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from sandpool.config.resolved import ResolvedConfig
+from sandpool.dispatch.gateway import Dispatcher
+from sandpool.dispatch.worker_public import API_PREFIX
+from sandpool.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    QuotaExceeded,
+    ServiceError,
+    ServiceUnavailable,
+    WorkerLost,
+)
+from sandpool.sandbox import EndReason, SandboxInfo, SandboxRequest, SandboxState
+from sandpool.service.metrics import ServiceMetrics
+from sandpool.service.quotas import Lease, Quota, QuotaLedger
+from sandpool.service.sandboxes import WATCH_INTERVAL_S, sandbox_record
+from sandpool.sizes import parse_size
+from sandpool.store import SandboxRecord, Store, TenantRecord
+
+__all__ = ["RemoteSandboxes", "worker_error"]
+
+log = logging.getLogger("sandpool.server")
+_ENDED = (SandboxState.TERMINATING.value, SandboxState.TERMINATED.value)
+_BY_STATUS: dict[int, type[ServiceError]] = {400: InvalidRequest, 404: NotFound, 409: Conflict,
+                                             413: PayloadTooLarge}  # fmt: skip
+
+
+def worker_error(answer: httpx.Response) -> ServiceError:
+    """A worker's error answer (the public API's shape), to raise at the gateway as it is."""
+    try:
+        body = dict(answer.json())
+    except ValueError:
+        body = {"message": answer.text[:200]}
+    kind = _BY_STATUS.get(answer.status_code, ServiceUnavailable)
+    error = kind(str(body.get("message") or "the worker failed"), hint=body.get("hint"))
+    error.status, error.code = answer.status_code, str(body.get("code") or kind.code)
+    return error
+
+
+class RemoteSandboxes:
+    """A ``SandboxBackend`` over the dispatch; thread-safe (see the module docstring)."""
+
+    def __init__(self, config: ResolvedConfig, dispatcher: Dispatcher, store: Store,
+                 ledger: QuotaLedger, metrics: ServiceMetrics,
+                 quota_of: Callable[[TenantRecord], Quota], token: str) -> None:  # fmt: skip
+        self.config, self.dispatcher, self.store = config, dispatcher, store
+        self.ledger, self.metrics, self.quota_of = ledger, metrics, quota_of
+        self.client = httpx.Client(headers={"authorization": f"Bearer {token}"},
+                                   timeout=httpx.Timeout(120.0, connect=5.0))  # fmt: skip
+        self._lock = threading.Lock()
+        self._leases: dict[str, Lease] = {}
+        self._closed = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="sandbox-records", daemon=True)
+        self._watcher.start()
+
+    # ---- lookups -----------------------------------------------------------------------
+
+    def owned(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord:
+        """The tenant's sandbox record, after bringing it up to date; NotFound otherwise."""
+        self._sync(sandbox_id)
+        record = self.store.sandboxes.get(tenant.id, sandbox_id)
+        if record is None:
+            raise NotFound(f"no sandbox with id '{sandbox_id}'",
+                           hint="GET /v1/sandboxes lists yours")  # fmt: skip
+        return record
+
+    def live_info(self, sandbox_id: str) -> SandboxInfo | None:
+        """Its worker's view while it runs there (None: ended, or the worker away)."""
+        try:
+            return self._control("GET", sandbox_id)
+        except ServiceError:
+            return None
+
+    def address_of(self, sandbox_id: str) -> str:
+        """The internal address of the worker holding it (WorkerLost, NotFound)."""
+        return self.dispatcher.locate(sandbox_id)
+
+    def list(self, tenant: TenantRecord, *, state: str | None, pool: str | None,
+             labels: Mapping[str, str]) -> list[SandboxRecord]:  # fmt: skip
+        """The tenant's sandboxes, newest first, filtered."""
+        self.reconcile()
+        states = (state,) if state else ()
+        found = self.store.sandboxes.list(tenant.id, states=states, labels=dict(labels))
+        return [r for r in found if pool is None or r.pool == pool]
+
+    # ---- life --------------------------------------------------------------------------
+
+    def create(self, tenant: TenantRecord, request: SandboxRequest) -> SandboxRecord:
+        """Admit it against the tenant's quota, have a worker of its pool start it, record
+        it (PlacementTimeout, BacklogFull, or the worker's own error otherwise)."""
+        pool = self.config.pool(request.pool)
+        cpu = request.cpu if request.cpu is not None else (pool.cpu or 1.0)
+        memory = parse_size(request.memory or pool.memory)
+        try:
+            lease = self.ledger.admit(tenant.id, self.quota_of(tenant), cpu, memory)
+        except QuotaExceeded as exc:
+            self.metrics.quota_refusals.labels(exc.reason or "other").inc()
+            raise
+        try:
+            record = self._start(tenant, request, cpu, memory)
+        except BaseException:
+            lease.release()
+            raise
+        with self._lock:
+            self._leases[record.id] = lease
+        return record
+
+    def _start(self, tenant: TenantRecord, request: SandboxRequest, cpu: float,
+               memory: int) -> SandboxRecord:  # fmt: skip
+        outcome = self.dispatcher.create(request)
+        info = SandboxInfo.from_record(dict(outcome["record"]))
+        record = sandbox_record(tenant.id, info, request, cpu, memory)
+        record.limits["worker"] = str(outcome.get("worker") or "")
+        try:
+            self.store.sandboxes.add(record)
+        except BaseException:
+            self._end_quietly(info.id)
+            raise
+        return record
+
+    def pause(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord:
+        """Freeze it on its worker (409 unless running)."""
+        return self._change(tenant, sandbox_id, "POST", "/pause")
+
+    def resume(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord:
+        """Thaw it on its worker (409 unless paused)."""
+        return self._change(tenant, sandbox_id, "POST", "/resume")
+
+    def set_ttl(self, tenant: TenantRecord, sandbox_id: str, seconds: float) -> SandboxRecord:
+        """End it ``seconds`` from now."""
+        return self._change(tenant, sandbox_id, "PUT", "/ttl", {"ttl": seconds})
+
+    def set_network(self, tenant: TenantRecord, sandbox_id: str, network: str | None,
+                    allow: tuple[str, ...] | None) -> SandboxRecord:  # fmt: skip
+        """Change its network policy on its worker (400 naming what it cannot enforce)."""
+        body = {"network": network, "allow": None if allow is None else list(allow)}
+        return self._change(tenant, sandbox_id, "PUT", "/network", body)
+
+    def terminate(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord:
+        """End it (idempotent: an ended one is answered as it is)."""
+        record = self.owned(tenant, sandbox_id)
+        if record.state in _ENDED:
+            return record
+        info: SandboxInfo | None
+        try:
+            info = self._control("DELETE", sandbox_id)
+        except (NotFound, WorkerLost):
+            info = None
+        self._finish(sandbox_id, _reason(info), info.ended_at if info else None)
+        return self.owned(tenant, sandbox_id)
+
+    # ---- its worker ----------------------------------------------------------------------
+
+    def _change(self, tenant: TenantRecord, sandbox_id: str, method: str, suffix: str,
+                body: dict[str, Any] | None = None) -> SandboxRecord:  # fmt: skip
+        record = self.owned(tenant, sandbox_id)
+        if record.state in _ENDED:
+            raise Conflict(f"sandbox {sandbox_id} has ended ({record.reason})")
+        info = self._control(method, sandbox_id, suffix, body)
+        self.store.sandboxes.set_state(
+            info.id, info.state.value, reason=info.reason.value if info.reason else None,
+            ready_at=info.ready_at, expires_at=info.deadline,
+        )  # fmt: skip
+        return self.owned(tenant, sandbox_id)
+
+    def _control(self, method: str, sandbox_id: str, suffix: str = "",
+                 body: dict[str, Any] | None = None) -> SandboxInfo:  # fmt: skip
+        address = self.address_of(sandbox_id)
+        url = f"{address.rstrip('/')}{API_PREFIX}/sandboxes/{sandbox_id}{suffix}"
+        try:
+            answer = self.client.request(method, url, json=body)
+        except httpx.HTTPError as exc:
+            raise WorkerLost(f"the worker at {address} does not answer: {exc}",
+                             hint="retry; if it persists the worker is gone") from exc  # fmt: skip
+        if answer.status_code >= 400:
+            raise worker_error(answer)
+        return SandboxInfo.from_record(dict(answer.json()))
+
+    def _end_quietly(self, sandbox_id: str) -> None:
+        try:
+            self._control("DELETE", sandbox_id)
+        except ServiceError:
+            log.exception("sandbox %s: terminating failed", sandbox_id)
+
+    # ---- keeping the records in step ------------------------------------------------------
+
+    def _finish(self, sandbox_id: str, reason: str | None, ended_at: float | None) -> None:
+        """The sandbox has ended: give its share back and mark its record (once)."""
+        with self._lock:
+            lease = self._leases.pop(sandbox_id, None)
+        if lease is None:
+            return
+        lease.release()
+        self.store.sandboxes.set_state(sandbox_id, SandboxState.TERMINATED.value,
+                                       reason=reason or EndReason.ERROR.value,
+                                       ended_at=ended_at or time.time())  # fmt: skip
+
+    def _sync(self, sandbox_id: str) -> None:
+        """Finish the sandbox if the dispatch says it ended (its worker reported it, or the
+        worker was lost)."""
+        with self._lock:
+            if sandbox_id not in self._leases:
+                return
+        known = self.dispatcher.broker.sandbox(sandbox_id)
+        if known and known.get("state") not in _ENDED:
+            return
+        self._finish(sandbox_id, known.get("reason") if known else None, None)
+
+    def reconcile(self) -> None:
+        """Finish every leased sandbox that ended."""
+        with self._lock:
+            ids = list(self._leases)
+        for sandbox_id in ids:
+            self._sync(sandbox_id)
+
+    def _watch(self) -> None:
+        while not self._closed.wait(WATCH_INTERVAL_S):
+            try:
+                self.reconcile()
+            except Exception:  # Redis or the database away for a moment: try again later
+                log.exception("keeping the sandbox records in step failed")
+
+    # ---- start and stop -----------------------------------------------------------------
+
+    def adopt(self) -> tuple[int, int]:
+        """Count the recorded sandboxes still running on workers again; end the others'
+        records. How many of each."""
+        kept = ended = 0
+        for record in self.store.sandboxes.unfinished():
+            known = self.dispatcher.broker.sandbox(record.id)
+            if known and known.get("state") not in _ENDED:
+                with self._lock:
+                    self._leases[record.id] = self.ledger.restore(record.tenant_id, record.cpu,
+                                                                  record.memory)  # fmt: skip
+                kept += 1
+                continue
+            reason = (known.get("reason") if known else None) or EndReason.ERROR.value
+            self.store.sandboxes.set_state(record.id, SandboxState.TERMINATED.value,
+                                           reason=reason, ended_at=time.time())  # fmt: skip
+            ended += 1
+        return kept, ended
+
+    def close(self, terminate: bool = True) -> None:
+        """Stop the watcher; the sandboxes stay with their workers (see the module docstring:
+        ``terminate`` is not this gateway's to do)."""
+        self._closed.set()
+        self._watcher.join()
+        self.client.close()
+
+
+def _reason(info: SandboxInfo | None) -> str | None:
+    return info.reason.value if info and info.reason else None

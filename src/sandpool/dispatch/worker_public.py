@@ -1,0 +1,114 @@
+"""A worker's side of the public sandbox API: the gateway checks the tenant (and that the
+sandbox is theirs), then forwards the request here (``dispatch.public_routes``) or calls the
+controls below (``dispatch.remote_sandboxes``). Everything is under ``/internal/v1/api`` and
+needs the worker token:
+
+    *      /internal/v1/api/v1/sandboxes/{id}/execs…, …/files…   the public exec and file
+                                                                  routes themselves, run here
+    GET    /internal/v1/api/sandboxes/{id}                        the sandbox (its record JSON)
+    DELETE /internal/v1/api/sandboxes/{id}                        terminate it; its final record
+    POST   /internal/v1/api/sandboxes/{id}/pause, /resume         freeze, thaw
+    PUT    /internal/v1/api/sandboxes/{id}/ttl {"ttl"}            end it ttl seconds from now
+    PUT    /internal/v1/api/sandboxes/{id}/network {"network", "allow"}
+
+Errors are the public API's (``{"code", "message", "hint"}`` and its statuses), so the
+gateway passes them on as they are.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from starlette.routing import Mount
+
+from sandpool.dispatch.worker_api import bearer_check
+from sandpool.errors import InvalidNetworkPolicy, InvalidRequest
+from sandpool.sandbox import EndReason, SandboxInfo, SandboxManager
+from sandpool.service.metrics import ServiceMetrics
+from sandpool.service.problems import install_handlers
+from sandpool.service.routes import execs, files
+from sandpool.service.routes.files import upload_limit
+from sandpool.service.routes.sandboxes import access
+from sandpool.service.sandbox_backend import SandboxAccess
+from sandpool.store import SandboxRecord, TenantRecord
+
+__all__ = ["API_PREFIX", "mount_public_api"]
+
+API_PREFIX = "/internal/v1/api"
+_GATEWAY = TenantRecord(id="", name="(gateway)", created_at=0.0)  # the gateway checked the owner
+
+
+class _WorkerAccess:
+    """Every sandbox of this worker's manager (the gateway did the tenant's check)."""
+
+    def __init__(self, manager: SandboxManager) -> None:
+        self._manager = manager
+
+    @property
+    def manager(self) -> SandboxManager:
+        return self._manager
+
+    def owned(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord:
+        info = self._manager.get(sandbox_id)  # SandboxNotFound: 404
+        return SandboxRecord(id=info.id, tenant_id=tenant.id, pool=info.pool,
+                             state=info.state.value, created_at=info.created_at)  # fmt: skip
+
+
+def _controls(app: FastAPI, manager: SandboxManager) -> None:
+    @app.get("/sandboxes/{sandbox_id}")
+    def get(sandbox_id: str) -> dict[str, Any]:
+        return manager.get(sandbox_id).to_record()
+
+    @app.delete("/sandboxes/{sandbox_id}")
+    def terminate(sandbox_id: str) -> dict[str, Any]:
+        info = manager.terminate(sandbox_id, EndReason.KILLED)
+        return _record(info)
+
+    @app.post("/sandboxes/{sandbox_id}/pause")
+    def pause(sandbox_id: str) -> dict[str, Any]:
+        return manager.pause(sandbox_id).to_record()
+
+    @app.post("/sandboxes/{sandbox_id}/resume")
+    def resume(sandbox_id: str) -> dict[str, Any]:
+        return manager.resume(sandbox_id).to_record()
+
+    @app.put("/sandboxes/{sandbox_id}/ttl")
+    def set_ttl(sandbox_id: str, body: dict[str, float]) -> dict[str, Any]:
+        return manager.set_ttl(sandbox_id, float(body["ttl"])).to_record()
+
+    @app.put("/sandboxes/{sandbox_id}/network")
+    def set_network(sandbox_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        allow = body.get("allow")
+        try:
+            manager.set_network(sandbox_id, body.get("network"),
+                                None if allow is None else tuple(allow))  # fmt: skip
+        except InvalidNetworkPolicy as exc:
+            raise InvalidRequest(f"allow: {exc.message}", hint=exc.hint, field="allow") from exc
+        return manager.get(sandbox_id).to_record()
+
+
+def _record(info: SandboxInfo) -> dict[str, Any]:
+    record = info.to_record()
+    record["ended_at"] = record.get("ended_at") or time.time()
+    return record
+
+
+def mount_public_api(app: FastAPI, manager: SandboxManager, token: str,
+                     max_upload: int) -> None:  # fmt: skip
+    """Mount the worker's side of the public API on its internal ``app``."""
+    api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None,
+                  dependencies=[Depends(bearer_check(token))])  # fmt: skip
+    worker_access = _WorkerAccess(manager)
+
+    def override() -> tuple[SandboxAccess, TenantRecord]:
+        return worker_access, _GATEWAY
+
+    api.dependency_overrides[access] = override
+    api.dependency_overrides[upload_limit] = lambda: max_upload
+    api.include_router(execs.router)
+    api.include_router(files.router)
+    _controls(api, manager)
+    install_handlers(api, ServiceMetrics())
+    app.router.routes.insert(0, Mount(API_PREFIX, app=api))  # before the "/" mount of the rest
