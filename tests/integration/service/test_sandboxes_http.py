@@ -89,8 +89,9 @@ def test_the_sdk_quick_start(server: ServerProcess, monkeypatch: pytest.MonkeyPa
         assert (r.exit_code, r.stdout, r.stderr) == (3, b"1\n", b"oops\n")
         assert not r.oom_killed and not r.timed_out
         data = bytes(range(256)) * 1000
-        sb.files.mkdir("/data")
+        # as in the contract: no mkdir first, the missing parents are made
         assert sb.files.write("/data/in.bin", data) == len(data)
+        assert sb.files.write("/deep/er/f", b"x") == 1 and sb.files.read("/deep/er/f") == b"x"
         assert sb.files.read("/data/in.bin") == data
         assert [f.name for f in sb.files.list("/data")] == ["in.bin"]
         again = Sandbox.connect(sb.id)

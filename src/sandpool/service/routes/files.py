@@ -11,6 +11,7 @@ upload leaves no partial file.
 from __future__ import annotations
 
 import contextlib
+import posixpath
 from typing import Annotated
 
 import anyio.to_thread
@@ -115,7 +116,8 @@ async def upload(sandbox_id: str, path: Path, request: Request, owner: Access,
                  limit: UploadLimit,
                  mode: Annotated[str, Query(pattern=r"^[0-7]{1,4}$")] = "644",
                  ) -> WrittenOut:  # fmt: skip
-    """Write the request body (raw bytes, streamed) to ``path``, replacing it."""
+    """Write the request body (raw bytes, streamed) to ``path``, replacing it (its missing
+    parent directories are made first)."""
     service, tenant = owner
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -123,6 +125,9 @@ async def upload(sandbox_id: str, path: Path, request: Request, owner: Access,
     await anyio.to_thread.run_sync(service.owned, tenant, sandbox_id, limiter=STREAM_THREADS)
     source = body_source(request.stream(), limit)
     manager = service.manager
+    parent = posixpath.dirname(path)  # created as needed, as other platforms' SDKs do
+    await anyio.to_thread.run_sync(manager.make_dir, sandbox_id, parent, True,
+                                   limiter=STREAM_THREADS)  # fmt: skip
     try:
         size = await anyio.to_thread.run_sync(manager.write_file, sandbox_id, path, source,
                                               int(mode, 8), limiter=STREAM_THREADS)  # fmt: skip
