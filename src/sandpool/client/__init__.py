@@ -18,7 +18,13 @@ from sandpool.client.aio import AsyncClient
 from sandpool.client.asandbox import AsyncExecStream, AsyncSandbox, AsyncSandboxFiles
 from sandpool.client.models import ApiKey, CreatedKey, Me, Pool, RunResult, Tenant
 from sandpool.client.sandbox import ExecStream, Sandbox, SandboxFiles
-from sandpool.client.sandbox_models import ExecResult, FileInfo, OutputChunk, SandboxInfo
+from sandpool.client.sandbox_models import (
+    ExecResult,
+    FileInfo,
+    OutputChunk,
+    SandboxInfo,
+    SandboxUsage,
+)
 from sandpool.client.sync import Client
 from sandpool.client.transport import API_KEY_ENV, URL_ENV, RetryPolicy
 from sandpool.errors import (
@@ -65,6 +71,7 @@ __all__ = [
     "Sandbox",
     "SandboxFiles",
     "SandboxInfo",
+    "SandboxUsage",
     "ServiceError",
     "ServiceUnavailable",
     "ServiceUnreachable",

@@ -8,13 +8,33 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ExecResult", "FileInfo", "OutputChunk", "SandboxInfo", "StreamCursor"]
+__all__ = ["ExecResult", "FileInfo", "OutputChunk", "SandboxInfo", "SandboxUsage", "StreamCursor"]
+
+
+@dataclass(frozen=True)
+class SandboxUsage:
+    """What a running sandbox uses, as the server read it with the answer: cpu seconds,
+    memory in use and its peak, disk used (bytes); None where the runtime keeps no figure."""
+
+    cpu_seconds: float | None
+    memory_bytes: int | None
+    memory_peak_bytes: int | None
+    disk_used_bytes: int | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> SandboxUsage | None:
+        """From a sandbox answer's ``usage`` (None once the sandbox ended)."""
+        if not data:
+            return None
+        return cls(data.get("cpuSeconds"), data.get("memoryBytes"),
+                   data.get("memoryPeakBytes"), data.get("diskUsedBytes"))  # fmt: skip
 
 
 @dataclass(frozen=True)
 class SandboxInfo:
     """One sandbox as the server reports it (``reason`` once terminated: ttl, idle, oom,
-    killed, error)."""
+    killed, error; ``usage`` while it runs, read when the answer was made: ``refresh()``
+    reads it again)."""
 
     id: str
     pool: str
@@ -32,6 +52,7 @@ class SandboxInfo:
     allow: tuple[str, ...] = ()
     network_bytes_in: int | None = None
     network_bytes_out: int | None = None
+    usage: SandboxUsage | None = None
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
@@ -45,7 +66,8 @@ class SandboxInfo:
             ended_at=data["endedAt"], oom_kills=data["oomKills"],
             network=data.get("network"), allow=tuple(data.get("allow") or ()),
             network_bytes_in=data.get("networkBytesIn"),
-            network_bytes_out=data.get("networkBytesOut"), raw=dict(data),
+            network_bytes_out=data.get("networkBytesOut"),
+            usage=SandboxUsage.from_json(data.get("usage")), raw=dict(data),
         )  # fmt: skip
 
 

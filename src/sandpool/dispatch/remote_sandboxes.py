@@ -33,11 +33,13 @@ from sandpool.errors import (
     NotFound,
     PayloadTooLarge,
     QuotaExceeded,
+    SandpoolError,
     ServiceError,
     ServiceUnavailable,
     WorkerLost,
 )
 from sandpool.sandbox import EndReason, SandboxInfo, SandboxRequest, SandboxState
+from sandpool.sandbox.usage import SandboxUsage
 from sandpool.service.metrics import ServiceMetrics
 from sandpool.service.quotas import Lease, Quota, QuotaLedger
 from sandpool.service.sandboxes import WATCH_INTERVAL_S, sandbox_record
@@ -97,6 +99,16 @@ class RemoteSandboxes:
             return self._control("GET", sandbox_id)
         except ServiceError:
             return None
+
+    def usage(self, sandbox_id: str) -> SandboxUsage | None:
+        """Its usage as its worker reads it (None: ended, or the worker away)."""
+        try:
+            address = self.address_of(sandbox_id)
+            url = f"{address.rstrip('/')}{API_PREFIX}/sandboxes/{sandbox_id}/usage"
+            answer = self.client.get(url)
+        except (SandpoolError, httpx.HTTPError):
+            return None
+        return SandboxUsage.from_json(dict(answer.json())) if answer.status_code == 200 else None
 
     def address_of(self, sandbox_id: str) -> str:
         """The internal address of the worker holding it (WorkerLost, NotFound)."""

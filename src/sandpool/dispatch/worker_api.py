@@ -4,6 +4,8 @@ the worker token (``Authorization: Bearer $SANDPOOL_WORKER_TOKEN``); the gateway
 public API's requests here (``dispatch.proxy``).
 
     GET    /healthz, /readyz                              probes (no token)
+    GET    /metrics                                       Prometheus: its sandboxes, warm
+                                                          pools and execs (no token)
     GET    /internal/v1/sandboxes/{id}                    its state (JSON)
     DELETE /internal/v1/sandboxes/{id}                    terminate it; its final state
     POST   /internal/v1/sandboxes/{id}/exec               run a command: NDJSON, one output
@@ -42,6 +44,7 @@ from sandpool.errors import (
 )
 from sandpool.sandbox.manager import SandboxManager
 from sandpool.sandbox.models import ExecRequest, ExecResult
+from sandpool.service.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 
 __all__ = ["bearer_check", "create_worker_app", "error_answer"]
 
@@ -197,9 +200,17 @@ def _with_output(result: ExecResult) -> list[Any]:
 
 
 def create_worker_app(manager: SandboxManager, token: str,
-                      ready: Callable[[], bool] = lambda: True) -> FastAPI:  # fmt: skip
-    """The worker's internal app over its ``manager`` (``ready``: the /readyz answer)."""
+                      ready: Callable[[], bool] = lambda: True,
+                      metrics: ServiceMetrics | None = None) -> FastAPI:  # fmt: skip
+    """The worker's internal app over its ``manager`` (``ready``: the /readyz answer;
+    ``metrics``: served on /metrics, like the probes without the token)."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    if metrics is not None:
+        registry = metrics
+
+        @app.get("/metrics")
+        def metrics_text() -> Response:
+            return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -26,6 +26,8 @@ from sandpool.dispatch.worker_api import create_worker_app
 from sandpool.dispatch.worker_public import mount_public_api
 from sandpool.errors import ConfigError, DispatchError
 from sandpool.sandbox.manager import SandboxManager
+from sandpool.service.dashboard.figures import SandboxCollector
+from sandpool.service.metrics import ServiceMetrics
 from sandpool.service.server import bind
 from sandpool.sizes import parse_size
 
@@ -94,10 +96,13 @@ def serve_worker(config: ResolvedConfig, pool_name: str, runtime_ok: bool,
         manager = sandpool.sandboxes
         agent = WorkerAgent(GatewayLink(options.gateway, options.token), manager, spec)
         threads = _start(agent)
+        metrics = worker_metrics(manager)
         app = create_worker_app(manager, options.token,
-                                ready=lambda: runtime_ok and agent.registered.is_set())  # fmt: skip
+                                ready=lambda: runtime_ok and agent.registered.is_set(),
+                                metrics=metrics)  # fmt: skip
         # the gateway bounds an upload by its own gateway.maxUploadSize; this is the backstop
-        mount_public_api(app, manager, options.token, parse_size(GatewayConfig().max_upload_size))
+        mount_public_api(app, manager, options.token, parse_size(GatewayConfig().max_upload_size),
+                         metrics)  # fmt: skip
         log.info("serving the worker endpoint on %s", spec.address)
         server = uvicorn.Config(app, http="h11", loop="asyncio", lifespan="off",
                                 access_log=False, log_config=None, server_header=False)  # fmt: skip
@@ -109,6 +114,15 @@ def serve_worker(config: ResolvedConfig, pool_name: str, runtime_ok: bool,
             uvicorn.Server(server).run(sockets=[sock])
         finally:
             _stop(agent, manager, threads)
+
+
+def worker_metrics(manager: SandboxManager) -> ServiceMetrics:
+    """The worker's /metrics: its sandboxes by pool and state (the dashboard's figures), its
+    warm pools and the execs run here."""
+    metrics = ServiceMetrics()
+    metrics.watch(manager)
+    metrics.registry.register(SandboxCollector(manager.list))
+    return metrics
 
 
 def _start(agent: WorkerAgent) -> list[threading.Thread]:

@@ -6,6 +6,7 @@ needs the worker token:
     *      /internal/v1/api/v1/sandboxes/{id}/execs…, …/files…   the public exec and file
                                                                   routes themselves, run here
     GET    /internal/v1/api/sandboxes/{id}                        the sandbox (its record JSON)
+    GET    /internal/v1/api/sandboxes/{id}/usage                  its cpu, memory, disk now
     DELETE /internal/v1/api/sandboxes/{id}                        terminate it; its final record
     POST   /internal/v1/api/sandboxes/{id}/pause, /resume         freeze, thaw
     PUT    /internal/v1/api/sandboxes/{id}/ttl {"ttl"}            end it ttl seconds from now
@@ -26,12 +27,14 @@ from starlette.routing import Mount
 from sandpool.dispatch.worker_api import bearer_check
 from sandpool.errors import InvalidNetworkPolicy, InvalidRequest
 from sandpool.sandbox import EndReason, SandboxInfo, SandboxManager
+from sandpool.sandbox.usage import read_usage
 from sandpool.service.metrics import ServiceMetrics
 from sandpool.service.problems import install_handlers
 from sandpool.service.routes import execs, files
 from sandpool.service.routes.files import upload_limit
 from sandpool.service.routes.sandboxes import access
 from sandpool.service.sandbox_backend import SandboxAccess
+from sandpool.service.sandbox_errors import check_network_change
 from sandpool.store import SandboxRecord, TenantRecord
 
 __all__ = ["API_PREFIX", "mount_public_api"]
@@ -43,12 +46,16 @@ _GATEWAY = TenantRecord(id="", name="(gateway)", created_at=0.0)  # the gateway 
 class _WorkerAccess:
     """Every sandbox of this worker's manager (the gateway did the tenant's check)."""
 
-    def __init__(self, manager: SandboxManager) -> None:
-        self._manager = manager
+    def __init__(self, manager: SandboxManager, metrics: ServiceMetrics) -> None:
+        self._manager, self._metrics = manager, metrics
 
     @property
     def manager(self) -> SandboxManager:
         return self._manager
+
+    @property
+    def metrics(self) -> ServiceMetrics:
+        return self._metrics
 
     def owned(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord:
         info = self._manager.get(sandbox_id)  # SandboxNotFound: 404
@@ -60,6 +67,11 @@ def _controls(app: FastAPI, manager: SandboxManager) -> None:
     @app.get("/sandboxes/{sandbox_id}")
     def get(sandbox_id: str) -> dict[str, Any]:
         return manager.get(sandbox_id).to_record()
+
+    @app.get("/sandboxes/{sandbox_id}/usage")
+    def usage(sandbox_id: str) -> dict[str, Any]:
+        manager.get(sandbox_id)  # SandboxNotFound: 404
+        return read_usage(manager.state_dir, sandbox_id).to_json()
 
     @app.delete("/sandboxes/{sandbox_id}")
     def terminate(sandbox_id: str) -> dict[str, Any]:
@@ -81,6 +93,7 @@ def _controls(app: FastAPI, manager: SandboxManager) -> None:
     @app.put("/sandboxes/{sandbox_id}/network")
     def set_network(sandbox_id: str, body: dict[str, Any]) -> dict[str, Any]:
         allow = body.get("allow")
+        check_network_change(manager.get(sandbox_id), body.get("network"))
         try:
             manager.set_network(sandbox_id, body.get("network"),
                                 None if allow is None else tuple(allow))  # fmt: skip
@@ -95,12 +108,14 @@ def _record(info: SandboxInfo) -> dict[str, Any]:
     return record
 
 
-def mount_public_api(app: FastAPI, manager: SandboxManager, token: str,
-                     max_upload: int) -> None:  # fmt: skip
-    """Mount the worker's side of the public API on its internal ``app``."""
+def mount_public_api(app: FastAPI, manager: SandboxManager, token: str, max_upload: int,
+                     metrics: ServiceMetrics | None = None) -> None:  # fmt: skip
+    """Mount the worker's side of the public API on its internal ``app`` (its execs counted
+    in ``metrics``)."""
     api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(bearer_check(token))])  # fmt: skip
-    worker_access = _WorkerAccess(manager)
+    metrics = metrics or ServiceMetrics()
+    worker_access = _WorkerAccess(manager, metrics)
 
     def override() -> tuple[SandboxAccess, TenantRecord]:
         return worker_access, _GATEWAY
@@ -110,5 +125,5 @@ def mount_public_api(app: FastAPI, manager: SandboxManager, token: str,
     api.include_router(execs.router)
     api.include_router(files.router)
     _controls(api, manager)
-    install_handlers(api, ServiceMetrics())
+    install_handlers(api, metrics)
     app.router.routes.insert(0, Mount(API_PREFIX, app=api))  # before the "/" mount of the rest

@@ -5,7 +5,8 @@ the Python handle ``Sandpool.create_sandbox`` returns; ``launch`` starts and rem
 sandbox's container with ``worker.container``'s preparation; ``live`` holds one sandbox's
 state; ``execs`` runs one process in it; ``files`` reaches its filesystem from inside;
 ``output`` keeps an exec's output, bounded and replayable; ``init.c`` is its PID 1; ``warm``
-keeps each pool's ``warmPool`` of sandboxes started ahead for creates to claim.
+keeps each pool's ``warmPool`` of sandboxes started ahead for creates to claim; ``usage``
+reads what one uses (cpu, memory, disk).
 """
 
 from sandpool.sandbox.files import FileEntry

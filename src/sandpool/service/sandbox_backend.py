@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from sandpool.sandbox import SandboxInfo, SandboxManager, SandboxRequest
+from sandpool.sandbox.usage import SandboxUsage
+from sandpool.service.metrics import ServiceMetrics
 from sandpool.store import SandboxRecord, TenantRecord
 
 __all__ = ["SandboxAccess", "SandboxBackend"]
@@ -24,6 +26,8 @@ class SandboxBackend(Protocol):
     def owned(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord: ...
 
     def live_info(self, sandbox_id: str) -> SandboxInfo | None: ...
+
+    def usage(self, sandbox_id: str) -> SandboxUsage | None: ...
 
     def list(self, tenant: TenantRecord, *, state: str | None, pool: str | None,
              labels: Mapping[str, str]) -> list[SandboxRecord]: ...  # fmt: skip
@@ -45,9 +49,13 @@ class SandboxBackend(Protocol):
 
 
 class SandboxAccess(Protocol):
-    """Where the sandboxes run: the owner check (NotFound otherwise) and their manager."""
+    """Where the sandboxes run: the owner check (NotFound otherwise), their manager and the
+    metrics its execs are counted in."""
 
     @property
     def manager(self) -> SandboxManager: ...
+
+    @property
+    def metrics(self) -> ServiceMetrics: ...
 
     def owned(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord: ...

@@ -18,8 +18,9 @@ from sandpool.errors import (
     SandboxStateError,
     ServiceError,
 )
+from sandpool.sandbox.models import SandboxInfo
 
-__all__ = ["sandbox_error"]
+__all__ = ["check_network_change", "sandbox_error"]
 
 _BY_ERRNO: dict[int, type[ServiceError]] = {
     errno.ENOENT: NotFound,
@@ -47,3 +48,17 @@ def sandbox_error(error: SandboxError) -> ServiceError:
             return InvalidRequest(error.message, hint=error.hint, field="path")
         return kind(error.message, hint=error.hint)
     return InvalidRequest(error.message, hint=error.hint)
+
+
+def check_network_change(info: SandboxInfo, network: str | None) -> None:
+    """Conflict (409) for a sandbox created without a network (the network is chosen at
+    create), InvalidRequest naming ``network`` for a change to ``none``; both with the fix."""
+    if info.network == "none":
+        raise Conflict(f"sandbox {info.id} was created without a network (network 'none'); "
+                       "its network cannot be changed",
+                       hint="the network is chosen at create: create a sandbox with "
+                       '"network": "allow" (and "allow" entries) or "open"')  # fmt: skip
+    if network == "none":
+        raise InvalidRequest("network: a running sandbox cannot go to 'none'", field="network",
+                             hint='use "network": "allow" with no "allow" entries: nothing '
+                             "is reachable")  # fmt: skip

@@ -20,6 +20,7 @@ __all__ = [
     "SandboxIn",
     "SandboxLimits",
     "SandboxOut",
+    "SandboxUsageOut",
     "TtlIn",
     "WrittenOut",
 ]
@@ -58,6 +59,17 @@ class SandboxIn(ApiModel):
     allow: AllowList | None = None
 
 
+class SandboxUsageOut(ApiModel):
+    """What a running sandbox uses, read when asked: cpu seconds, memory in use and its peak
+    (its cgroup), disk used (its own disk: writable layer and files); null where the runtime
+    keeps no such figure."""
+
+    cpu_seconds: float | None
+    memory_bytes: int | None
+    memory_peak_bytes: int | None
+    disk_used_bytes: int | None
+
+
 class SandboxOut(ApiModel):
     """One sandbox of the caller's tenant. ``reason`` (once terminated): ttl, idle, oom,
     killed or error; ``cpu``/``memory``: what it counts against the quota."""
@@ -84,6 +96,7 @@ class SandboxOut(ApiModel):
     allow: list[str] = Field(default_factory=list)
     network_bytes_in: int | None = None  # host side of its veth (None: no network)
     network_bytes_out: int | None = None
+    usage: SandboxUsageOut | None = None  # while it runs (None once ended)
 
 
 class TtlIn(ApiModel):

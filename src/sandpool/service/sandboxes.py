@@ -34,8 +34,10 @@ from sandpool.errors import (
     SandpoolError,
 )
 from sandpool.sandbox import EndReason, SandboxInfo, SandboxManager, SandboxRequest, SandboxState
-from sandpool.service.metrics import ServiceMetrics
+from sandpool.sandbox.usage import SandboxUsage, read_usage
+from sandpool.service.metrics import ServiceMetrics, create_source
 from sandpool.service.quotas import Lease, Quota, QuotaLedger
+from sandpool.service.sandbox_errors import check_network_change
 from sandpool.sizes import parse_size
 from sandpool.store import SandboxRecord, Store, TenantRecord
 
@@ -78,6 +80,10 @@ class SandboxService:
         except SandpoolError:
             return None
 
+    def usage(self, sandbox_id: str) -> SandboxUsage:
+        """What the sandbox uses now (its cgroup and disk; all None once it ended)."""
+        return read_usage(self.manager.state_dir, sandbox_id)
+
     def list(self, tenant: TenantRecord, *, state: str | None, pool: str | None,
              labels: Mapping[str, str]) -> list[SandboxRecord]:  # fmt: skip
         """The tenant's sandboxes, newest first, filtered."""
@@ -97,12 +103,16 @@ class SandboxService:
             lease = self.ledger.admit(tenant.id, self.quota_of(tenant), cpu, memory)
         except QuotaExceeded as exc:
             self.metrics.quota_refusals.labels(exc.reason or "other").inc()
+            self.metrics.count_create(pool.name, "refused", "none", None)
             raise
+        began = time.monotonic()
         try:
             info = self.manager.create(request)
         except BaseException:
             lease.release()
+            self.metrics.count_create(pool.name, "failed", "none", None)
             raise
+        self.metrics.count_create(pool.name, "ok", create_source(info), time.monotonic() - began)
         record = sandbox_record(tenant.id, info, request, cpu, memory)
         try:
             self.store.sandboxes.add(record)
@@ -134,8 +144,10 @@ class SandboxService:
 
     def set_network(self, tenant: TenantRecord, sandbox_id: str, network: str | None,
                     allow: tuple[str, ...] | None) -> SandboxRecord:  # fmt: skip
-        """Change the sandbox's network policy (400 naming the entry it cannot enforce)."""
+        """Change the sandbox's network policy (400 naming the entry it cannot enforce; 409
+        for a sandbox created without a network)."""
         self.owned(tenant, sandbox_id)
+        check_network_change(self.manager.get(sandbox_id), network)
         try:
             self.manager.set_network(sandbox_id, network, allow)
         except InvalidNetworkPolicy as exc:

@@ -75,6 +75,7 @@ def start_sandboxes(context: ServiceContext, manager: SandboxManager) -> Sandbox
     """The tenants' sandboxes, with those a previous server left running re-adopted."""
     service = SandboxService(context.config, manager, context.store, context.ledger,
                              context.metrics, context.quota_of)  # fmt: skip
+    context.metrics.watch(manager)
     adopted, lost = service.adopt()
     if adopted or lost:
         log.info("re-adopted %d sandboxes; %d recorded ones were gone", adopted, lost)

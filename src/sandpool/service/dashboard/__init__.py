@@ -13,7 +13,6 @@ history.py       sandboxes by state over time (a sampler thread)
 charts.py        inline SVG charts
 doctor_cache.py  ``sandpool doctor`` per pool, cached
 workers.py       the workers (today the local one; the hook for a registry)
-usage.py         a sandbox's cpu, memory peak and disk, from its cgroup and disk
 words.py         state reasons and failure causes in words, with fixes
 templating.py    template filters
 """

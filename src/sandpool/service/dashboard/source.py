@@ -16,9 +16,9 @@ from pathlib import Path
 from sandpool.errors import NotFound, SandpoolError
 from sandpool.sandbox.manager import SandboxManager
 from sandpool.sandbox.models import ExecSummary, SandboxInfo
+from sandpool.sandbox.usage import SandboxUsage, read_usage
 from sandpool.service.apikeys import Principal
 from sandpool.service.context import ServiceContext
-from sandpool.service.dashboard.usage import SandboxUsage, read_usage
 from sandpool.service.dashboard.words import reason_in_words
 from sandpool.store.records import SandboxRecord
 from sandpool.store.sandbox_listing import SandboxFilter, SandboxListing, SandboxPage, tenants_of

@@ -60,10 +60,12 @@ async def _owned(owner: tuple[SandboxAccess, TenantRecord], sandbox_id: str) -> 
 
 @router.post("", status_code=201, responses=_ERRORS)  # type: ignore[arg-type]
 def start_exec(sandbox_id: str, body: ExecIn, owner: Access) -> ExecOut:
-    """Start ``command`` in the running sandbox (409 when paused or ended)."""
+    """Start ``command`` in the running sandbox (409 when paused or ended); counted in
+    ``sandpool_execs_total`` once it ends."""
     service, tenant = owner
-    service.owned(tenant, sandbox_id)
+    record = service.owned(tenant, sandbox_id)
     exec_id = service.manager.exec_start(sandbox_id, _request(body))
+    service.metrics.execs.started(service.manager, record.pool, sandbox_id, exec_id)
     return _out(service, sandbox_id, exec_id, None)
 
 

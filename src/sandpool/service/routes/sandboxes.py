@@ -11,13 +11,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from sandpool.errors import InvalidRequest, ServiceUnavailable, UnknownPool
-from sandpool.sandbox import SandboxRequest, SandboxState
+from sandpool.sandbox import SandboxInfo, SandboxRequest, SandboxState
 from sandpool.service.apikeys import Principal
 from sandpool.service.auth import require_tenant
 from sandpool.service.context import authenticate, context_of
 from sandpool.service.problems import as_service_error
 from sandpool.service.sandbox_backend import SandboxAccess, SandboxBackend
-from sandpool.service.sandbox_schemas import NetworkIn, SandboxIn, SandboxOut, TtlIn
+from sandpool.service.sandbox_schemas import (
+    NetworkIn,
+    SandboxIn,
+    SandboxOut,
+    SandboxUsageOut,
+    TtlIn,
+)
 from sandpool.service.sandboxes import SandboxService
 from sandpool.service.schemas import ErrorOut, iso
 from sandpool.store import SandboxRecord, TenantRecord
@@ -75,7 +81,20 @@ def sandbox_out(service: SandboxBackend, record: SandboxRecord) -> SandboxOut:
         network=info.network if info else None, allow=list(info.allow) if info else [],
         network_bytes_in=info.network_bytes_in if info else None,
         network_bytes_out=info.network_bytes_out if info else None,
+        usage=_usage(service, info),
     )  # fmt: skip
+
+
+def _usage(service: SandboxBackend, info: SandboxInfo | None) -> SandboxUsageOut | None:
+    """The sandbox's usage while it lives (where it runs: here, or its worker)."""
+    if info is None or info.state in (SandboxState.TERMINATED, SandboxState.TERMINATING):
+        return None
+    usage = service.usage(info.id)
+    if usage is None:
+        return None
+    return SandboxUsageOut(cpu_seconds=usage.cpu_seconds, memory_bytes=usage.memory_now,
+                    memory_peak_bytes=usage.memory_peak,
+                    disk_used_bytes=usage.disk_used)  # fmt: skip
 
 
 def _request(body: SandboxIn) -> SandboxRequest:

@@ -1,5 +1,7 @@
-"""What a running sandbox uses now, read from its cgroup and its disk: cpu seconds, memory
-peak, disk used. Missing figures (a runtime that keeps no such counter) are None."""
+"""What a sandbox uses now, read from its cgroup and its disk: cpu seconds, memory now and at
+its peak, disk used. Cheap (a few small file reads and one ``statvfs``), so the dashboard,
+``GET /v1/sandboxes/{id}`` and ``/metrics`` read it when asked. A figure that cannot be read
+(a runtime that keeps no such counter, a sandbox gone meanwhile) is None."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sandpool.sandbox.launch import disk_path
 from sandpool.worker.cgroups import CGROUP_ROOT, detect_cgroup_version
@@ -18,11 +21,23 @@ __all__ = ["SandboxUsage", "read_usage"]
 
 @dataclass(frozen=True)
 class SandboxUsage:
-    """cpu in seconds, memory peak and disk used in bytes."""
+    """cpu in seconds; memory now, memory peak and disk used in bytes."""
 
     cpu_seconds: float | None
     memory_peak: int | None
     disk_used: int | None
+    memory_now: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The camelCase view (the API's ``usage``)."""
+        return {"cpuSeconds": self.cpu_seconds, "memoryBytes": self.memory_now,
+                "memoryPeakBytes": self.memory_peak, "diskUsedBytes": self.disk_used}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SandboxUsage:
+        """Read ``to_json``'s output back (a worker's answer to its gateway)."""
+        return cls(data.get("cpuSeconds"), data.get("memoryPeakBytes"),
+                   data.get("diskUsedBytes"), data.get("memoryBytes"))  # fmt: skip
 
 
 def read_usage(state_dir: Path, sandbox_id: str, root: Path = CGROUP_ROOT) -> SandboxUsage:
@@ -35,11 +50,13 @@ def read_usage(state_dir: Path, sandbox_id: str, root: Path = CGROUP_ROOT) -> Sa
         cpu_us = _stat(root / rel / "cpu.stat", "usage_usec")
         cpu = None if cpu_us is None else cpu_us / 1e6
         peak = _number(root / rel / "memory.peak")
+        now = _number(root / rel / "memory.current")
     else:
         cpu_ns = _number(root / "cpuacct" / rel / "ctr" / "cpuacct.usage")
         cpu = None if cpu_ns is None else cpu_ns / 1e9
         peak = _number(root / "memory" / rel / "memory.max_usage_in_bytes")
-    return SandboxUsage(cpu, peak, _disk_used(disk_path(state_dir, sandbox_id)))
+        now = _number(root / "memory" / rel / "memory.usage_in_bytes")
+    return SandboxUsage(cpu, peak, _disk_used(disk_path(state_dir, sandbox_id)), now)
 
 
 def _number(path: Path) -> int | None:
@@ -58,6 +75,7 @@ def _stat(path: Path, key: str) -> int | None:
 
 
 def _disk_used(path: Path) -> int | None:
-    if not os.path.ismount(path):
-        return None
-    return shutil.disk_usage(path).used
+    with contextlib.suppress(OSError):
+        if os.path.ismount(path):
+            return shutil.disk_usage(path).used
+    return None
