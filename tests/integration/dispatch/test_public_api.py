@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from sandpool.client import Client, Conflict, NotFound, QuotaExceeded, Sandbox
 from tests.integration.conftest import reachable_tmp_dir
@@ -151,6 +152,49 @@ def test_tenants_are_kept_apart_and_quotas_admitted_at_the_gateway(cluster: Clus
         first.close()
         second.close()
     assert _usage(cluster, own) == 0
+
+
+def _worker_sample(worker: Worker, name: str, **labels: str) -> float:
+    """One sample of the worker's own ``/metrics`` (0 when absent)."""
+    text = httpx.get(f"{worker.address}/metrics", timeout=30).text
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return 0.0
+
+
+def test_usage_through_the_gateway_and_the_workers_metrics(cluster: Cluster) -> None:
+    """A sandbox's usage is its worker's reading, forwarded; the worker's /metrics counts its
+    sandboxes and the execs run there."""
+    own, other = cluster.key("epsilon"), cluster.key("zeta")
+    execs = _worker_sample(cluster.runc, "sandpool_execs_total", pool="performance",
+                           exit_class="ok")  # fmt: skip
+    with Sandbox.create(pool="performance", url=cluster.gateway.url, api_key=own) as sb:
+        start = sb.refresh().usage
+        assert start is not None and start.disk_used_bytes is not None
+        write = ["dd", "if=/dev/urandom", "of=/big.bin", "bs=1M", "count=20", "conv=fsync"]
+        assert sb.exec(write).exit_code == 0
+        grown = sb.refresh().usage
+        assert grown is not None and grown.disk_used_bytes is not None
+        assert grown.disk_used_bytes >= start.disk_used_bytes + 19 * 1024 * 1024
+        assert (grown.cpu_seconds or 0) > 0 and (grown.memory_peak_bytes or 0) > 0
+        with pytest.raises(NotFound):
+            Sandbox.connect(sb.id, url=cluster.gateway.url, api_key=other)
+        assert _worker_sample(cluster.runc, "sandpool_sandboxes", pool="performance",
+                              state="running") >= 1  # fmt: skip
+        deadline = time.monotonic() + 10
+        while (
+            time.monotonic() < deadline
+            and _worker_sample(
+                cluster.runc, "sandpool_execs_total", pool="performance", exit_class="ok"
+            )
+            < execs + 1
+        ):
+            time.sleep(0.2)
+        assert _worker_sample(cluster.runc, "sandpool_execs_total", pool="performance",
+                              exit_class="ok") == execs + 1  # fmt: skip
+    assert sb.info.usage is None  # ended: nothing to read
 
 
 def test_a_sandbox_lost_with_its_worker_ends_and_gives_its_quota_back() -> None:
