@@ -4,14 +4,17 @@ network-change check."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sandpool.client import AsyncClient, AsyncSandbox, Client, Sandbox
 from sandpool.client import SandboxUsage as ClientUsage
 from sandpool.errors import Conflict, InvalidRequest, SandboxStateError
 from sandpool.sandbox import EndReason, ExecResult, SandboxInfo, SandboxManager
@@ -152,3 +155,29 @@ def test_a_network_change_needs_a_network_made_at_create() -> None:
         check_network_change(info(network="allow"), "none")
     assert bad.value.field == "network"
     check_network_change(info(network="allow"), "open")  # allowed
+
+
+SANDBOX_ANSWER = {
+    "id": "sp-1", "pool": "p", "image": "img", "state": "running", "reason": None,
+    "labels": {}, "containerRuntime": "runc", "gvisorPlatform": None,
+    "createdAt": "2026-01-01T00:00:00.000Z", "expiresAt": None, "endedAt": None,
+    "oomKills": 0, "usage": {"cpuSeconds": 0.25, "memoryBytes": 1024,
+                             "memoryPeakBytes": 4096, "diskUsedBytes": 20 * 1024 * 1024},
+}  # fmt: skip
+
+
+def _answer(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json=SANDBOX_ANSWER)
+
+
+def test_both_sdk_twins_read_a_sandboxs_usage() -> None:
+    expected = ClientUsage(0.25, 1024, 4096, 20 * 1024 * 1024)
+    with Client("http://x", "k", transport=httpx.MockTransport(_answer)) as client:
+        assert Sandbox.connect("sp-1", client=client).refresh().usage == expected
+
+    async def connect() -> ClientUsage | None:
+        async with AsyncClient("http://x", "k", transport=httpx.MockTransport(_answer)) as aio:
+            sb = await AsyncSandbox.connect("sp-1", client=aio)
+            return (await sb.refresh()).usage
+
+    assert asyncio.run(connect()) == expected
