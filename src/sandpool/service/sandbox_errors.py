@@ -1,6 +1,7 @@
 """A sandbox's errors as the API states them: an unknown sandbox or exec is 404, a wrong
 state 409, and a failed file operation by the errno it got inside the sandbox (a missing
-path 404, one that exists 409, a full disk 413, a bad path 400)."""
+path 404, one that exists 409, a full disk 413, a bad path 400); a network change on a
+sandbox created without a network 409 (``check_network_change``)."""
 
 from __future__ import annotations
 
