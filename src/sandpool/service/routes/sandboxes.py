@@ -93,8 +93,8 @@ def _usage(service: SandboxBackend, info: SandboxInfo | None) -> SandboxUsageOut
     if usage is None:
         return None
     return SandboxUsageOut(cpu_seconds=usage.cpu_seconds, memory_bytes=usage.memory_now,
-                    memory_peak_bytes=usage.memory_peak,
-                    disk_used_bytes=usage.disk_used)  # fmt: skip
+                           memory_peak_bytes=usage.memory_peak,
+                           disk_used_bytes=usage.disk_used)  # fmt: skip
 
 
 def _request(body: SandboxIn) -> SandboxRequest:
