@@ -19,6 +19,7 @@ from sandpool.dispatch.internal_routes import install_dispatch
 from sandpool.dispatch.proxy import WorkerProxy
 from sandpool.dispatch.public_routes import install_public_routes
 from sandpool.dispatch.redis_quotas import RedisQuotas
+from sandpool.dispatch.remote_runs import RemoteRunExecutor
 from sandpool.dispatch.remote_sandboxes import RemoteSandboxes
 from sandpool.dispatch.setup import gateway_dispatch
 from sandpool.service.context import ServiceContext
@@ -41,6 +42,9 @@ def serve_gateway(context: ServiceContext, sock: socket.socket, redis_url: str,
     quotas = RedisQuotas(dispatcher.broker)
     context.ledger = quotas  # one count for every gateway, before anything is admitted
     quotas.start()
+    local_runs, context.runs.executor = (context.runs.executor,
+                                         RemoteRunExecutor(dispatcher, context.config))  # fmt: skip
+    local_runs.close()  # one-shot runs go to the workers too, not this process
     sandboxes = remote_sandboxes(context, dispatcher, token)
 
     def extend(app: FastAPI) -> None:
