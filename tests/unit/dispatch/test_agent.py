@@ -167,7 +167,8 @@ def test_a_run_delivery_goes_to_the_runner_and_its_result_is_acknowledged() -> N
     assert manager.created == [] and [p["pool"] for p in seen] == ["p"]
     outcomes = dict(link.acks)
     assert outcomes["r9"] == {"ok": True, "result": {"exit_code": 3}, "worker": "w1"}
-    assert outcomes["r8"]["ok"] is False and "run for pool other" in outcomes["r8"]["error"]["message"]
+    refused = outcomes["r8"]
+    assert refused["ok"] is False and "run for pool other" in refused["error"]["message"]
 
 
 def test_the_ready_warm_count_of_its_own_pool_is_reported() -> None:
