@@ -79,7 +79,7 @@ def test_a_bound_lease_comes_back_when_its_sandbox_ends_or_is_lost(broker: Broke
     quotas = RedisQuotas(broker, "g-a")
     spec = WorkerSpec("default", "http://127.0.0.1:1", Resources(8000, 2**34, 0, 8))
     assert broker.register("w1", spec) == "ok"
-    made = []
+    made: list[str] = []
     for _ in range(2):  # two sandboxes made on w1 through the dispatch
         request_id = f"r{len(made)}"
         broker.submit(request_id, Demand("default", Resources(1000, 2**20, 0, 1)), {})

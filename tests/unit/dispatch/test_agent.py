@@ -6,6 +6,7 @@ acknowledgement; the warm pool's ready count travels with registrations and hear
 
 from __future__ import annotations
 
+import builtins
 import threading
 import time
 from typing import Any, cast
@@ -46,7 +47,7 @@ class FakeManager:
     def warm_started(self) -> bool:
         return self.warm_ready is not None
 
-    def warm_stats(self) -> list[WarmStats]:
+    def warm_stats(self) -> builtins.list[WarmStats]:
         return [WarmStats("p", 2, ready=self.warm_ready or 0), WarmStats("other", 5, ready=5)]
 
 
