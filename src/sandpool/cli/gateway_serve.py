@@ -18,6 +18,8 @@ from sandpool.dispatch.gateway import Dispatcher
 from sandpool.dispatch.internal_routes import install_dispatch
 from sandpool.dispatch.proxy import WorkerProxy
 from sandpool.dispatch.public_routes import install_public_routes
+from sandpool.dispatch.redis_quotas import RedisQuotas
+from sandpool.dispatch.remote_runs import RemoteRunExecutor
 from sandpool.dispatch.remote_sandboxes import RemoteSandboxes
 from sandpool.dispatch.setup import gateway_dispatch
 from sandpool.service.context import ServiceContext
@@ -37,6 +39,12 @@ def serve_gateway(context: ServiceContext, sock: socket.socket, redis_url: str,
     ``local_worker`` (the config files): start a ``sandpool worker`` of each pool too."""
     dispatcher, token = gateway_dispatch(redis_url, context.config, os.environ)
     proxies: list[WorkerProxy] = []
+    quotas = RedisQuotas(dispatcher.broker)
+    context.ledger = quotas  # one count for every gateway, before anything is admitted
+    quotas.start()
+    local_runs, context.runs.executor = (context.runs.executor,
+                                         RemoteRunExecutor(dispatcher, context.config))  # fmt: skip
+    local_runs.close()  # one-shot runs go to the workers too, not this process
     sandboxes = remote_sandboxes(context, dispatcher, token)
 
     def extend(app: FastAPI) -> None:
@@ -57,6 +65,7 @@ def serve_gateway(context: ServiceContext, sock: socket.socket, redis_url: str,
         serve_http(context, sock, on_exit=on_exit, extend=extend)
     finally:
         stop_local_workers(workers)
+        quotas.close()
         dispatcher.close()
         for proxy in proxies:  # its loop is gone: close what can be closed, quietly
             with contextlib.suppress(Exception):

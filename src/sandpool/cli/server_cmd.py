@@ -71,8 +71,9 @@ def _socket_side(path: str | None, no_socket: bool,
               help="SQLAlchemy URL of the database (default: gateway.database, else SQLite "
                    "in <stateDir>/service/service.db).")  # fmt: skip
 @click.option("--redis", default=None, envvar="SANDPOOL_REDIS", metavar="URL",
-              help="Be a gateway: dispatch sandboxes to `sandpool worker --gateway` processes "
-                   "through this Redis (worker token: $SANDPOOL_WORKER_TOKEN).")  # fmt: skip
+              help="Be a gateway: dispatch sandboxes and runs to `sandpool worker --gateway` "
+                   "processes through this Redis (default: gateway.redis; worker token: "
+                   "$SANDPOOL_WORKER_TOKEN).")  # fmt: skip
 @click.option(
     "--local-worker",
     is_flag=True,
@@ -98,6 +99,7 @@ def server(listen: tuple[str, int] | None, database: str | None, redis: str | No
     _setup_logging()
     loaded = load(config_files)
     gateway = loaded.model.gateway
+    redis = redis or gateway.redis or None  # --redis / SANDPOOL_REDIS, else gateway.redis
     host, port = listen or (gateway.http.host, gateway.http.port)
     sock = bind(host, port)
     if local_worker and redis is None:

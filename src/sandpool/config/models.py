@@ -110,6 +110,13 @@ def _pool_name(name: str) -> str:
     return name
 
 
+def _redis_url(text: str) -> str:
+    if text and not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected a redis://, rediss:// or unix:// URL "
+                         "(redis://127.0.0.1:6379/0), or empty for no Redis")  # fmt: skip
+    return text
+
+
 def _cgroup_name(name: str) -> str:
     if re.fullmatch(r"[A-Za-z0-9_.-]{1,255}", name) is None or name in (".", ".."):
         raise ValueError("expected one cgroup name: letters, digits, '_', '.' or '-' "
@@ -126,6 +133,7 @@ Cpu = Annotated[StrictFloat, AfterValidator(_bounded(CPU_RANGE, "cores"))]
 Seconds = Annotated[StrictFloat, AfterValidator(_bounded(TIMEOUT_RANGE, "seconds"))]
 CgroupName = Annotated[StrictStr, AfterValidator(_cgroup_name)]
 PoolName = Annotated[StrictStr, AfterValidator(_pool_name)]
+RedisUrl = Annotated[StrictStr, AfterValidator(_redis_url)]
 AllowEntry = Annotated[StrictStr, AfterValidator(_allow_entry)]
 Ipv4Range = Annotated[StrictStr, AfterValidator(_ipv4_network(30))]
 Ipv4Net = Annotated[StrictStr, AfterValidator(_ipv4_network(32))]
@@ -299,6 +307,9 @@ class GatewayConfig(_Model):
     http: GatewayHttp = Field(default_factory=GatewayHttp)
     # A SQLAlchemy URL; empty: the SQLite file <stateDir>/service/service.db.
     database: StrictStr = ""
+    # The dispatch's Redis (a gateway: workers run the sandboxes); empty: the embedded server.
+    # ``--redis`` / SANDPOOL_REDIS override it.
+    redis: RedisUrl = ""
     shutdown_timeout: Seconds = 30.0
     # what a stopping server does with its sandboxes: end them, or leave them running for
     # the next start to adopt

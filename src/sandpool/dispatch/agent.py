@@ -12,6 +12,11 @@ worker token (as Beta9's workers do).
   remembers what it started, by request and attempt, and acknowledges again.
 - An acknowledgement the gateway refuses (``stale``: the request was given to another worker
   meanwhile) terminates the sandbox it made.
+- A ``run`` delivery (a one-shot ``POST /v1/runs`` on a gateway) runs to its end with
+  ``runner`` (``Sandpool.run_request``: a warm container when one matches) and its result
+  is the acknowledgement's outcome.
+- Registration and heartbeats carry the pool's ready warm sandboxes (``warm``), which the
+  gateway's placement prefers.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -34,6 +40,9 @@ __all__ = ["GatewayLink", "WorkerAgent"]
 
 log = logging.getLogger("sandpool.worker")
 PULL_WAIT = 10.0  # seconds a pull waits at the gateway for work
+
+
+Runner = Callable[[dict[str, Any]], dict[str, Any]]  # a run delivery's payload -> its result
 
 
 class GatewayLink:
@@ -56,15 +65,17 @@ class GatewayLink:
         data: dict[str, Any] = answer.json()
         return data
 
-    def register(self, worker_id: str, spec: WorkerSpec,
-                 held: list[dict[str, Any]]) -> tuple[str, float]:  # fmt: skip
+    def register(self, worker_id: str, spec: WorkerSpec, held: list[dict[str, Any]],
+                 warm: int | None = None) -> tuple[str, float]:  # fmt: skip
         """Register: the status (``ok``/``lost``) and the lease in seconds."""
-        body = {"workerId": worker_id, "spec": spec.to_json(), "sandboxes": held}
+        body = {"workerId": worker_id, "spec": spec.to_json(), "sandboxes": held, "warm": warm}
         answer = self._post("/workers", body)
         return str(answer["status"]), float(answer["lease"])
 
-    def heartbeat(self, worker_id: str, ended: list[dict[str, Any]]) -> str:
-        return str(self._post(f"/workers/{worker_id}/heartbeat", {"ended": ended})["status"])
+    def heartbeat(self, worker_id: str, ended: list[dict[str, Any]],
+                  warm: int | None = None) -> str:  # fmt: skip
+        body = {"ended": ended, "warm": warm}
+        return str(self._post(f"/workers/{worker_id}/heartbeat", body)["status"])
 
     def pull(self, worker_id: str, count: int, wait: float, recover: bool) -> list[Delivery]:
         data = self._post(f"/workers/{worker_id}/pull", {}, count=count, wait=wait,
@@ -106,8 +117,9 @@ class WorkerAgent:
     """Pulls the gateway's requests for one pool and runs them (see the module docstring)."""
 
     def __init__(self, link: GatewayLink, manager: SandboxManager, spec: WorkerSpec,
-                 worker_id: str | None = None) -> None:  # fmt: skip
+                 worker_id: str | None = None, runner: Runner | None = None) -> None:  # fmt: skip
         self.link, self.manager, self.spec = link, manager, spec
+        self.runner = runner  # a run delivery's payload -> its result (JSON)
         self.worker_id = worker_id or new_worker_id()
         self.stop = threading.Event()
         self.registered = threading.Event()
@@ -126,11 +138,11 @@ class WorkerAgent:
             held = [{"id": i.id, "pool": i.pool, "need": self._held.need[i.id].to_json()}
                     for i in self.manager.list(state=SandboxState.RUNNING)
                     if i.id in self._held.need]  # fmt: skip
-        status, self.lease = self.link.register(self.worker_id, self.spec, held)
+        status, self.lease = self.link.register(self.worker_id, self.spec, held, self._warm())
         if status == "lost":
             self._drop_everything()
             self.worker_id = new_worker_id()
-            self.link.register(self.worker_id, self.spec, [])
+            self.link.register(self.worker_id, self.spec, [], self._warm())
         log.info("registered with %s as %s (pool %s, runtime ok: %s)", self.link.gateway,
                  self.worker_id, self.spec.pool, self.spec.runtime_ok)  # fmt: skip
         self.registered.set()
@@ -154,7 +166,7 @@ class WorkerAgent:
     def heartbeat_once(self) -> None:
         """Renew the lease with the sandboxes that ended since the last time."""
         ended = self._ended()
-        status = self.link.heartbeat(self.worker_id, ended)
+        status = self.link.heartbeat(self.worker_id, ended, self._warm())
         if status == "ok":
             with self._lock:
                 self._held.reported.update(e["id"] for e in ended)
@@ -166,6 +178,12 @@ class WorkerAgent:
             self.register()
         else:  # unknown: Redis lost its state; the sandboxes still run here
             self.register()
+
+    def _warm(self) -> int | None:
+        """Ready warm sandboxes of this worker's pool (None: it keeps none)."""
+        if not self.manager.warm_started():
+            return None
+        return sum(s.ready for s in self.manager.warm_stats() if s.pool == self.spec.pool)
 
     def _ended(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -215,20 +233,8 @@ class WorkerAgent:
             self._ack(delivery, started)
 
     def _run(self, delivery: Delivery) -> None:
-        started = _Started(
-            {"ok": False, "error": {"type": "DispatchError", "message": "unknown request kind"}}
-        )
         try:
-            request = request_from_json(dict(delivery.payload["sandbox"]))
-            if request.pool != self.spec.pool:
-                raise DispatchError(f"worker of pool {self.spec.pool} got a request for pool "
-                                    f"{request.pool}")  # fmt: skip
-            info = self.manager.create(request)
-            with self._lock:
-                self._held.need[info.id] = _need_of(delivery)
-            started = _Started({"ok": True, "sandbox": info.to_json(), "worker": self.worker_id,
-                                "address": self.spec.address, "record": info.to_record()},
-                               info.id)  # fmt: skip
+            started = self._one_shot(delivery) if delivery.kind == "run" else self._create(delivery)
         except SandpoolError as exc:
             started = _Started(
                 {
@@ -244,6 +250,29 @@ class WorkerAgent:
         with self._lock:
             self._started[(delivery.request_id, delivery.attempt)] = started
         self._ack(delivery, started)
+
+    def _create(self, delivery: Delivery) -> _Started:
+        """Start the sandbox of a create delivery (its errors are raised as they are)."""
+        request = request_from_json(dict(delivery.payload["sandbox"]))
+        if request.pool != self.spec.pool:
+            raise DispatchError(f"worker of pool {self.spec.pool} got a request for pool "
+                                f"{request.pool}")  # fmt: skip
+        info = self.manager.create(request)
+        with self._lock:
+            self._held.need[info.id] = _need_of(delivery)
+        return _Started({"ok": True, "sandbox": info.to_json(), "worker": self.worker_id,
+                         "address": self.spec.address, "record": info.to_record()},
+                        info.id)  # fmt: skip
+
+    def _one_shot(self, delivery: Delivery) -> _Started:
+        """Run a one-shot delivery to its end (its errors are raised as they are)."""
+        if self.runner is None:
+            raise DispatchError("this worker runs no one-shot runs")
+        pool = str(delivery.payload.get("pool"))
+        if pool != self.spec.pool:
+            raise DispatchError(f"worker of pool {self.spec.pool} got a run for pool {pool}")
+        return _Started({"ok": True, "result": self.runner(delivery.payload),
+                         "worker": self.worker_id})  # fmt: skip
 
     def _ack(self, delivery: Delivery, started: _Started) -> None:
         try:

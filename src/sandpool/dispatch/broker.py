@@ -107,9 +107,11 @@ class Broker:
                              cap.memory, cap.gpus, cap.sandboxes, self._lease_ms(),
                              spec.address, *extra))  # fmt: skip
 
-    def heartbeat(self, worker_id: str) -> str:
-        """Renew the worker's lease: ``ok``, ``lost`` or ``unknown`` (register again)."""
-        return str(self._run("HEARTBEAT", worker_id, self._lease_ms()))
+    def heartbeat(self, worker_id: str, warm: int | None = None) -> str:
+        """Renew the worker's lease (and record its ready warm sandboxes): ``ok``, ``lost``
+        or ``unknown`` (register again)."""
+        ready = "" if warm is None else max(0, int(warm))
+        return str(self._run("HEARTBEAT", worker_id, self._lease_ms(), ready))
 
     def _lease_ms(self) -> int:
         return max(1, int(self.settings.lease * 1000))
@@ -139,7 +141,8 @@ class Broker:
                 free = Resources(*(int(row.get(f"free_{k}", 0))
                                    for k in ("cpu", "memory", "gpus", "sandboxes")))  # fmt: skip
                 spec = WorkerSpec.from_json(json.loads(row["spec"]))
-                found.append(WorkerState(worker_id, spec, free, bool(alive)))
+                warm = int(row.get("warm") or 0)
+                found.append(WorkerState(worker_id, spec, free, bool(alive), warm))
         return found
 
     # ---- requests --------------------------------------------------------------------------
@@ -182,10 +185,13 @@ class Broker:
         if chosen is None:
             return False
         need = demand.resources
+        claims = demand.warm and chosen.warm > 0
         answer = self._run("RESERVE", chosen.id, request_id, need.cpu, need.memory, need.gpus,
-                           need.sandboxes)  # fmt: skip
+                           need.sandboxes, "1" if claims else "0")  # fmt: skip
         if answer[0] == "ok":
-            workers[chosen.id] = WorkerState(chosen.id, chosen.spec, chosen.free.minus(need))
+            warm = chosen.warm - 1 if claims else chosen.warm
+            workers[chosen.id] = WorkerState(chosen.id, chosen.spec, chosen.free.minus(need),
+                                              True, warm)  # fmt: skip
             return True
         if answer[0] in ("dead", "full"):  # another gateway got there first: look again later
             workers.pop(chosen.id, None)

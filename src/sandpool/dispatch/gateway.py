@@ -17,6 +17,7 @@ from sandpool import errors
 from sandpool.config.resolved import ResolvedConfig
 from sandpool.dispatch.broker import EXPIRED, Broker, ReapReport
 from sandpool.dispatch.models import Demand, Resources, request_to_json
+from sandpool.dispatch.placement_warm import warm_could_serve
 from sandpool.errors import DispatchError, NotFound, PlacementTimeout, SandpoolError, WorkerLost
 from sandpool.sandbox.models import SandboxRequest
 from sandpool.sizes import parse_size
@@ -31,11 +32,13 @@ DEFAULT_MEMORY = "512Mi"
 
 def demand_for(request: SandboxRequest, config: ResolvedConfig | None = None) -> Demand:
     """What ``request`` needs of a worker: its own limits, else its pool's defaults as this
-    gateway's configuration states them, else 1 CPU and 512Mi."""
+    gateway's configuration states them, else 1 CPU and 512Mi; ``warm`` if a warm sandbox of
+    its pool would match it (``dispatch.placement_warm``)."""
     pool = config.pools.get(request.pool) if config else None
     cpu = request.cpu or (pool.cpu if pool else None) or DEFAULT_CPU
     memory = request.memory or (pool.memory if pool else None) or DEFAULT_MEMORY
-    return Demand(request.pool, Resources(int(cpu * 1000), parse_size(memory), 0, 1))
+    warm = config is not None and warm_could_serve(request, config)
+    return Demand(request.pool, Resources(int(cpu * 1000), parse_size(memory), 0, 1), warm=warm)
 
 
 def error_of(outcome: dict[str, Any]) -> SandpoolError:
@@ -65,20 +68,26 @@ class Dispatcher:
         """Queue the create, wait for a worker to run it: ``{"sandbox": info JSON, "worker":
         id, "address": URL}``. PlacementTimeout if no worker of the pool took it in time,
         BacklogFull, the worker's own error if the start failed."""
+        demand = demand_for(request, self.config)
+        payload = {"sandbox": request_to_json(request), "need": demand.resources.to_json()}
+        return self.dispatch("create", demand, payload, "the sandbox", timeout)
+
+    def dispatch(self, kind: str, demand: Demand, payload: dict[str, Any],
+                 what: str, timeout: float | None = None) -> dict[str, Any]:  # fmt: skip
+        """Queue a request of ``kind`` (``create``, ``run``), wait for the worker's outcome
+        (``ok``); PlacementTimeout naming ``what``, BacklogFull, or the worker's error."""
         request_id = uuid.uuid4().hex
         settings = self.broker.settings
         wait = settings.backlog_timeout if timeout is None else timeout
-        demand = demand_for(request, self.config)
-        payload = {"sandbox": request_to_json(request), "need": demand.resources.to_json()}
-        self.broker.submit(request_id, demand, payload, timeout=wait)
+        self.broker.submit(request_id, demand, payload, kind, timeout=wait)
         self.broker.place()
         outcome = self._wait(request_id, wait + settings.ack_timeout)
         if outcome.get("ok"):
             return outcome
         if outcome.get("error") == EXPIRED:
             raise PlacementTimeout(
-                f"no worker of pool '{request.pool}' took the sandbox within {wait:g} s",
-                hint=f"start one (`sandpool worker --pool {request.pool} --gateway URL`) or "
+                f"no worker of pool '{demand.pool}' took {what} within {wait:g} s",
+                hint=f"start one (`sandpool worker --pool {demand.pool} --gateway URL`) or "
                      "check that the pool's workers pass their runtime check",
             )  # fmt: skip
         raise error_of(outcome)

@@ -45,16 +45,24 @@ def _spec(body: dict[str, Any]) -> tuple[str, WorkerSpec, list[tuple[str, str, R
     return worker_id, spec, held
 
 
+def _warm(body: dict[str, Any]) -> int | None:
+    """The worker's ready warm sandboxes, if it said (a count; anything else is ignored)."""
+    warm = body.get("warm")
+    return warm if isinstance(warm, int) and not isinstance(warm, bool) else None
+
+
 def _worker_routes(router: APIRouter, broker: Broker) -> None:
     @router.post("/workers")
     def register(body: dict[str, Any]) -> dict[str, Any]:
         worker_id, spec, held = _spec(body)
-        return {"status": broker.register(worker_id, spec, held),
-                "lease": broker.settings.lease}  # fmt: skip
+        status = broker.register(worker_id, spec, held)
+        if status == "ok" and body.get("warm") is not None:
+            broker.heartbeat(worker_id, _warm(body))
+        return {"status": status, "lease": broker.settings.lease}
 
     @router.post("/workers/{worker_id}/heartbeat")
     def heartbeat(worker_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        status = broker.heartbeat(worker_id)
+        status = broker.heartbeat(worker_id, _warm(body))
         if status == "ok":
             for ended in body.get("ended") or ():
                 broker.release(worker_id, str(ended["id"]), str(ended.get("state")),

@@ -2,7 +2,8 @@
 Redis use their own).
 
     {p}workers              SET     ids of registered workers
-    {p}w:{id}               HASH    spec (JSON), free_cpu, free_memory, free_gpus, free_sandboxes
+    {p}w:{id}               HASH    spec (JSON), free_cpu, free_memory, free_gpus, free_sandboxes,
+                                    warm (ready warm sandboxes, as last reported)
     {p}w:{id}:hb            STRING  the heartbeat; its TTL is the worker's lease
     {p}w:{id}:q             STREAM  requests placed on the worker (group ``worker``); an entry
                                     is deleted once acknowledged, so what is left is unfinished
@@ -13,6 +14,9 @@ Redis use their own).
     {p}r:{id}               HASH    a request: demand, payload, state, attempt, worker, entry
     {p}res:{id}             LIST    its outcome (one JSON object), for BLPOP by any gateway
     {p}s:{id}               HASH    a sandbox: worker, address, pool, state, reason, need
+
+The tenant quotas' keys (``{p}qt:``, ``{p}ql:``, ``{p}qleases``, ``{p}qs:``, ``{p}gw:``) are
+described in ``dispatch.quota_scripts``.
 """
 
 from __future__ import annotations

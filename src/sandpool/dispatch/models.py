@@ -100,27 +100,30 @@ class WorkerState:
     spec: WorkerSpec
     free: Resources
     alive: bool = True
+    warm: int = 0  # ready warm sandboxes of its pool, as last reported (issue 18)
 
 
 @dataclass(frozen=True)
 class Demand:
     """What one request needs: a pool (None: any pool that does not require being named),
-    resources and a GPU type (``""`` or ``any``: whatever the worker has)."""
+    resources and a GPU type (``""`` or ``any``: whatever the worker has); ``warm``: a warm
+    sandbox of its pool would match it (placement prefers a worker with one ready)."""
 
     pool: str | None
     resources: Resources
     gpu_type: str = ""
+    warm: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """As a JSON object."""
         return {"pool": self.pool, "resources": self.resources.to_json(),
-                "gpuType": self.gpu_type}  # fmt: skip
+                "gpuType": self.gpu_type, "warm": self.warm}  # fmt: skip
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Demand:
         """From ``to_json``'s output."""
         return cls(data.get("pool"), Resources.from_json(data["resources"]),
-                   str(data.get("gpuType") or ""))  # fmt: skip
+                   str(data.get("gpuType") or ""), bool(data.get("warm")))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 Filters, in order: the worker is alive and its runtime check passed; the pool selector (a
 request that names a pool goes only to that pool's workers; one that names none goes to any
 pool that does not set ``requiresPoolSelector``); the GPU type; the resources it still has
-free. Among those left: the highest pool ``priority`` first, then the best fit (the worker
-left with the least free, as a fraction of its capacity), then the worker id (stable).
+free. Among those left: for a request a warm sandbox would match (``Demand.warm``), a worker
+that reported one ready first (issue 18: its create is a claim, not a cold start); then the
+highest pool ``priority``, then the best fit (the worker left with the least free, as a
+fraction of its capacity), then the worker id (stable).
 
 Pure functions over ``WorkerState``s: the broker reads the registry, calls ``choose`` and
 then reserves the chosen worker's resources atomically in Redis (another gateway may have
@@ -17,7 +19,7 @@ from collections.abc import Iterable
 
 from sandpool.dispatch.models import Demand, Resources, WorkerState
 
-__all__ = ["choose", "eligible", "leftover"]
+__all__ = ["choose", "eligible", "leftover", "rank"]
 
 ANY_GPU = ("", "any")
 
@@ -48,9 +50,15 @@ def leftover(worker: WorkerState, need: Resources) -> float:
     return sum(left / total for left, total in pairs if total > 0)
 
 
+def rank(worker: WorkerState, demand: Demand) -> tuple[bool, int, float, str]:
+    """The sort key of an eligible worker (lowest first)."""
+    cold = not (demand.warm and worker.warm > 0)
+    return cold, -worker.spec.priority, leftover(worker, demand.resources), worker.id
+
+
 def choose(workers: Iterable[WorkerState], demand: Demand) -> WorkerState | None:
     """The worker to take ``demand`` (None: nothing fits now; the request waits)."""
     fit = [w for w in workers if eligible(w, demand)]
     if not fit:
         return None
-    return min(fit, key=lambda w: (-w.spec.priority, leftover(w, demand.resources), w.id))
+    return min(fit, key=lambda w: rank(w, demand))

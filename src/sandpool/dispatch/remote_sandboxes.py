@@ -1,5 +1,6 @@
 """The tenants' sandboxes of a gateway (``sandpool server --redis``): workers run them, the
-gateway admits each against its tenant's quota (atomically, in its ``QuotaLedger``), places
+gateway admits each against its tenant's quota (atomically across gateways, in Redis:
+``RedisQuotas``; the lease is bound to the sandbox once it exists), places
 it through the ``Dispatcher``, and keeps its record in the store (``limits.worker`` names the
 worker holding it). Lookups, pauses, TTLs and terminations go to that worker's public side
 (``dispatch.worker_public``); execs and files are proxied there (``dispatch.public_routes``).
@@ -41,7 +42,7 @@ from sandpool.errors import (
 from sandpool.sandbox import EndReason, SandboxInfo, SandboxRequest, SandboxState
 from sandpool.sandbox.usage import SandboxUsage
 from sandpool.service.metrics import ServiceMetrics
-from sandpool.service.quotas import Lease, Quota, QuotaLedger
+from sandpool.service.quotas import Quota, QuotaLease, TenantQuotas
 from sandpool.service.sandboxes import WATCH_INTERVAL_S, sandbox_record
 from sandpool.sizes import parse_size
 from sandpool.store import SandboxRecord, Store, TenantRecord
@@ -70,14 +71,14 @@ class RemoteSandboxes:
     """A ``SandboxBackend`` over the dispatch; thread-safe (see the module docstring)."""
 
     def __init__(self, config: ResolvedConfig, dispatcher: Dispatcher, store: Store,
-                 ledger: QuotaLedger, metrics: ServiceMetrics,
+                 ledger: TenantQuotas, metrics: ServiceMetrics,
                  quota_of: Callable[[TenantRecord], Quota], token: str) -> None:  # fmt: skip
         self.config, self.dispatcher, self.store = config, dispatcher, store
         self.ledger, self.metrics, self.quota_of = ledger, metrics, quota_of
         self.client = httpx.Client(headers={"authorization": f"Bearer {token}"},
                                    timeout=httpx.Timeout(120.0, connect=5.0))  # fmt: skip
         self._lock = threading.Lock()
-        self._leases: dict[str, Lease] = {}
+        self._leases: dict[str, QuotaLease] = {}
         self._closed = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="sandbox-records", daemon=True)
         self._watcher.start()
@@ -142,6 +143,10 @@ class RemoteSandboxes:
             raise
         with self._lock:
             self._leases[record.id] = lease
+        try:
+            lease.bind(record.id)  # from now on its end gives the share back, whoever sees it
+        except ServiceError:
+            log.exception("sandbox %s: binding its quota lease failed", record.id)
         return record
 
     def _start(self, tenant: TenantRecord, request: SandboxRequest, cpu: float,
@@ -269,8 +274,8 @@ class RemoteSandboxes:
             known = self.dispatcher.broker.sandbox(record.id)
             if known and known.get("state") not in _ENDED:
                 with self._lock:
-                    self._leases[record.id] = self.ledger.restore(record.tenant_id, record.cpu,
-                                                                  record.memory)  # fmt: skip
+                    self._leases[record.id] = self.ledger.restore(
+                        record.tenant_id, record.cpu, record.memory, record.id)  # fmt: skip
                 kept += 1
                 continue
             reason = (known.get("reason") if known else None) or EndReason.ERROR.value

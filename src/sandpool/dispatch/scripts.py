@@ -58,7 +58,8 @@ redis.call('ZADD', p .. 'deadlines', ARGV[5], id)
 return 1
 """
 
-# ARGV: prefix, worker, request id, cpu, memory, gpus, sandboxes.
+# ARGV: prefix, worker, request id, cpu, memory, gpus, sandboxes, '1' if a warm sandbox would
+# serve it (the worker's reported ready count drops by one until its next heartbeat).
 # {'ok', entry, attempt} or {'dead'} / {'gone'} / {'full'}.
 RESERVE = f"""
 local p, w, id = ARGV[1], ARGV[2], ARGV[3]
@@ -72,6 +73,9 @@ for i = 1, 4 do
   if tonumber(free[i] or '0') < tonumber(ARGV[3 + i]) then return {{'full'}} end
 end
 for i = 1, 4 do redis.call('HINCRBY', wk, names[i], 0 - tonumber(ARGV[3 + i])) end
+if ARGV[8] == '1' and tonumber(redis.call('HGET', wk, 'warm') or '0') > 0 then
+  redis.call('HINCRBY', wk, 'warm', -1)
+end
 redis.call('ZREM', p .. 'backlog', id)
 local r = p .. 'r:' .. id
 local attempt = redis.call('HINCRBY', r, 'attempt', 1)
@@ -104,12 +108,14 @@ local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', wk .. ':q', 'worker', '0',
 return 'ok'
 """
 
-# ARGV: prefix, worker, lease ms. 'ok', 'lost' (declared lost: drop everything) or 'unknown'
-# (Redis forgot it, e.g. restarted without persistence: register again, with its sandboxes).
+# ARGV: prefix, worker, lease ms, ready warm sandboxes ('' if not reported). 'ok', 'lost'
+# (declared lost: drop everything) or 'unknown' (Redis forgot it, e.g. restarted without
+# persistence: register again, with its sandboxes).
 HEARTBEAT = """
 local p, w = ARGV[1], ARGV[2]
 if redis.call('SISMEMBER', p .. 'workers', w) == 1 then
   redis.call('SET', p .. 'w:' .. w .. ':hb', '1', 'PX', ARGV[3])
+  if ARGV[4] and ARGV[4] ~= '' then redis.call('HSET', p .. 'w:' .. w, 'warm', ARGV[4]) end
   return 'ok'
 end
 if redis.call('EXISTS', p .. 'lost:' .. w) == 1 then return 'lost' end

@@ -2,9 +2,10 @@
 
 It removes what a previous worker process of its state dir left (``gc``: those sandboxes
 were reported lost when its lease ran out), checks the pool's runtime, listens on its
-internal address (probes, and the exec/file endpoints the gateway proxies to), registers
-with the gateway, and then heartbeats and pulls requests until SIGTERM or SIGINT. On the
-way out it stops pulling, terminates its sandboxes and reports them ended.
+internal address (probes, and the exec/file endpoints the gateway proxies to), starts
+filling its pool's warm pool, registers with the gateway, and then heartbeats and pulls
+requests (sandbox creates, one-shot runs) until SIGTERM or SIGINT. On the way out it stops
+pulling, terminates its sandboxes and reports them ended.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import uvicorn
 
@@ -22,6 +26,7 @@ from sandpool.config.models import GatewayConfig
 from sandpool.config.resolved import ResolvedConfig
 from sandpool.dispatch.agent import GatewayLink, WorkerAgent
 from sandpool.dispatch.models import Resources, WorkerSpec
+from sandpool.dispatch.run_wire import request_from_wire, result_to_wire
 from sandpool.dispatch.worker_api import create_worker_app
 from sandpool.dispatch.worker_public import mount_public_api
 from sandpool.errors import ConfigError, DispatchError
@@ -30,8 +35,10 @@ from sandpool.service.dashboard.figures import SandboxCollector
 from sandpool.service.metrics import ServiceMetrics
 from sandpool.service.server import bind
 from sandpool.sizes import parse_size
+from sandpool.worker.container import Stdio
 
-__all__ = ["TOKEN_ENV", "WorkerOptions", "host_capacity", "serve_worker", "worker_token"]
+__all__ = ["TOKEN_ENV", "WorkerOptions", "host_capacity", "one_shot_runner", "serve_worker",
+           "worker_token"]  # fmt: skip
 
 log = logging.getLogger("sandpool.worker")
 TOKEN_ENV = "SANDPOOL_WORKER_TOKEN"
@@ -94,7 +101,9 @@ def serve_worker(config: ResolvedConfig, pool_name: str, runtime_ok: bool,
         if removed:
             log.info("removed %d containers a previous worker left", len(removed))
         manager = sandpool.sandboxes
-        agent = WorkerAgent(GatewayLink(options.gateway, options.token), manager, spec)
+        manager.start_warm()
+        agent = WorkerAgent(GatewayLink(options.gateway, options.token), manager, spec,
+                            runner=one_shot_runner(sandpool))  # fmt: skip
         threads = _start(agent)
         metrics = worker_metrics(manager)
         app = create_worker_app(manager, options.token,
@@ -123,6 +132,22 @@ def worker_metrics(manager: SandboxManager) -> ServiceMetrics:
     metrics.watch(manager)
     metrics.registry.register(SandboxCollector(manager.list))
     return metrics
+
+
+def one_shot_runner(sandpool: Sandpool) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A run delivery's payload -> its result: ``Sandpool.run_request`` with the output
+    captured and stdin fed from a file (a warm container when one matches)."""
+
+    def run(payload: dict[str, Any]) -> dict[str, Any]:
+        pool, request, stdin = request_from_wire(payload)
+        with tempfile.TemporaryFile() as feed:
+            if stdin:
+                feed.write(stdin)
+                feed.seek(0)
+            stdio = Stdio(feed if stdin else None, capture=True)
+            return result_to_wire(sandpool.run_request(pool, request, stdio))
+
+    return run
 
 
 def _start(agent: WorkerAgent) -> list[threading.Thread]:

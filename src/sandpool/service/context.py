@@ -14,7 +14,7 @@ from sandpool.config.resolved import ResolvedConfig
 from sandpool.service.apikeys import Principal
 from sandpool.service.auth import Authenticator
 from sandpool.service.metrics import ServiceMetrics
-from sandpool.service.quotas import Quota, QuotaLedger
+from sandpool.service.quotas import Quota, QuotaLedger, TenantQuotas
 from sandpool.service.runs import RunService
 from sandpool.service.sandbox_backend import SandboxBackend
 from sandpool.sizes import parse_size
@@ -36,7 +36,7 @@ class ServiceContext:
     store: Store
     auth: Authenticator
     runs: RunService
-    ledger: QuotaLedger = field(default_factory=QuotaLedger)
+    ledger: TenantQuotas = field(default_factory=QuotaLedger)  # a gateway: RedisQuotas
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
     stopping: bool = False
     sandboxes: SandboxBackend | None = None  # None: this server's executor runs no sandboxes

@@ -20,7 +20,7 @@ import anyio.to_thread
 from sandpool.api import Sandpool
 from sandpool.config.resolved import ResolvedConfig, ResolvedPool
 from sandpool.service.metrics import ServiceMetrics, exit_class
-from sandpool.service.quotas import Lease
+from sandpool.service.quotas import QuotaLease
 from sandpool.sizes import parse_size
 from sandpool.worker.container import Stdio
 from sandpool.worker.request import RunRequest, RunResult
@@ -88,7 +88,7 @@ class RunService:
         self._closed = False
 
     async def run(self, pool: str, request: RunRequest, stdin: bytes | None,
-                  lease: Lease) -> RunResult:  # fmt: skip
+                  lease: QuotaLease) -> RunResult:  # fmt: skip
         """Run to the end in a worker thread; the lease is released however it ends."""
         gauge = self.metrics.runs_in_flight.labels(pool)
         gauge.inc()

@@ -36,7 +36,7 @@ from sandpool.errors import (
 from sandpool.sandbox import EndReason, SandboxInfo, SandboxManager, SandboxRequest, SandboxState
 from sandpool.sandbox.usage import SandboxUsage, read_usage
 from sandpool.service.metrics import ServiceMetrics, create_source
-from sandpool.service.quotas import Lease, Quota, QuotaLedger
+from sandpool.service.quotas import Quota, QuotaLease, TenantQuotas
 from sandpool.service.sandbox_errors import check_network_change
 from sandpool.sizes import parse_size
 from sandpool.store import SandboxRecord, Store, TenantRecord
@@ -52,12 +52,12 @@ class SandboxService:
     """The tenants' sandboxes of one server; thread-safe (see the module docstring)."""
 
     def __init__(self, config: ResolvedConfig, manager: SandboxManager, store: Store,
-                 ledger: QuotaLedger, metrics: ServiceMetrics,
+                 ledger: TenantQuotas, metrics: ServiceMetrics,
                  quota_of: Callable[[TenantRecord], Quota]) -> None:  # fmt: skip
         self.config, self.manager, self.store = config, manager, store
         self.ledger, self.metrics, self.quota_of = ledger, metrics, quota_of
         self._lock = threading.Lock()
-        self._leases: dict[str, Lease] = {}
+        self._leases: dict[str, QuotaLease] = {}
         self._closed = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="sandbox-records", daemon=True)
         self._watcher.start()

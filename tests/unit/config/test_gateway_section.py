@@ -39,8 +39,21 @@ def test_values(tmp_path: Path) -> None:
     ("gateway:\n  tenantQuota: {createsPerSecnd: 1}\n",
      "did you mean 'createsPerSecond'?"),
     ("gateway:\n  shutdownTimeout: -1\n", "gateway.shutdownTimeout: expected a number"),
+    ("gateway:\n  redis: localhost:6379\n", "gateway.redis: expected a redis://, rediss://"),
+    ("gateway:\n  redis: 6379\n", "gateway.redis: expected a string"),
 ])  # fmt: skip
 def test_bad_keys_and_values_are_named(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(ConfigValidationError) as refused:
         load(tmp_path, text)
     assert expected in str(refused.value)
+
+
+def test_redis_from_the_file_or_its_variable(tmp_path: Path) -> None:
+    assert load(tmp_path, "worker: {}\n").model.gateway.redis == ""
+    gateway = load(tmp_path, "gateway:\n  redis: unix:///run/redis.sock\n").model.gateway
+    assert gateway.redis == "unix:///run/redis.sock"
+    env = {"SANDPOOL_GATEWAY_REDIS": "redis://127.0.0.1:6379/1"}
+    assert LoadedConfig.load([], env).model.gateway.redis == "redis://127.0.0.1:6379/1"
+    with pytest.raises(ConfigValidationError) as refused:
+        LoadedConfig.load([], {"SANDPOOL_GATEWAY_REDIS": "http://x"})
+    assert "SANDPOOL_GATEWAY_REDIS" in str(refused.value)

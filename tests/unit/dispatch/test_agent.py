@@ -1,10 +1,12 @@
 """The worker agent's bookkeeping, with a stand-in gateway link and sandbox manager: a
 delivery seen twice runs once, a refused (stale) acknowledgement terminates what it made,
 ``lost`` drops everything and registers anew, ``unknown`` registers again with what it holds,
-ended sandboxes are reported once."""
+ended sandboxes are reported once; a run delivery goes to the runner and its result is the
+acknowledgement; the warm pool's ready count travels with registrations and heartbeats."""
 
 from __future__ import annotations
 
+import builtins
 import threading
 import time
 from typing import Any, cast
@@ -13,6 +15,7 @@ from sandpool.dispatch.agent import GatewayLink, WorkerAgent
 from sandpool.dispatch.models import Delivery, Resources, WorkerSpec
 from sandpool.sandbox.manager import SandboxManager
 from sandpool.sandbox.models import EndReason, SandboxInfo, SandboxRequest, SandboxState
+from sandpool.sandbox.warm import WarmStats
 
 
 class FakeManager:
@@ -39,6 +42,14 @@ class FakeManager:
     def list(self, state: SandboxState | None = None) -> list[SandboxInfo]:
         return [i for i in self.infos.values() if state is None or i.state == state]
 
+    warm_ready: int | None = None  # None: no warm pools started
+
+    def warm_started(self) -> bool:
+        return self.warm_ready is not None
+
+    def warm_stats(self) -> builtins.list[WarmStats]:
+        return [WarmStats("p", 2, ready=self.warm_ready or 0), WarmStats("other", 5, ready=5)]
+
 
 class FakeLink:
     gateway = "http://gw"
@@ -50,15 +61,19 @@ class FakeLink:
         self.heartbeat_status = "ok"
         self.reported: list[dict[str, Any]] = []
         self.register_status = "ok"
+        self.warm: list[int | None] = []
 
-    def register(self, worker_id: str, spec: WorkerSpec,
-                 held: list[dict[str, Any]]) -> tuple[str, float]:  # fmt: skip
+    def register(self, worker_id: str, spec: WorkerSpec, held: list[dict[str, Any]],
+                 warm: int | None = None) -> tuple[str, float]:  # fmt: skip
         self.registrations.append((worker_id, held))
+        self.warm.append(warm)
         status, self.register_status = self.register_status, "ok"
         return status, 3.0
 
-    def heartbeat(self, worker_id: str, ended: list[dict[str, Any]]) -> str:
+    def heartbeat(self, worker_id: str, ended: list[dict[str, Any]],
+                  warm: int | None = None) -> str:  # fmt: skip
         self.reported += ended
+        self.warm.append(warm)
         return self.heartbeat_status
 
     def ack(self, worker_id: str, delivery: Delivery, outcome: dict[str, Any],
@@ -135,3 +150,35 @@ def test_ended_sandboxes_are_reported_once_and_lost_drops_everything() -> None:
     a.heartbeat_once()
     assert "s1" in manager.terminated
     assert link.registrations[-1][0] != "w1" and link.registrations[-1][1] == []
+
+
+def test_a_run_delivery_goes_to_the_runner_and_its_result_is_acknowledged() -> None:
+    link, manager = FakeLink(), FakeManager()
+    seen: list[dict[str, Any]] = []
+
+    def runner(payload: dict[str, Any]) -> dict[str, Any]:
+        seen.append(payload)
+        return {"exit_code": 3}
+
+    a = WorkerAgent(cast(GatewayLink, link), cast(SandboxManager, manager), SPEC, "w1",
+                    runner=runner)  # fmt: skip
+    a._take(Delivery("r9", 1, "1-0", "run", {"pool": "p", "run": {"command": ["x"]}}))
+    a._take(Delivery("r8", 1, "2-0", "run", {"pool": "other", "run": {}}))
+    a.close()
+    assert manager.created == [] and [p["pool"] for p in seen] == ["p"]
+    outcomes = dict(link.acks)
+    assert outcomes["r9"] == {"ok": True, "result": {"exit_code": 3}, "worker": "w1"}
+    refused = outcomes["r8"]
+    assert refused["ok"] is False and "run for pool other" in refused["error"]["message"]
+
+
+def test_the_ready_warm_count_of_its_own_pool_is_reported() -> None:
+    link, manager = FakeLink(), FakeManager()
+    a = agent(link, manager)
+    a.register()
+    a.heartbeat_once()
+    manager.warm_ready = 2
+    a.heartbeat_once()
+    manager.warm_ready = 0
+    a.heartbeat_once()
+    assert link.warm == [None, None, 2, 0]

@@ -10,16 +10,17 @@ GiB = 1 << 30
 
 def worker(wid: str, pool: str = "a", *, cpu: int = 4000, free_cpu: int | None = None,
            priority: int = 0, selector: bool = False, gpu: str = "", gpus: int = 0,
-           ok: bool = True, alive: bool = True) -> WorkerState:  # fmt: skip
+           ok: bool = True, alive: bool = True, warm: int = 0) -> WorkerState:  # fmt: skip
     cap = Resources(cpu, 8 * GiB, gpus, 10)
     free = cap if free_cpu is None else Resources(free_cpu, 8 * GiB, gpus, 10)
     spec = WorkerSpec(pool, "http://127.0.0.1:1", cap, gpu_type=gpu, priority=priority,
                       requires_pool_selector=selector, runtime_ok=ok)  # fmt: skip
-    return WorkerState(wid, spec, free, alive)
+    return WorkerState(wid, spec, free, alive, warm)
 
 
-def need(pool: str | None = "a", cpu: int = 1000, gpus: int = 0, gpu_type: str = "") -> Demand:
-    return Demand(pool, Resources(cpu, GiB, gpus, 1), gpu_type)
+def need(pool: str | None = "a", cpu: int = 1000, gpus: int = 0, gpu_type: str = "",
+         warm: bool = False) -> Demand:  # fmt: skip
+    return Demand(pool, Resources(cpu, GiB, gpus, 1), gpu_type, warm)
 
 
 def test_a_named_pool_goes_only_to_its_workers() -> None:
@@ -58,3 +59,15 @@ def test_priority_first_then_the_tightest_fit() -> None:
     assert choose([roomy, tight], need()) is tight
     high = worker("high", free_cpu=4000, priority=5)
     assert choose([roomy, tight, high], need()) is high
+
+
+def test_a_worker_with_a_ready_warm_sandbox_ranks_first_for_a_request_it_matches() -> None:
+    tight = worker("tight", free_cpu=1500)  # the best fit
+    roomy_warm = worker("roomy", warm=1)
+    assert choose([tight, roomy_warm], need(warm=True)) is roomy_warm
+    assert choose([tight, roomy_warm], need(warm=False)) is tight  # no match: best fit
+    assert choose([tight, worker("roomy", warm=0)], need(warm=True)) is tight  # none ready
+    both = [worker("w2", warm=1, free_cpu=3000), worker("w1", warm=3)]
+    assert choose(both, need(warm=True)).id == "w2"  # type: ignore[union-attr]  # then fit
+    full_warm = worker("full", warm=1, free_cpu=500)
+    assert choose([full_warm, tight], need(warm=True)) is tight  # warm but nothing fits

@@ -13,7 +13,7 @@ from sandpool.service.apikeys import Principal
 from sandpool.service.auth import require_tenant
 from sandpool.service.context import ServiceContext, authenticate, context_of
 from sandpool.service.problems import as_service_error
-from sandpool.service.quotas import Lease
+from sandpool.service.quotas import QuotaLease
 from sandpool.service.runs import run_cost
 from sandpool.service.schemas import ErrorOut, RunIn, RunOut
 from sandpool.store import TenantRecord
@@ -53,7 +53,7 @@ def _out(result: RunResult, encoding: str) -> RunOut:
 
 
 def _admit(context: ServiceContext, tenant: TenantRecord, body: RunIn,
-           request: RunRequest) -> Lease:  # fmt: skip
+           request: RunRequest) -> QuotaLease:  # fmt: skip
     """Count the run against the tenant's quota (atomically), or raise."""
     try:
         pool = context.config.pool(body.pool)
