@@ -7,7 +7,10 @@
   gateway.
 - ``throughput``: requests placed and acknowledged per second through Redis (the broker's
   scripts, no containers) with 1 and 3 workers pulling and acknowledging in threads, as fast
-  as they can.
+  as they can, with 1 submitting process and with ``--submitters`` processes (each its own
+  connection, as several gateways would be), so that 3 workers are not bounded by one.
+- ``public``: the SDK through a gateway + runc worker vs. the single-process server, same
+  run (``bench/dispatch_public.py``): time to first command and exec round trip.
 
 Prints a table and writes ``bench/results/dispatch-<timestamp>.json``.
 """
@@ -22,6 +25,8 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,7 @@ from tests.integration.conftest import reachable_tmp_dir
 from tests.integration.dispatch.processes import AUTH, Gateway, Worker, box_of
 from tests.integration.dispatch.redis_server import RedisServer
 
+from bench.dispatch_public import public_api
 from bench.measure import summary
 from bench.report import save_results
 from sandpool.dispatch.broker import Broker
@@ -108,8 +114,9 @@ def _fake_worker(broker: Broker, worker_id: str, stop: threading.Event) -> None:
             broker.release(worker_id, delivery.request_id, "terminated", "killed")
 
 
-def throughput(workers: int, requests: int) -> dict[str, Any]:
-    """Requests placed and acknowledged per second with ``workers`` fake workers."""
+def throughput(workers: int, requests: int, submitters: int = 1) -> dict[str, Any]:
+    """Requests placed and acknowledged per second with ``workers`` fake workers and
+    ``submitters`` threads submitting (and placing) at once."""
     with tempfile.TemporaryDirectory() as redis_dir:
         redis = RedisServer(Path(redis_dir))
         try:
@@ -125,18 +132,47 @@ def throughput(workers: int, requests: int) -> dict[str, Any]:
             ]
             for t in threads:
                 t.start()
+            submit = _Submitters(redis.url, submitters)
             start = time.perf_counter()
-            rids = _submit_all(broker, requests)
+            rids = submit.run(requests)
             for rid in rids:
                 assert broker.outcome(rid, 30) is not None
             elapsed = time.perf_counter() - start
+            submit.close()
             stop.set()
             for t in threads:
                 t.join()
-            return {"workers": workers, "requests": requests, "seconds": round(elapsed, 3),
-                    "per_second": round(requests / elapsed, 1)}  # fmt: skip
+            return {"workers": workers, "submitters": submitters, "requests": len(rids),
+                    "seconds": round(elapsed, 3),
+                    "per_second": round(len(rids) / elapsed, 1)}  # fmt: skip
         finally:
             redis.stop()
+
+
+def _warm(_: int) -> None:
+    time.sleep(0.3)  # held long enough that every process of the pool gets one
+
+
+def _submit_part(redis_url: str, requests: int) -> list[str]:
+    return _submit_all(Broker.connect(redis_url), requests)
+
+
+class _Submitters:
+    """``submitters`` processes (as several gateways would be; threads of one Python process
+    would share its GIL), started before the clock; ``run`` splits the requests over them."""
+
+    def __init__(self, redis_url: str, submitters: int) -> None:
+        self.redis_url, self.count = redis_url, submitters
+        self.pool = ProcessPoolExecutor(submitters, mp_context=get_context("spawn"))
+        list(self.pool.map(_warm, range(submitters)))
+
+    def run(self, requests: int) -> list[str]:
+        parts = [requests // self.count] * self.count
+        found = self.pool.map(_submit_part, [self.redis_url] * self.count, parts)
+        return [rid for part in found for rid in part]
+
+    def close(self) -> None:
+        self.pool.shutdown()
 
 
 def _submit_all(broker: Broker, requests: int) -> list[str]:
@@ -152,13 +188,26 @@ def _submit_all(broker: Broker, requests: int) -> list[str]:
     return rids
 
 
+def _print_public(p: dict[str, Any]) -> None:
+    for what in ("first_command", "exec"):
+        for side in ("single", "gateway"):
+            row = p[f"{what}_{side}"]
+            print(
+                f"SDK {what} ({side}):{'':<{24 - len(what) - len(side)}} "
+                f"p50 {row['p50_ms']:>8.2f} ms  p95 {row['p95_ms']:>8.2f} ms"
+            )
+        print(f"SDK {what}: gateway p50 - single-process p50 = {p[f'{what}_hop_p50_ms']} ms")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.dispatch", description=__doc__)
     parser.add_argument("-n", type=int, default=100, help="exec samples per path")
     parser.add_argument("--requests", type=int, default=2000, help="requests per throughput run")
+    parser.add_argument("--submitters", type=int, default=4, help="submitting processes")
     args = parser.parse_args(argv)
-    results: dict[str, Any] = {"hop": hop(args.n)}
-    results["throughput"] = [throughput(k, args.requests) for k in (1, 3)]
+    results: dict[str, Any] = {"hop": hop(args.n), "public": public_api(args.n)}
+    results["throughput"] = [throughput(k, args.requests, s)
+                             for s in sorted({1, args.submitters}) for k in (1, 3)]  # fmt: skip
     path = save_results(results, "dispatch-")
     h = results["hop"]
     for name in (
@@ -174,8 +223,10 @@ def main(argv: list[str] | None = None) -> int:
             f"hop, {what} (p50 via gateway - p50 direct): {h[f'hop_{what}_p50_ms']} ms "
             "(target <= 5 ms)"
         )
+    _print_public(results["public"])
     for row in results["throughput"]:
-        print(f"dispatch throughput, {row['workers']} worker(s): {row['per_second']} requests/s")
+        print(f"dispatch throughput, {row['workers']} worker(s), {row['submitters']} "
+              f"submitter(s): {row['per_second']} requests/s")  # fmt: skip
     print(f"results: {path}")
     return 0
 

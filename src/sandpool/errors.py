@@ -29,6 +29,7 @@
     │   ├── ClusterUnreachable          no kubeconfig / API server did not answer
     │   └── RuntimeClassNotFound        a pool names a RuntimeClass the cluster lacks
     ├── ServeError                      ``sandpool serve`` cannot listen (socket in use, bad path)
+    │   └── DeploymentError             ``sandpool up`` cannot start a part (redis-server missing)
     └── ServiceError                    an answer of the HTTP API that is not a success (exit 1)
         ├── InvalidRequest              400 bad input; ``field`` names it
         ├── Unauthenticated             401 no key, or an unknown, revoked or expired one
@@ -70,6 +71,7 @@ __all__ = [
     "ContainerNotFound",
     "ContainerRuntimeError",
     "ContainerStartFailed",
+    "DeploymentError",
     "DispatchError",
     "HeadersTooLarge",
     "ImageError",
@@ -256,6 +258,11 @@ class KubernetesError(SandpoolError):
 
 class ServeError(SandpoolError):
     """``sandpool serve`` cannot listen: another server holds its socket, or a bad path."""
+
+
+class DeploymentError(ServeError):
+    """``sandpool up`` cannot start a part of the deployment (redis-server missing, failing,
+    or another ``sandpool up`` already running with the same state dir)."""
 
 
 class ClusterUnreachable(KubernetesError):

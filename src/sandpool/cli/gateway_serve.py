@@ -61,8 +61,14 @@ def serve_gateway(context: ServiceContext, sock: socket.socket, redis_url: str,
     # local workers are stopped below (they terminate their sandboxes) before the exit
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: None)
+
+    def stopping() -> None:
+        dispatcher.stop_reaping()
+        if on_exit is not None:
+            on_exit()
+
     try:
-        serve_http(context, sock, on_exit=on_exit, extend=extend)
+        serve_http(context, sock, on_exit=stopping, extend=extend)
     finally:
         stop_local_workers(workers)
         quotas.close()

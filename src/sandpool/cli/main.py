@@ -28,6 +28,7 @@ COMMANDS = {
     "images": "sandpool.cli.images_cmd:images",
     "k8s": "sandpool.cli.k8s_cmd:k8s",
     "worker": "sandpool.cli.worker_cmd:worker",
+    "up": "sandpool.cli.up_cmd:up",
     "doctor": "sandpool.cli.doctor_cmd:doctor",
 }
 

@@ -26,6 +26,7 @@ __all__ = ["Dispatcher", "demand_for", "error_of"]
 
 log = logging.getLogger("sandpool.dispatch")
 PLACE_EVERY = 0.1  # seconds between placement passes over the backlog
+STARTUP_GRACE = 2  # leases a starting gateway waits before its first reaping pass
 DEFAULT_CPU = 1.0  # cores a request that names none reserves on its worker, if its pool has none
 DEFAULT_MEMORY = "512Mi"
 
@@ -62,6 +63,7 @@ class Dispatcher:
     def __init__(self, broker: Broker, config: ResolvedConfig | None = None) -> None:
         self.broker, self.config = broker, config
         self._stop = threading.Event()
+        self._stop_reaping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def create(self, request: SandboxRequest, timeout: float | None = None) -> dict[str, Any]:
@@ -120,10 +122,13 @@ class Dispatcher:
 
     def _loop(self) -> None:
         reap_every = max(0.1, self.broker.settings.lease / 4)
-        next_reap = 0.0
+        # a starting gateway may follow a time when no gateway answered (a restart of the only
+        # one): the workers' leases ran out because their heartbeats had nowhere to go, not
+        # because they died. Give them STARTUP_GRACE leases to heartbeat before reaping.
+        next_reap = time.monotonic() + STARTUP_GRACE * self.broker.settings.lease
         while not self._stop.wait(PLACE_EVERY):
             try:
-                if time.monotonic() >= next_reap:
+                if time.monotonic() >= next_reap and not self._stop_reaping.is_set():
                     next_reap = time.monotonic() + reap_every
                     report = self.broker.reap()
                     self._log(report)
@@ -139,6 +144,11 @@ class Dispatcher:
                         len(report.requeued), report.lost_sandboxes)  # fmt: skip
         if report.expired:
             log.warning("%d requests expired in the backlog", len(report.expired))
+
+    def stop_reaping(self) -> None:
+        """No more reaping (placement goes on): this gateway is stopping and refuses new
+        connections, so the workers' heartbeats to it fail; that says nothing of them."""
+        self._stop_reaping.set()
 
     def close(self) -> None:
         """Stop the background passes."""

@@ -29,6 +29,7 @@ from sandpool.errors import (
     ServiceError,
     ServiceUnavailable,
 )
+from sandpool.service.database_errors import database_unavailable
 from sandpool.service.metrics import ServiceMetrics
 from sandpool.service.sandbox_errors import sandbox_error
 
@@ -138,8 +139,14 @@ class ErrorBoundary:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
+        except Exception as exc:
             request_id = scope.get("state", {}).get("request_id")
+            outage = database_unavailable(exc)
+            if outage is not None and not started[0]:
+                log.warning("request %s: %s", request_id, outage.message)
+                self.metrics.errors.labels(outage.code).inc()
+                await error_response(outage)(scope, receive, send)
+                return
             log.exception("request %s failed", request_id)
             if started[0]:
                 raise

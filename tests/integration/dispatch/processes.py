@@ -73,8 +73,8 @@ class Gateway(Proc):
     unix socket (the default one is the machine's, and two gateways would collide there)."""
 
     def __init__(self, box: Sandbox, redis_url: str, env: dict[str, str] | None = None,
-                 extra_args: list[str] | None = None) -> None:  # fmt: skip
-        self.port = free_port()
+                 extra_args: list[str] | None = None, port: int | None = None) -> None:  # fmt: skip
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [SANDPOOL, "server", "--listen", f"127.0.0.1:{self.port}", "--redis", redis_url,
                 "-c", str(box.config_file), "--no-socket", *(extra_args or [])]  # fmt: skip
