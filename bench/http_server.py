@@ -20,6 +20,7 @@ from bench import fixtures
 from bench.fixtures import CONFIG, RUNC_POOL, RUNSC_POOL, SMALL_IMAGE, Workspace
 from sandpool.client import Client, Sandbox
 from sandpool.config.loader import LoadedConfig
+from sandpool.errors import ServiceError
 from sandpool.runtime.base import ContainerRuntime
 from sandpool.runtime.factory import create_runtime
 from sandpool.sandbox.launch import is_warm, load_sandbox_file
@@ -78,21 +79,37 @@ class HttpServer:
     """A ``sandpool server`` over ``config`` (no serve socket), with a tenant and its key."""
 
     def __init__(self, ws: Workspace, config: Path, name: str) -> None:
-        self.url = f"http://127.0.0.1:{_free_port()}"
         self.state_dir, self.config = ws.root / f"state-{name}", config
+        self.log = (ws.root / f"server-{name}.log").open("wb")
+        for attempt in range(3):  # the free port may be taken before the server binds it
+            self.url = f"http://127.0.0.1:{_free_port()}"
+            self.proc = self._start()
+            try:
+                self._wait_ready()
+                self.key = self._tenant_key()
+                break
+            except (RuntimeError, ServiceError):
+                self.proc.terminate()
+                self.proc.wait(120)
+                if attempt == 2:
+                    raise
+        self._warm_started = False
+
+    def _start(self) -> subprocess.Popen[bytes]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SANDPOOL_")}
         env["SANDPOOL_ADMIN_KEY"] = ADMIN_KEY
-        argv = [str(c.SANDPOOL_BIN), "server", "-c", str(config), "--no-socket",
+        argv = [str(c.SANDPOOL_BIN), "server", "-c", str(self.config), "--no-socket",
                 "--listen", self.url.removeprefix("http://")]  # fmt: skip
-        self.log = (ws.root / f"server-{name}.log").open("wb")
-        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=self.log)  # fmt: skip
-        self._wait_ready()
-        self._warm_started = False
+        return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                stdout=self.log, stderr=self.log)  # fmt: skip
+
+    def _tenant_key(self) -> str:
+        """A tenant with room for the bench, and its key (the admin key fails with
+        Unauthenticated on a server that is not ours)."""
         with Client(self.url, ADMIN_KEY) as admin:
             admin.create_tenant("bench", concurrent=64, cpu=1000, memory="1Ti",
                                 creates_per_second=100000)  # fmt: skip
-            self.key = admin.create_key("bench").key
+            return admin.create_key("bench").key
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 60
