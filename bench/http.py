@@ -1,129 +1,124 @@
-"""The HTTP layer's overhead (issue 16): ``.venv/bin/python -m bench.http [-n N] [--no-gvisor]``.
+"""The HTTP layer against the Python API and the raw runtimes (issues 16 and 18), in one run:
+``.venv/bin/python -m bench.http [-n N] [--no-gvisor] [--sandboxes 200 --clients 20] ...``.
 
-One run, alternating samples (order rotated), in the bench's own workspace:
+Two ``sandpool server`` processes of the bench's own (``bench.http_server``: own state dirs,
+no serve socket, one tenant), ``cold`` (no warm pool) and ``warm`` (pools ``warm-runc`` and
+``warm-gvisor`` of ``warmPool.size: 2``), and a ``Sandpool`` in this process with the same
+pools. Latency samples alternate (order rotated, ``bench.measure.alternate``):
 
-- ``api-*``: ``Sandpool.run(pool, ["true"])`` in this process (the ``bench`` contender);
-- ``http-*``: the SDK's ``Client.run(["true"], pool=...)`` against a ``sandpool server`` the
-  bench starts on a free loopback port (its own state, ``--no-socket``), keep-alive: the
-  request, auth (one SQLite lookup), the quota, ``Sandpool.run`` in a worker thread there,
-  the JSON answer;
-- ``http-me``: ``GET /v1/me`` (auth and two SQLite lookups, no container): the floor of a call.
+1. Time to first command (``bench.http_sandboxes``): create + exec ``true`` + exit code through
+   the SDK's ``Sandbox`` over keep-alive HTTP (``http-cold-*``, ``http-warm-*``), through the
+   Python API (``api-cold-*``, ``api-warm-*``) and raw ``runc run``/``runsc run``
+   (``raw-run-*``); warm samples count only warm hits, the pool refilled outside the timer.
+2. Exec round trip of ``true`` in a running sandbox: SDK (``http-exec-*``), Python API
+   (``api-exec-*``), raw ``runc exec``/``runsc exec`` in the HTTP contender's container.
+3. One-shot runs: the SDK's ``Client.run(["true"])`` (``http-run-*``) against
+   ``Sandpool.run`` (``api-run-*``), and ``GET /v1/me`` (``http-me``), the floor of a call.
+4. Concurrency (``bench.http_concurrency``): ``--sandboxes`` sandboxes by ``--clients``
+   concurrent SDK clients, ``--execs`` execs and a file round trip each, on runc
+   (``--concurrency-gvisor``: gVisor too): all must succeed, none may be left.
 
-Reports p50/p99 of each and the HTTP overhead (``http-*`` p50 minus ``api-*`` p50), against the
-issue's target of at most 10 ms; and, as wall times on a loaded 2-core machine move with the
-load, the CPU each call costs: the server's (its utime + stime, /proc, not its runtimes'
-children) and this process's (for ``api-*`` that is the whole run's Python side). Runs as
-root; never part of the test suite; writes ``bench/results/http-<timestamp>.json``.
+Each latency row has p50/p99 and, as wall times on a loaded 2-core machine move with the
+load, the CPU each call costs: the server's (its utime + stime from /proc, not its runtimes'
+children) and this process's. Targets: HTTP p50 minus API p50 at most 10 ms (first command
+cold and warm, one-shot run), warm HTTP first command p50 below 20 ms runc / 60 ms gVisor,
+HTTP exec p50 at most raw exec + 10 ms; exit status 1 when one is missed. Runs as root;
+never part of the test suite; writes ``bench/results/http-<timestamp>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import socket
-import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench import contenders as c
+from bench import fixtures
 from bench.fixtures import RUNC_POOL, RUNSC_POOL, SMALL_IMAGE, Workspace, leftovers
+from bench.http_concurrency import concurrency
+from bench.http_sandboxes import api_exec, api_first, http_exec, http_first, raw_exec
+from bench.http_server import CpuMeter, HttpServer, server_config
 from bench.measure import alternate, percentile, summary
 from bench.report import save_results
 from sandpool.api import Sandpool
-from sandpool.client import Client
+from sandpool.client import Client, Sandbox
+from sandpool.sandbox import SandboxRequest
 
-ADMIN_KEY = "bench-admin-key"
-TARGET_MS = 10.0
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid: int) -> float:
-    """utime + stime of process ``pid`` (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-class CpuMeter:
-    """CPU seconds spent per call by the server and by this process, per contender."""
-
-    def __init__(self, server_pid: int) -> None:
-        self.server_pid = server_pid
-        self.spent: dict[str, list[float]] = {}
-
-    def wrap(self, name: str, contender: c.Contender) -> c.Contender:
-        def call() -> float:
-            server, own = cpu_s(self.server_pid), time.process_time()
-            elapsed = contender()
-            totals = self.spent.setdefault(name, [0.0, 0.0, 0.0])
-            totals[0] += cpu_s(self.server_pid) - server
-            totals[1] += time.process_time() - own
-            totals[2] += 1
-            return elapsed
-
-        return call
-
-    def per_call_ms(self) -> dict[str, dict[str, float]]:
-        return {name: {"server_cpu_ms": round(t[0] / t[2] * 1000, 2),
-                       "own_cpu_ms": round(t[1] / t[2] * 1000, 2)}
-                for name, t in self.spent.items()}  # fmt: skip
+OVERHEAD_MS = 10.0  # HTTP p50 minus API p50 (issue 16); HTTP exec minus raw exec
+WARM_HTTP_MS = {"runc": 20.0, "gvisor": 60.0}  # issue 18, warm first command over HTTP
+WARM_SIZE = 2
+SECTIONS = ("first", "exec", "oneshot", "concurrency")
 
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _pools(args: argparse.Namespace) -> dict[str, str]:
+    """runtime -> its cold pool."""
+    pools = {"runc": RUNC_POOL}
+    if not args.no_gvisor:
+        pools["gvisor"] = RUNSC_POOL
+    return pools
 
 
-class HttpServer:
-    """A ``sandpool server`` over the workspace's configuration, with a tenant and its key."""
-
-    def __init__(self, ws: Workspace) -> None:
-        self.url = f"http://127.0.0.1:{_free_port()}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SANDPOOL_")}
-        env["SANDPOOL_ADMIN_KEY"] = ADMIN_KEY
-        argv = [str(c.SANDPOOL_BIN), "server", "-c", str(ws.config_path), "--no-socket",
-                "--listen", self.url.removeprefix("http://")]  # fmt: skip
-        self.log = (ws.root / "server.log").open("wb")
-        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=self.log)  # fmt: skip
-        self._wait_ready()
-        with Client(self.url, ADMIN_KEY) as admin:
-            admin.create_tenant("bench", concurrent=64, cpu=1000, memory="1Ti",
-                                creates_per_second=100000)  # fmt: skip
-            self.key = admin.create_key("bench").key
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"sandpool server exited {self.proc.returncode}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("sandpool server not ready in 60 s")
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(60)
-        self.log.close()
+def _rows(samples: dict[str, list[float]], meter: CpuMeter) -> dict[str, Any]:
+    return {name: {**summary(s), "p99_ms": round(percentile(s, 0.99) * 1000, 2),
+                   **meter.per_call_ms(name)}
+            for name, s in samples.items()}  # fmt: skip
 
 
-def http_run(client: Client, pool: str) -> c.Contender:
+def first_command(ws: Workspace, sp: Sandpool, cold: HttpServer, warm: HttpServer,
+                  args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+    """Section 1."""
+    image, meter, runners = ws.small_image(), CpuMeter(), {}
+    with cold.client() as cold_client, warm.client() as warm_client:
+        for rt, pool in _pools(args).items():
+            runners[f"raw-run-{rt}"] = c.raw(ws.raw_bundles(sp.runtime(pool), image, 1))
+            runners[f"api-cold-{rt}"] = api_first(sp, pool, meter, f"api-cold-{rt}")
+            runners[f"http-cold-{rt}"] = http_first(cold_client, cold, pool, meter,
+                                                    f"http-cold-{rt}")  # fmt: skip
+            runners[f"api-warm-{rt}"] = api_first(sp, f"warm-{rt}", meter, f"api-warm-{rt}",
+                                                  warm=True)  # fmt: skip
+            runners[f"http-warm-{rt}"] = http_first(warm_client, warm, f"warm-{rt}", meter,
+                                                    f"http-warm-{rt}", WARM_SIZE)  # fmt: skip
+        _log(f"time to first command: {len(runners)} contenders x {args.n}")
+        return _rows(alternate(runners, args.n, progress=_log), meter)
+
+
+def exec_round_trip(sp: Sandpool, cold: HttpServer, args: argparse.Namespace) -> dict[str, Any]:
+    """Section 2."""
+    meter, runners, boxes = CpuMeter(), {}, []
+    with cold.client() as client:
+        sandboxes = []
+        try:
+            for rt, pool in _pools(args).items():
+                sandbox = Sandbox.create(pool=pool, image=SMALL_IMAGE, client=client)
+                sandboxes.append(sandbox)
+                boxes.append(sp.sandboxes.create(SandboxRequest(pool, SMALL_IMAGE)).id)
+                argv = cold.runtime(pool).argv("exec", sandbox.id, "true")
+                runners[f"raw-exec-{rt}"] = raw_exec(argv)
+                runners[f"api-exec-{rt}"] = api_exec(sp, boxes[-1], meter, f"api-exec-{rt}")
+                runners[f"http-exec-{rt}"] = http_exec(sandbox, meter, f"http-exec-{rt}",
+                                                       cold.proc.pid)  # fmt: skip
+            _log(f"exec round trip: {len(runners)} contenders x {args.n}")
+            return _rows(alternate(runners, args.n, progress=_log), meter)
+        finally:
+            for sandbox in sandboxes:
+                sandbox.terminate()
+            for box in boxes:
+                sp.sandboxes.terminate(box)
+
+
+def http_run(client: Client, pool: str, meter: CpuMeter, name: str, pid: int) -> c.Contender:
     def run() -> float:
-        start = time.perf_counter()
-        result = client.run(["true"], pool=pool, image=SMALL_IMAGE)
-        elapsed = time.perf_counter() - start
+        with meter.span(name, pid):
+            start = time.perf_counter()
+            result = client.run(["true"], pool=pool, image=SMALL_IMAGE)
+            elapsed = time.perf_counter() - start
         if result.exit_code != 0:
             raise RuntimeError(f"the HTTP run exited {result.exit_code}: {result.error}")
         return elapsed
@@ -131,75 +126,153 @@ def http_run(client: Client, pool: str) -> c.Contender:
     return run
 
 
-def http_me(client: Client) -> c.Contender:
+def http_me(client: Client, meter: CpuMeter, pid: int) -> c.Contender:
     def call() -> float:
-        start = time.perf_counter()
-        client.me()
-        return time.perf_counter() - start
+        with meter.span("http-me", pid):
+            start = time.perf_counter()
+            client.me()
+            return time.perf_counter() - start
 
     return call
 
 
-def measure(ws: Workspace, sp: Sandpool, args: argparse.Namespace) -> dict[str, Any]:
-    server = HttpServer(ws)
-    try:
-        with Client(server.url, server.key) as client:
-            runners: dict[str, c.Contender] = {
-                "api-runc": c.api(sp, RUNC_POOL, SMALL_IMAGE),
-                "http-runc": http_run(client, RUNC_POOL),
-                "http-me": http_me(client),
-            }
-            if not args.no_gvisor:
-                runners["api-runsc"] = c.api(sp, RUNSC_POOL, SMALL_IMAGE)
-                runners["http-runsc"] = http_run(client, RUNSC_POOL)
-            meter = CpuMeter(server.proc.pid)
-            runners = {name: meter.wrap(name, run) for name, run in runners.items()}
-            _log(f"http: {len(runners)} contenders x {args.n}")
-            samples = alternate(runners, args.n, progress=_log)
-    finally:
-        server.close()
-    cpu = meter.per_call_ms()
-    return {name: {**summary(s), "p99_ms": round(percentile(s, 0.99) * 1000, 2), **cpu[name]}
-            for name, s in samples.items()}  # fmt: skip
+def oneshot(sp: Sandpool, cold: HttpServer, args: argparse.Namespace) -> dict[str, Any]:
+    """Section 3."""
+    meter, pid = CpuMeter(), cold.proc.pid
+    with cold.client() as client:
+        runners: dict[str, c.Contender] = {"http-me": http_me(client, meter, pid)}
+        for rt, pool in _pools(args).items():
+            api = c.api(sp, pool, SMALL_IMAGE)
+            runners[f"api-run-{rt}"] = lambda api=api, name=f"api-run-{rt}": _spanned(
+                meter, name, api
+            )
+            runners[f"http-run-{rt}"] = http_run(client, pool, meter, f"http-run-{rt}", pid)
+        _log(f"one-shot runs: {len(runners)} contenders x {args.n}")
+        return _rows(alternate(runners, args.n, progress=_log), meter)
 
 
-def overheads(latency: dict[str, Any]) -> dict[str, Any]:
-    """http-* p50 minus api-* p50, per runtime, and whether it meets the target."""
-    out = {}
-    for runtime in ("runc", "runsc"):
-        if f"http-{runtime}" in latency:
-            extra = latency[f"http-{runtime}"]["p50_ms"] - latency[f"api-{runtime}"]["p50_ms"]
-            out[runtime] = {"overhead_p50_ms": round(extra, 2), "pass": extra <= TARGET_MS}
+def _spanned(meter: CpuMeter, name: str, contender: c.Contender) -> float:
+    with meter.span(name, None):
+        return contender()
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target this run has the figures for, with its value and pass/fail."""
+    out = []
+
+    def diff(what: str, section: str, a: str, b: str, limit: float) -> None:
+        rows = results.get(section, {})
+        if a in rows and b in rows:
+            value = round(rows[a]["p50_ms"] - rows[b]["p50_ms"], 2)
+            out.append({"target": what, "value_ms": value, "limit_ms": limit,
+                        "pass": value <= limit})  # fmt: skip
+
+    for rt in ("runc", "gvisor"):
+        for kind in ("cold", "warm"):
+            diff(f"first command {kind} {rt}: HTTP p50 - API p50", "first_command",
+                 f"http-{kind}-{rt}", f"api-{kind}-{rt}", OVERHEAD_MS)  # fmt: skip
+        warm = results.get("first_command", {}).get(f"http-warm-{rt}")
+        if warm:
+            out.append({"target": f"first command warm {rt}: HTTP p50", "value_ms":
+                        warm["p50_ms"], "limit_ms": WARM_HTTP_MS[rt],
+                        "pass": warm["p50_ms"] < WARM_HTTP_MS[rt]})  # fmt: skip
+        diff(f"exec {rt}: HTTP p50 - raw exec p50", "exec", f"http-exec-{rt}",
+             f"raw-exec-{rt}", OVERHEAD_MS)  # fmt: skip
+        diff(f"one-shot run {rt}: HTTP p50 - API p50", "oneshot", f"http-run-{rt}",
+             f"api-run-{rt}", OVERHEAD_MS)  # fmt: skip
+    for key, row in results.items():
+        if key.startswith("concurrency-"):
+            ok = row["failed"] == 0 and row["ok"] == row["sandboxes"] and not row["left_in_runtime"]
+            out.append({"target": f"{key}: all succeed, none left", "value_ms": None,
+                        "limit_ms": None, "pass": ok})  # fmt: skip
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.http", description=__doc__)
-    parser.add_argument("-n", type=int, default=40, help="samples per contender")
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.http",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-n", type=int, default=20, help="samples per latency contender")
     parser.add_argument("--no-gvisor", action="store_true")
-    args = parser.parse_args(argv)
+    parser.add_argument("--sandboxes", type=int, default=200, help="section 4: sandboxes")
+    parser.add_argument("--clients", type=int, default=20, help="section 4: concurrent clients")
+    parser.add_argument("--execs", type=int, default=10, help="section 4: execs per sandbox")
+    parser.add_argument("--concurrency-gvisor", action="store_true",
+                        help="section 4 on gVisor too")  # fmt: skip
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"a comma-separated subset of {','.join(SECTIONS)}")  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def run_sections(ws: Workspace, args: argparse.Namespace) -> dict[str, Any]:
+    """Every chosen section against two servers and a Sandpool of this process."""
+    sections, results = set(args.sections.split(",")), {}
+    sp = Sandpool.from_config(str(server_config(ws, "api", WARM_SIZE)))
+    cold = HttpServer(ws, server_config(ws, "cold"), "cold")
+    warm = HttpServer(ws, server_config(ws, "warm", WARM_SIZE), "warm")
+    runtimes = {f"{name}-{rt}": server.runtime(pool) for name, server in
+                (("cold", cold), ("warm", warm)) for rt, pool in _pools(args).items()}  # fmt: skip
+    try:
+        if "first" in sections:
+            results["first_command"] = first_command(ws, sp, cold, warm, args)
+        if "exec" in sections:
+            results["exec"] = exec_round_trip(sp, cold, args)
+        if "oneshot" in sections:
+            results["oneshot"] = oneshot(sp, cold, args)
+        for rt in (
+            ["runc"] + ["gvisor"] * args.concurrency_gvisor if "concurrency" in sections else []
+        ):
+            _log(f"concurrency ({rt}): {args.sandboxes} sandboxes, {args.clients} clients")
+            pool = _pools(args)[rt]
+            results[f"concurrency-{rt}"] = concurrency(
+                cold, runtimes[f"cold-{rt}"], pool, sandboxes=args.sandboxes,
+                clients=args.clients, execs=args.execs)  # fmt: skip
+    finally:
+        for server in (cold, warm):
+            server.close()
+        runtimes |= {f"api-{rt}": sp.runtime(pool) for rt, pool in _pools(args).items()}
+        sp.close()
+    results["leftovers"] = {name: leftovers(ws, [rt]) for name, rt in runtimes.items()}
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen sections in one workspace and report."""
+    args = _args(argv)
     if os.geteuid() != 0:
         _log("bench.http: needs root (containers, mounts, cgroups)")
         return 2
+    fixtures.CGROUP_PARENT = f"sandpool-bench-http-{os.getpid()}"  # never another bench's
+    started = time.time()
+    results: dict[str, Any] = {"n": args.n, "host": {"cpus": os.cpu_count(),
+                                                     "load_start": os.getloadavg()}}  # fmt: skip
     with Workspace(large_mb=1, podman=False) as ws:
-        sp = Sandpool.from_config(str(ws.config_path))
-        ws.small_image()
-        latency = measure(ws, sp, args)
-        runtimes = [sp.runtime(p) for p in sp.config.pools]
-        sp.close()
-        results = {"n": args.n, "latency": latency, "overhead": overheads(latency),
-                   "leftovers": leftovers(ws, runtimes)}  # fmt: skip
-    path = save_results(results, "http-")
+        results |= run_sections(ws, args)
+    results["host"]["load_end"] = os.getloadavg()
+    results["elapsed_s"] = round(time.time() - started, 1)
+    results["targets"] = targets(results)
+    _report(results, save_results(results, "http-"))
+    return 0 if all(t["pass"] for t in results["targets"]) else 1
+
+
+def _report(results: dict[str, Any], path: Any) -> None:
+    print(f"load average: start {results['host']['load_start']}, "
+          f"end {results['host']['load_end']}; {results['elapsed_s']} s")  # fmt: skip
     print("| contender | p50 ms | p99 ms | server CPU ms/call | own CPU ms/call |")
     print("|---|---|---|---|---|")
-    for name, row in latency.items():
-        print(f"| {name} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
-              f"{row['server_cpu_ms']:.2f} | {row['own_cpu_ms']:.2f} |")  # fmt: skip
-    for runtime, row in results["overhead"].items():
-        print(f"HTTP overhead ({runtime}): {row['overhead_p50_ms']:.1f} ms p50 "
-              f"(target <= {TARGET_MS:g} ms: {'pass' if row['pass'] else 'FAIL'})")  # fmt: skip
-    _log(f"results: {path}; leftovers: {results['leftovers']}")
-    return 0 if all(row["pass"] for row in results["overhead"].values()) else 1
+    for section in ("first_command", "exec", "oneshot"):
+        for name, row in results.get(section, {}).items():
+            print(f"| {name} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
+                  f"{row.get('server_cpu_ms', '-')} | {row.get('own_cpu_ms', '-')} |")  # fmt: skip
+    for key, row in results.items():
+        if key.startswith("concurrency-"):
+            print(f"{key}: {json.dumps(row)}")
+    for t in results["targets"]:
+        value = "" if t["value_ms"] is None else f": {t['value_ms']} ms (limit {t['limit_ms']})"
+        print(f"  [{'PASS' if t['pass'] else 'FAIL'}] {t['target']}{value}")
+    _log(f"results: {path}; leftovers: {json.dumps(results['leftovers'])}")
 
 
 if __name__ == "__main__":

@@ -9,13 +9,14 @@ first event after a gap says how many bytes were ``dropped``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request
 from starlette.responses import StreamingResponse
 
-from sandpool.sandbox import ExecRequest, ExecResult
+from sandpool.sandbox import ExecRequest, ExecResult, OutputEvent
 from sandpool.service.routes.sandboxes import Access
 from sandpool.service.sandbox_backend import SandboxAccess
 from sandpool.service.sandbox_schemas import ExecIn, ExecOut
@@ -91,18 +92,15 @@ async def exec_events(sandbox_id: str, exec_id: str, owner: Access,
     """The exec's output as NDJSON lines from these offsets on: ``{"type": "stdout" |
     "stderr", "offset", "dropped", "data" (base64)}``, ``{"type": "keepalive"}`` after
     ``keepalive`` quiet seconds, and last ``{"type": "exit", "exitCode", …}`` once it ended."""
-    service = owner[0]
-    await _owned(owner, sandbox_id)
+    service, tenant = owner
     poll = min(POLL_S, keepalive)
-    events = await anyio.to_thread.run_sync(
-        service.manager.exec_events,
-        sandbox_id,
-        exec_id,
-        stdout_offset,
-        stderr_offset,
-        poll,
-        limiter=STREAM_THREADS,
-    )
+
+    def owned_events() -> Iterator[OutputEvent | None]:  # one thread hop for both
+        service.owned(tenant, sandbox_id)
+        return service.manager.exec_events(sandbox_id, exec_id, stdout_offset, stderr_offset,
+                                           poll)  # fmt: skip
+
+    events = await anyio.to_thread.run_sync(owned_events, limiter=STREAM_THREADS)
     lines = exec_lines(service.manager, sandbox_id, exec_id, events, keepalive)
     return StreamingResponse(lines, media_type=NDJSON,
                              headers={"Cache-Control": "no-store"})  # fmt: skip

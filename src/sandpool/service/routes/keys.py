@@ -58,4 +58,6 @@ def revoke_key(key_id: str, request: Request, caller: Caller) -> KeyOut:
     """Revoke a key (admin): it is refused from the next request on."""
     require_admin(caller)
     context = context_of(request)
-    return _out(context, context.store.keys.revoke(key_id))
+    revoked = context.store.keys.revoke(key_id)
+    context.auth.forget(key_id)  # this server's cache: refused from the next request on
+    return _out(context, revoked)

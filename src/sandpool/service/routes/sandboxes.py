@@ -45,11 +45,12 @@ def sandboxes_of(request: Request) -> SandboxBackend:
     return service
 
 
-def _owner(request: Request, caller: Caller) -> tuple[SandboxBackend, TenantRecord]:
+# The two dependencies below only look at memory: async, so no thread hop runs them.
+async def _owner(request: Request, caller: Caller) -> tuple[SandboxBackend, TenantRecord]:
     return sandboxes_of(request), require_tenant(caller)
 
 
-def access(request: Request, caller: Caller) -> tuple[SandboxAccess, TenantRecord]:
+async def access(request: Request, caller: Caller) -> tuple[SandboxAccess, TenantRecord]:
     """The exec and file routes' view: the local service (a gateway forwards those routes to
     its workers before they get here; a worker overrides this dependency)."""
     service = sandboxes_of(request)

@@ -74,7 +74,9 @@ def delete_tenant(name: str, request: Request, caller: Caller) -> TenantOut:
     if context.ledger.usage(tenant.id).count:
         raise Conflict(f"tenant '{name}' has runs or sandboxes going on",
                        hint="delete it once they have ended")  # fmt: skip
-    return tenant_out(context, context.store.tenants.delete(name))
+    deleted = context.store.tenants.delete(name)
+    context.auth.forget()  # its keys went with it: none is answered from the cache
+    return tenant_out(context, deleted)
 
 
 @router.get("/me", responses=_ERRORS)  # type: ignore[arg-type]
