@@ -40,21 +40,37 @@ def _qemu(kernel: Kernel, accel: str, append: str) -> list[str]:
             "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot"]  # fmt: skip
 
 
-def pick_accel(kernel: Kernel) -> str:
+def pick_accel(kernel: Kernel, cache: Path | None = None) -> str:
     """``kvm`` if a kernel boots under it (it panics at once, lacking a root file system),
     else ``tcg`` (software emulation). /dev/kvm may exist and still hang: the probe has a
-    time limit. ``SANDPOOL_VM_ACCEL`` (kvm or tcg) skips the probe."""
+    time limit (``KVM_PROBE_S``, spent on every run where kvm hangs), so its answer is kept in
+    ``cache`` for this host boot, this kernel and this qemu. ``SANDPOOL_VM_ACCEL`` (kvm or
+    tcg) skips the probe."""
     chosen = os.environ.get("SANDPOOL_VM_ACCEL")
     if chosen:
         return chosen
     if not Path("/dev/kvm").exists():
         return "tcg"
+    key = _probe_key(kernel)
+    if cache is not None and cache.is_file() and cache.read_text().startswith(f"{key} "):
+        return cache.read_text().split()[-1]
     try:
         probe = subprocess.run(_qemu(kernel, "kvm", "quiet"), capture_output=True,
                                timeout=KVM_PROBE_S, check=False)  # fmt: skip
+        accel = "kvm" if b"Kernel panic" in probe.stdout else "tcg"
     except subprocess.TimeoutExpired:
-        return "tcg"
-    return "kvm" if b"Kernel panic" in probe.stdout else "tcg"
+        accel = "tcg"
+    if cache is not None:
+        cache.write_text(f"{key} {accel}\n")
+    return accel
+
+
+def _probe_key(kernel: Kernel) -> str:
+    """What the kvm probe's answer depends on: the host's boot (its kernel, /dev/kvm), the
+    guest kernel and the qemu binary."""
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    qemu = Path(qemu_binary()).stat()
+    return f"{boot_id}/{kernel.release}/{qemu.st_size}-{qemu.st_mtime_ns}"
 
 
 def boot(kernel: Kernel, initramfs: Path, out: Path, console: Path, timeout: float,

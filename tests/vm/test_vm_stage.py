@@ -77,7 +77,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
         qemu_binary()
         kernel = fetch_kernel()
         initramfs = build_initramfs(kernel, out / "initramfs.cpio.gz")
-        accel = pick_accel(kernel)
+        accel = pick_accel(kernel, CACHE / "accel")
     except VmUnavailable as exc:
         _unavailable(str(exc))
     tests = os.environ.get("SANDPOOL_VM_TESTS", "").split() or GUEST_TESTS  # a subset, by hand
