@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.vm.kernel import Kernel, VmUnavailable, host_shares
 
-__all__ = ["boot", "pick_accel", "qemu_binary"]
+__all__ = ["Boot", "boot", "pick_accel", "qemu_binary"]
 
 MEMORY_MIB = 2048
 CPUS = 2
@@ -73,18 +73,41 @@ def _probe_key(kernel: Kernel) -> str:
     return f"{boot_id}/{kernel.release}/{qemu.st_size}-{qemu.st_mtime_ns}"
 
 
+class Boot:
+    """A running VM: qemu until it powers off, its console (serial) going to ``console``."""
+
+    def __init__(self, kernel: Kernel, initramfs: Path, out: Path, console: Path,
+                 accel: str) -> None:  # fmt: skip
+        argv = [*_qemu(kernel, accel, "quiet"), "-initrd", str(initramfs),
+                *(arg for tag, path in host_shares() for arg in _share(tag, path)),
+                *_share("out", out, readonly=False)]  # fmt: skip
+        self.console = console
+        self._sink = console.open("wb")
+        self._sink.write(f"host: {' '.join(argv)}\n".encode())
+        self._sink.flush()
+        self.proc = subprocess.Popen(argv, stdout=self._sink, stderr=self._sink,
+                                     stdin=subprocess.DEVNULL)  # fmt: skip
+
+    def wait(self, timeout: float) -> int:
+        """qemu's exit status once the VM powered off; 124 (and qemu killed) after
+        ``timeout`` seconds."""
+        try:
+            status = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            self._sink.write(f"\nhost: the VM did not power off within {timeout:.0f} s\n".encode())
+            status = 124
+        self._sink.close()
+        return status
+
+    def stop(self) -> None:
+        """Kill qemu (the session ended before the stage ran)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
 def boot(kernel: Kernel, initramfs: Path, out: Path, console: Path, timeout: float,
          accel: str) -> int:  # fmt: skip
     """Run the VM until it powers off; its console goes to ``console``; qemu's exit status."""
-    argv = [*_qemu(kernel, accel, "quiet"), "-initrd", str(initramfs),
-            *(arg for tag, path in host_shares() for arg in _share(tag, path)),
-            *_share("out", out, readonly=False)]  # fmt: skip
-    with console.open("wb") as sink:
-        sink.write(f"host: {' '.join(argv)}\n".encode())
-        sink.flush()
-        try:
-            return subprocess.run(argv, stdout=sink, stderr=sink, stdin=subprocess.DEVNULL,
-                                  timeout=timeout, check=False).returncode  # fmt: skip
-        except subprocess.TimeoutExpired:
-            sink.write(f"\nhost: the VM did not power off within {timeout:.0f} s\n".encode())
-            return 124
+    return Boot(kernel, initramfs, out, console, accel).wait(timeout)
