@@ -31,16 +31,22 @@ while True:
     n += 1
 """
 # Children under 40 uids of 7 processes each: the guest limit (per uid in gVisor) lets them
-# through, so the sandbox's host pids run out and the Sentry panics.
+# through, so the sandbox's host pids run out and the Sentry panics (it cannot make the next
+# process's address space). Each child says once it has its own uid before the next fork: the
+# parent's uid never holds more than two processes, so the guest limit cannot refuse the
+# parent's fork first (exit 1 instead of the Sentry's death, when the children were slow).
 ESCAPE_BY_UID = """
 import os, time
+ready_r, ready_w = os.pipe()
 for uid in range(1000, 1040):
     if os.fork() == 0:
         os.setgid(uid); os.setuid(uid)
+        os.write(ready_w, b"u")
         for _ in range(7):
             if os.fork() == 0:
                 time.sleep(20); os._exit(0)
         time.sleep(20); os._exit(0)
+    os.read(ready_r, 1)
 time.sleep(20)
 """
 ZOMBIES = """
@@ -87,6 +93,7 @@ def test_a_gvisor_sandbox_that_dies_is_reported_with_its_own_message(
     sp: Sandpool, no_leaks: Sandbox
 ) -> None:
     result = sp.run("default", ["python3", "-c", ESCAPE_BY_UID], pids=8, timeout=60)
+    assert b"Traceback" not in result.stderr, result.stderr  # the guest refused nothing first
     assert result.exit_code == 125 and result.error is not None
     assert result.error.startswith("the gVisor sandbox died: ")
     assert "host limit for --pids 8" in result.error  # it ran out of host pids

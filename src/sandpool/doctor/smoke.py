@@ -25,6 +25,8 @@ from sandpool.worker.request import RunRequest, RunResult
 
 __all__ = ["SmokeImage", "smoke_test"]
 
+RUN_TIMEOUT_FACTOR = 2  # the run's time limit, in start timeouts
+
 
 @dataclass(frozen=True)
 class SmokeImage:
@@ -62,7 +64,9 @@ def _run_true(
     scratch = Path(tempfile.mkdtemp(prefix=".doctor-", dir=state_dir))
     try:
         image = SmokeImage(build_busybox_rootfs(scratch / "rootfs"))
-        request = RunRequest(command=("true",), timeout=timeout)
+        # The run's own limit well past the start's: both count from about the same moment, so
+        # with equal ones a loaded host could end a start that hangs as a timed-out run.
+        request = RunRequest(command=("true",), timeout=timeout * RUN_TIMEOUT_FACTOR)
         container = ContainerRun(
             pool,
             runtime,
@@ -113,7 +117,10 @@ def smoke_test(pool: ResolvedPool, config: ResolvedConfig, timeout: float) -> Ch
     except (SandpoolError, OSError) as exc:
         fix = f"run `sandpool run --pool {pool.name} -- true` to see the full error"
         return fail(pool.name, "smoke", f"`true` could not run: {exc}", fix)
-    if result.exit_code != 0 or result.timed_out:
+    if result.timed_out:  # it started, then hung: what a start that hangs does on some hosts
+        what = f"`true` did not finish within {timeout * RUN_TIMEOUT_FACTOR:g}s"
+        return fail(pool.name, "smoke", f"{what} ({_describe(runtime)})", _hang_fix(pool, runtime))
+    if result.exit_code != 0:
         stderr = (result.stderr or b"").decode(errors="replace").strip()
         detail = result.error or stderr or "no output"
         return fail(

@@ -3,7 +3,6 @@ and a leak check of everything sandpool.network creates."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import pytest
 
 from sandpool.api import Sandpool
 from sandpool.config import LoadedConfig
+from sandpool.network.settings import VETH_PREFIX
 from sandpool.worker.ownership import owner_tag
 from tests.integration.conftest import Sandbox
 from tests.integration.network.testnet import Upstream, upstream_network
@@ -28,7 +28,7 @@ def upstream() -> Iterator[Upstream]:
 def network_config(sandbox: Sandbox, up: Upstream) -> Path:
     """The session's pools, with worker.network pointing at the test network."""
     path = sandbox.base / "network-pools.yaml"
-    n = os.getpid() % 250
+    n = up.index  # the session's own: another session's containers use another range
     text = sandbox.config_file.read_text().replace(
         "  pools:\n",
         f"  network:\n    addressRange: 10.213.{n}.0/24\n    dnsUpstream: '{up.dns}'\n"
@@ -60,17 +60,24 @@ def network_leftovers(state_dir: Path) -> list[str]:
     return found
 
 
-def veths() -> set[str]:
-    """The host's sandpool-style veths now (compared before/after: other sessions may run)."""
-    return {name for name in os.listdir("/sys/class/net") if name.startswith("spv")}
+def veths(state_dir: Path) -> set[str]:
+    """The host's sandpool-style veths now, but those whose other end is in another state
+    dir's namespace (compared before/after: other test sessions run at the same time)."""
+    others = "link-netns sandpool-sp-"  # ContainerNames.netns: sandpool-<container id>
+    ours = f"{others}{owner_tag(state_dir)}-"
+    links = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True,
+                           text=True, check=False).stdout  # fmt: skip
+    return {line.split(":")[1].strip().split("@")[0] for line in links.splitlines()
+            if line.split(":")[1].strip().startswith(VETH_PREFIX)
+            and (others not in line or ours in line)}  # fmt: skip
 
 
 @pytest.fixture
 def net_no_leaks(sandbox: Sandbox, net_sp: Sandpool) -> Iterator[Sandbox]:
     """Fail the test if any network piece, or anything else, is left after it."""
-    before = veths()
+    before = veths(sandbox.state_dir)
     yield sandbox
     net_sp.close()
     assert network_leftovers(sandbox.state_dir) == []
-    assert veths() - before == set()
+    assert veths(sandbox.state_dir) - before == set()
     assert sandbox.leftovers() == []

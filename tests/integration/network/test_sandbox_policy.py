@@ -238,7 +238,7 @@ def test_pool_default_policy_and_warm_sandboxes(sandbox: Sandbox, upstream: Upst
     """A pool's containerDefaults.network/allow apply to its sandboxes, warm ones included:
     a create with the default policy claims the warm one, another policy starts cold."""
     config = LoadedConfig.load([str(_warm_config(sandbox, upstream, runtime))], {}).resolved
-    before = veths()
+    before = veths(sandbox.state_dir)
     with Sandpool(config) as sp:
         assert sp.sandboxes.wait_warm(90)
         with sp.create_sandbox("netwarm") as box:
@@ -251,7 +251,7 @@ def test_pool_default_policy_and_warm_sandboxes(sandbox: Sandbox, upstream: Upst
         (stats,) = sp.sandboxes.warm_stats()
         assert (stats.claims, stats.misses) == (1, 1)
     assert network_leftovers(sandbox.state_dir) == []
-    assert veths() - before == set()
+    assert veths(sandbox.state_dir) - before == set()
     assert sandbox.leftovers() == []
 
 

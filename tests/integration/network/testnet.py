@@ -6,6 +6,7 @@ no test ever talks to an address outside this machine."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import subprocess
 import sys
@@ -18,7 +19,11 @@ from pathlib import Path
 __all__ = ["Upstream", "upstream_network"]
 
 HOST, SERVER_A, SERVER_B = "10.231.{n}.1", "10.231.{n}.2", "10.231.{n}.3"
-METADATA_LIKE = "169.254.77.7"  # link-local, like 169.254.169.254, but no real service's
+# Link-local, like 169.254.169.254, but no real service's; routed on the host to the session's
+# own namespace (sandpool refuses all of 169.254.0.0/16).
+METADATA_LIKE = "169.254.78.{m}"
+INDEXES = 250
+LOCKS = Path("/run/lock")
 
 SERVERS = textwrap.dedent("""
     import socket, socketserver, sys, threading
@@ -59,7 +64,8 @@ class Upstream:
     host: str
     a: str
     b: str
-    metadata: str = METADATA_LIKE
+    metadata: str
+    index: int  # this session's own: 10.231.N.0/29 here, sandpool's 10.213.N.0/24
 
     @property
     def dns(self) -> str:
@@ -76,19 +82,56 @@ def zone(up: Upstream) -> dict[str, str]:
             "rebind.test": up.metadata, "hostile.test": up.host}  # fmt: skip
 
 
+def _in_use(n: int) -> bool:
+    """Whether a session of code without the index lock uses index ``n``."""
+    addresses = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True)
+    routes = subprocess.run(["ip", "route"], capture_output=True, text=True)
+    return f" {HOST.format(n=n)}/" in addresses.stdout or any(
+        line.split()[0] == METADATA_LIKE.format(m=n + 1) for line in routes.stdout.splitlines()
+    )
+
+
+@contextlib.contextmanager
+def claimed_index() -> Iterator[int]:
+    """A network index no other test session on this machine holds, held until the end
+    (an exclusive lock on a file per index: released even if the session is SIGKILLed)."""
+    for k in range(INDEXES):
+        n = (os.getpid() + k) % INDEXES
+        lock = (LOCKS / f"sandpool-testnet-{n}.lock").open("a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        if _in_use(n):
+            lock.close()
+            continue
+        with lock:
+            yield n
+        return
+    raise RuntimeError(f"no free test network index (all {INDEXES} locked under {LOCKS})")
+
+
 @contextlib.contextmanager
 def upstream_network() -> Iterator[Upstream]:
     """Create the namespace, veth, routes and servers; remove them all afterwards."""
-    n = os.getpid() % 250
-    up = Upstream(f"sptest-up-{os.getpid()}", f"sptu{os.getpid()}"[:15], HOST.format(n=n),
-                  SERVER_A.format(n=n), SERVER_B.format(n=n))  # fmt: skip
+    with claimed_index() as n:
+        up = Upstream(f"sptest-up-{os.getpid()}", f"sptu{os.getpid()}"[:15], HOST.format(n=n),
+                      SERVER_A.format(n=n), SERVER_B.format(n=n), METADATA_LIKE.format(m=n + 1),
+                      n)  # fmt: skip
+        with _network(up) as ready:
+            yield ready
+
+
+@contextlib.contextmanager
+def _network(up: Upstream) -> Iterator[Upstream]:
     _sh("ip", "netns", "add", up.netns)
     server: subprocess.Popen[bytes] | None = None
     try:
         _sh("ip", "link", "add", up.veth, "type", "veth", "peer", "name", "eth0", "netns", up.netns)
         _sh("ip", "addr", "add", f"{up.host}/29", "dev", up.veth)
         _sh("ip", "link", "set", up.veth, "up")
-        _sh("ip", "route", "add", f"{up.metadata}/32", "via", up.a)
+        _sh("ip", "route", "add", f"{up.metadata}/32", "via", up.a, "dev", up.veth)
         for line in (f"addr add {up.a}/29 dev eth0", f"addr add {up.b}/29 dev eth0",
                      f"addr add {up.metadata}/32 dev lo", "link set eth0 up", "link set lo up",
                      f"route add default via {up.host}"):  # fmt: skip
@@ -105,6 +148,7 @@ def upstream_network() -> Iterator[Upstream]:
         if server is not None:
             server.kill()
             server.wait()
-        subprocess.run(["ip", "route", "del", f"{up.metadata}/32"], capture_output=True)
+        subprocess.run(["ip", "route", "del", f"{up.metadata}/32", "via", up.a, "dev", up.veth],
+                       capture_output=True)  # fmt: skip
         subprocess.run(["ip", "link", "del", up.veth], capture_output=True)
         subprocess.run(["ip", "netns", "del", up.netns], capture_output=True)
