@@ -83,13 +83,14 @@ def _free_port() -> int:
 
 
 class HttpServer:
-    """A ``sandpool server`` over the workspace's configuration, with a tenant and its key."""
+    """A ``sandpool server`` over the workspace's configuration (or ``config``), with a
+    tenant and its key."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, config: Path | None = None) -> None:
         self.url = f"http://127.0.0.1:{_free_port()}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SANDPOOL_")}
         env["SANDPOOL_ADMIN_KEY"] = ADMIN_KEY
-        argv = [str(c.SANDPOOL_BIN), "server", "-c", str(ws.config_path), "--no-socket",
+        argv = [str(c.SANDPOOL_BIN), "server", "-c", str(config or ws.config_path), "--no-socket",
                 "--listen", self.url.removeprefix("http://")]  # fmt: skip
         self.log = (ws.root / "server.log").open("wb")
         self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
