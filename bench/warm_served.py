@@ -125,13 +125,19 @@ def measure(ws: Workspace, runtimes: list[str], n: int,
     try:
         with Client(http.url, http.key) as client:
             runners, (serve_cpu, http_cpu) = contenders(ws, sp, config, http, client, runtimes)
-            for name, run in runners.items():  # warm-up: byte-code cache, loaded configuration
+            # warm-up: byte-code cache; the serve loads the configuration (and starts its warm
+            # pools) on its first request, a cold one
+            for name in sorted(runners, key=lambda name: not name.startswith("served-cold")):
                 if not name.startswith("raw"):
-                    run()
+                    runners[name]()
             _log(f"warm served: {len(runners)} contenders x {n}")
             samples = alternate(runners, n, progress=_log)
     finally:
         http.close()
+        if ws.server is not None:  # stopped now: it removes its warm containers before the
+            ws.server.terminate()  # leftover check
+            ws.server.wait(60)
+            ws.server = None
     cpu = serve_cpu.per_call_ms() | http_cpu.per_call_ms()
     out = {name: {**summary(s), "p99_ms": round(percentile(s, 0.99) * 1000, 2),
                   **cpu.get(name, {})} for name, s in samples.items()}  # fmt: skip
