@@ -34,6 +34,7 @@ from sandpool.sandbox.warm import WarmStats
 from sandpool.worker.container import START_TIMEOUT, ContainerRun, Stdio
 from sandpool.worker.disk import DiskSlots
 from sandpool.worker.gpus import DEV_DIR
+from sandpool.worker.handle import RunHandle
 from sandpool.worker.ownership import owner_tag
 from sandpool.worker.records import ContainerRecord, containers_dir, load_records
 from sandpool.worker.recovery import collect_garbage, stop_container
@@ -151,18 +152,19 @@ class Sandpool:
         return self.run_request(pool, request, Stdio(stdin, stdout, stderr, capture=capture))
 
     def run_request(self, pool: str, request: RunRequest, stdio: Stdio, *,
-                    on_container: Callable[[ContainerRun], None] | None = None,
+                    on_container: Callable[[RunHandle], None] | None = None,
                     ) -> RunResult:  # fmt: skip
-        """``run`` with a prepared request; ``on_container`` gets the container before it is
-        prepared (to ``stop()`` it from another thread)."""
+        """``run`` with a prepared request; ``on_container`` gets the run's handle (a cold
+        ``ContainerRun`` or a ``WarmRun``) before its command starts, to ``stop()`` it from
+        another thread."""
         refuse_unpassable_text(request)
         runtime = self.runtime(pool)
         image = self.images.get(choose_reference(request.image, self.config.default_image))
-        if on_container is None and (sandboxes := self._warm_sandboxes()) is not None:
+        if (sandboxes := self._warm_sandboxes()) is not None:
             from sandpool.sandbox.warm_run import run_on_warm
 
             warm = run_on_warm(sandboxes, self.config.pool(pool), image, request, stdio,
-                               self.state_dir)  # fmt: skip
+                               self.state_dir, on_container)  # fmt: skip
             if warm is not None:  # a warm container matched (``sandbox.warm_run``)
                 return warm
         gate = self._gates[pool]
@@ -189,7 +191,7 @@ class Sandpool:
             release()
 
     def _announce(self, container: ContainerRun,
-                  on_container: Callable[[ContainerRun], None] | None) -> None:  # fmt: skip
+                  on_container: Callable[[RunHandle], None] | None) -> None:  # fmt: skip
         """Hand ``container`` to ``on_container``; if that raises, its cgroup slot goes back
         (``run`` would have done it, but it will not be called)."""
         if on_container is None:

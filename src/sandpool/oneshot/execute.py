@@ -14,7 +14,7 @@ from sandpool.stdfds import write_all
 
 if TYPE_CHECKING:  # imported when a run happens: `sandpool --help` does not pay for them
     from sandpool.api import Sandpool
-    from sandpool.worker.container import ContainerRun
+    from sandpool.worker.handle import RunHandle
 
 __all__ = ["RunArgs", "Streams", "execute", "os_error_line", "stdin_fd"]
 
@@ -90,7 +90,7 @@ def _repeats_the_runtime(error: SandpoolError) -> bool:
 
 
 def execute(args: RunArgs, sandpool: Sandpool, streams: Streams,
-            on_container: Callable[[ContainerRun], None] | None = None) -> int:  # fmt: skip
+            on_container: Callable[[RunHandle], None] | None = None) -> int:  # fmt: skip
     """Run ``args`` with ``sandpool``; report on ``streams``; the exit status."""
     from sandpool.oneshot.stdout_relay import StdoutRelay
     from sandpool.worker.container import Stdio

@@ -43,6 +43,7 @@ from sandpool.worker.recovery import remove_container
 from sandpool.worker.request import ImageLike, RunRequest
 
 __all__ = [
+    "CLAIMED_FILE",
     "SANDBOX_FILE",
     "Launched",
     "SandboxContainer",
@@ -56,6 +57,7 @@ __all__ = [
 ]
 
 SANDBOX_FILE = "sandbox.json"
+CLAIMED_FILE = "claimed"  # a warm container a one-shot run claimed (``sandbox.warm_run``)
 
 
 def disk_path(state_dir: Path, sandbox_id: str) -> Path:
@@ -217,9 +219,13 @@ def load_sandbox_file(directory: Path) -> tuple[SandboxInfo, int, int] | None:
 
 
 def is_warm(directory: Path) -> bool:
-    """Whether the container in ``directory`` is a warm pool's sandbox, not claimed yet."""
+    """Whether the container in ``directory`` is a warm pool's sandbox, not claimed yet (a
+    one-shot run's claim leaves ``CLAIMED_FILE``; its ``sandbox.json`` still says warm, so
+    a dead owner's is removed, never adopted)."""
     loaded = load_sandbox_file(directory)
-    return loaded is not None and loaded[0].state == "warm"
+    return (
+        loaded is not None and loaded[0].state == "warm" and not (directory / CLAIMED_FILE).exists()
+    )
 
 
 def pid_alive(pid: int, start: int) -> bool:

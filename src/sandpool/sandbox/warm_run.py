@@ -19,6 +19,11 @@ layer, the limits, no network, exactly as a cold run does. How the command start
 Exit code, OOM (the cgroup's OOM-kill count), timeout (124) and ``sandpool kill`` (137) are
 told as for a cold run. The container is then removed in the background (the run returns
 first; ``Sandpool.close`` waits for the removals) and the refiller starts a new one.
+
+A ``WarmRun`` is a ``worker.handle.RunHandle``: ``on_container`` (a served client, the HTTP
+service) gets it before the command starts, and its ``stop()`` from another thread SIGKILLs
+every process of the container (the init too), so the run ends 137 as a stopped cold one
+does. A claimed container is marked (``CLAIMED_FILE``) so that ``ps`` shows it running.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sandpool.config.resolved import ResolvedPool
@@ -37,12 +44,13 @@ from sandpool.runtime.runner import FileArg, kill_group, spawn
 from sandpool.sandbox.control import decode_status
 from sandpool.sandbox.control_exec import merged_env
 from sandpool.sandbox.init_binary import MOUNT_POINT
-from sandpool.sandbox.launch import Launched, disk_path, oom_kill_count
+from sandpool.sandbox.launch import CLAIMED_FILE, Launched, disk_path, oom_kill_count
 from sandpool.sandbox.manager import SandboxManager
 from sandpool.sandbox.models import SandboxRequest
 from sandpool.sizes import parse_size
 from sandpool.worker.cgroups import open_cgroup
 from sandpool.worker.container import EXIT_KILLED, CapturedOutput, Stdio
+from sandpool.worker.handle import RunHandle
 from sandpool.worker.pump import is_regular_file
 from sandpool.worker.records import KILLED_FILE
 from sandpool.worker.request import (
@@ -66,15 +74,22 @@ def run_on_warm(
     request: RunRequest,
     stdio: Stdio,
     state_dir: Path,
+    on_container: Callable[[RunHandle], None] | None = None,
 ) -> RunResult | None:
-    """Run ``request`` on a claimed warm container of ``pool``; None: no match, run it cold."""
+    """Run ``request`` on a claimed warm container of ``pool``; None: no match, run it cold.
+    ``on_container`` gets the run before its command starts (to ``stop()`` it)."""
     began = time.time()
     claim = warm_claim(pool, request, image, stdio)
     launched = sandboxes.claim_warm(claim) if claim is not None else None
     if launched is None:
         return None
     try:
-        return WarmRun(launched, pool, image, request, state_dir, began).run(stdio)
+        with contextlib.suppress(OSError):  # only ``ps`` reads it
+            (launched.dir / CLAIMED_FILE).touch()
+        run = WarmRun(launched, pool, image, request, state_dir, began)
+        if on_container is not None:
+            on_container(run)
+        return run.run(stdio)
     finally:
         sandboxes.retire_warm(launched)
 
@@ -102,7 +117,8 @@ def warm_claim(pool: ResolvedPool, request: RunRequest, image: ImageLike,
 
 
 class WarmRun:
-    """One one-shot run on one claimed warm container (used once, by one thread)."""
+    """One one-shot run on one claimed warm container (``run`` once, by one thread; ``stop``
+    from any thread)."""
 
     def __init__(self, launched: Launched, pool: ResolvedPool, image: ImageLike,
                  request: RunRequest, state_dir: Path, started_at: float) -> None:  # fmt: skip
@@ -114,6 +130,33 @@ class WarmRun:
         self.result.started_at = started_at
         self._cgroup_rel = launched.cgroup_rel
         self._gvisor = Capability.USERSPACE_KERNEL in runtime.capabilities
+        self._lock = threading.Lock()
+        self._stop_requested = threading.Event()
+        self._started = False  # the command may be running: a stop kills the container
+        self._ended = False  # the run is over: a stop does nothing
+
+    @property
+    def id(self) -> str:
+        """The claimed container's id (the result's, ``ps``'s, ``kill``'s)."""
+        return self.launched.info.id
+
+    def stop(self) -> None:
+        """Kill the run from another thread (its caller went away): before the command
+        starts it never starts; after, every process of the container is SIGKILLed. The run
+        ends 137; once it has ended, nothing happens."""
+        with self._lock:
+            if self._ended:
+                return
+            self._stop_requested.set()
+            started = self._started
+        if started:
+            self.kill()
+
+    def _begin(self) -> bool:
+        """Whether the command may start (no stop came first); from now on a stop kills."""
+        with self._lock:
+            self._started = not self._stop_requested.is_set()
+            return self._started
 
     def command(self) -> tuple[str, ...]:
         """The command as a cold run would run it (empty: the cold path refuses it)."""
@@ -128,10 +171,12 @@ class WarmRun:
         try:
             fds = _fds(stdio, captured, null)
             run = self._run_gvisor if self._gvisor else self._run_runc
-            self._classify(run(fds, ooms), ooms)
+            self._classify(run(fds, ooms) if self._begin() else -1, ooms)
             if captured is not None:
                 self._keep_output(captured)
         finally:
+            with self._lock:
+                self._ended = True
             self.result.finished_at = time.time()
             os.close(null)
             if captured is not None:
@@ -161,11 +206,12 @@ class WarmRun:
                 if deadline is not None and time.monotonic() >= deadline:
                     self.kill()
                     return None
-                if oom_kill_count(self._cgroup_rel) > ooms:  # a child's OOM: stop it all,
-                    self.kill()  # as a cold run's watcher does
+                if oom_kill_count(self._cgroup_rel) > ooms or self._stopped():
+                    self.kill()  # a child's OOM: stop it all, as a cold run's watcher does
                     return -1
         except (OSError, EOFError) as error:
-            self.result.error = f"the warm container's init failed: {error}"
+            if not self._stopped():  # stopped: the init was killed, as asked
+                self.result.error = f"the warm container's init failed: {error}"
             return -1
         return status
 
@@ -195,14 +241,15 @@ class WarmRun:
                 return code << 8 if code >= 0 else -code  # as a wait status
             if deadline is not None and time.monotonic() >= deadline:
                 return None
-            if self._killed() or oom_kill_count(self._cgroup_rel) > ooms:
+            if self._stopped() or oom_kill_count(self._cgroup_rel) > ooms:
                 return -1
 
     def _note_start(self) -> None:
         self.result.start_latency_ms = round((time.time() - self.result.started_at) * 1000, 3)
 
-    def _killed(self) -> bool:
-        return (self.launched.dir / KILLED_FILE).exists()
+    def _stopped(self) -> bool:
+        """``stop()`` was called, or ``sandpool kill`` left its marker."""
+        return self._stop_requested.is_set() or (self.launched.dir / KILLED_FILE).exists()
 
     def kill(self) -> None:
         """SIGKILL every process of the container (its init too, under runc)."""
@@ -216,7 +263,7 @@ class WarmRun:
             result.timed_out, result.exit_code = True, EXIT_TIMEOUT
         elif oom_kill_count(self._cgroup_rel) > ooms:
             result.oom_killed, result.exit_code = True, EXIT_OOM
-        elif self._killed():
+        elif self._stopped():
             result.exit_code = EXIT_KILLED
         elif status < 0:
             result.exit_code = EXIT_RUNTIME_FAILED

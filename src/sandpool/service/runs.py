@@ -31,7 +31,8 @@ MAX_RUN_THREADS = 256  # runs at once in one server (tenant quotas are usually f
 
 
 class Stoppable(Protocol):
-    """A container run that another thread may stop (``ContainerRun`` is one)."""
+    """A container run that another thread may stop (``worker.handle.RunHandle`` is one:
+    a cold ``ContainerRun`` or a warm run)."""
 
     def stop(self) -> None: ...
 

@@ -50,8 +50,9 @@ def build_context(loaded: LoadedConfig, *, database: str | None = None,
                   executor: RunExecutor | None = None,
                   sandboxes: bool = True) -> ServiceContext:  # fmt: skip
     """The store (migrated), the authenticator (admin key printed once) and the runs; and
-    (``sandboxes``) the tenants' sandboxes run here, those a previous server left adopted
-    (a gateway, ``--redis``, sets its workers' own instead)."""
+    (``sandboxes``) the tenants' sandboxes run here, those a previous server left adopted,
+    and the pools' ``warmPool``s filling (a gateway, ``--redis``, sets its workers' own
+    instead)."""
     environ = os.environ if environ is None else environ
     gateway, resolved = loaded.model.gateway, loaded.resolved
     store = Store.open(database or gateway.database or default_url(resolved.state_dir))
@@ -68,6 +69,7 @@ def build_context(loaded: LoadedConfig, *, database: str | None = None,
                              metrics=metrics)  # fmt: skip
     if sandboxes and isinstance(runs.executor, SandpoolExecutor):
         context.sandboxes = start_sandboxes(context, runs.executor.sandpool.sandboxes)
+        runs.executor.sandpool.start_warm()  # after the adoption: runs and creates claim them
     return context
 
 

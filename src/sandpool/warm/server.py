@@ -36,7 +36,8 @@ from sandpool.warm.pools import DEFAULT_IDLE_TIMEOUT_S, WarmSandpools
 from sandpool.warm.protocol import MAX_MESSAGE, encode, peer_uid, server_listens
 from sandpool.warm.run_message import run_args, run_environ
 from sandpool.warm.sandbox_ops import request_config, serve_sandbox_request
-from sandpool.worker.container import EXIT_KILLED, ContainerRun
+from sandpool.worker.container import EXIT_KILLED
+from sandpool.worker.handle import RunHandle
 
 __all__ = ["WarmServer"]
 
@@ -49,14 +50,14 @@ class ClientRun:
 
     def __init__(self, conn: socket.socket, server_name: str) -> None:
         self.conn, self.server_name = conn, server_name
-        self.container: ContainerRun | None = None
+        self.container: RunHandle | None = None  # cold or warm (``worker.handle``)
         self.signal: int | None = None
         self.bad_message: str | None = None  # the client broke the protocol: 125, this line
         self.stopped_by_server = False
         self.finished = threading.Event()
         self._lock = threading.Lock()
 
-    def attach(self, container: ContainerRun) -> None:
+    def attach(self, container: RunHandle) -> None:
         """Called by ``run_request`` before the container is prepared."""
         with self._lock:
             self.container = container

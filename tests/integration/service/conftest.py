@@ -34,7 +34,8 @@ class ServerProcess:
     """One ``sandpool server`` subprocess; ``stop`` sends SIGTERM and waits."""
 
     def __init__(self, box: Sandbox, env: dict[str, str] | None = None,
-                 database: str | None = None, socket: Path | None = None) -> None:  # fmt: skip
+                 database: str | None = None, socket: Path | None = None,
+                 extra_args: tuple[str, ...] = ()) -> None:  # fmt: skip
         self.box, self.port = box, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # the serve socket of this server alone: never the host's /run/sandpool/serve.sock
@@ -51,6 +52,7 @@ class ServerProcess:
             "--socket",
             str(self.socket),
             *(["--database", database] if database else []),
+            *extra_args,
         ]
         self.proc = subprocess.Popen(argv, stdout=self.out.open("wb"), stderr=self.log.open("wb"),
                                      env={**os.environ, **(env or {})})  # fmt: skip

@@ -220,3 +220,16 @@ def test_warm_sandboxes_have_the_pools_network_policy(defaults: dict[str, Any],
         assert (pools.claim(request_, _digest) is not None) == claimed
     finally:
         pools.close()
+
+
+def test_a_warm_container_a_one_shot_run_claimed_is_not_warm_any_more(tmp_path: Path) -> None:
+    """``ps`` shows a claimed one running: the claim's marker, not ``sandbox.json`` (which
+    still says warm, so that a dead owner's is never adopted), tells ``is_warm``."""
+    from sandpool.sandbox.launch import CLAIMED_FILE, is_warm, save_sandbox_file
+
+    info = SandboxInfo("sp-x", "p", "runc", None, "builtin:busybox", state=SandboxState.WARM)
+    save_sandbox_file(tmp_path, info, *ME)
+    assert is_warm(tmp_path)
+    (tmp_path / CLAIMED_FILE).touch()
+    assert not is_warm(tmp_path)
+    assert not is_warm(tmp_path / "nothing-here")
