@@ -94,10 +94,11 @@ class Boot:
         try:
             status = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.stop()
+            self.proc.kill()
+            self.proc.wait()
             self._sink.write(f"\nhost: the VM did not power off within {timeout:.0f} s\n".encode())
             status = 124
-        self._sink.close()
+        self.stop()
         return status
 
     def stop(self) -> None:
@@ -105,6 +106,7 @@ class Boot:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        self._sink.close()
 
 
 def boot(kernel: Kernel, initramfs: Path, out: Path, console: Path, timeout: float,
