@@ -3,7 +3,9 @@ count across both (concurrent creates from both never overshoot; every lease com
 terminate, and when the worker holding a sandbox is lost); a one-shot ``POST /v1/runs`` on a
 gateway runs on a worker of the pool (kernel checked inside, the dispatch's record names the
 worker; exit code and timeout kept); placement prefers the runc worker with a ready warm
-sandbox over the tighter fit. Nothing leaks on any process."""
+sandbox over the tighter fit; a gateway SIGKILLed in the middle of an exec's output stream:
+the SDK, behind a stand-in load balancer (``forwarder``), resumes the stream through another
+gateway and gets every byte once. Nothing leaks on any process."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import redis
 
 from sandpool.client import Client, QuotaExceeded, Sandbox
 from tests.integration.conftest import reachable_tmp_dir
+from tests.integration.dispatch.forwarder import Forwarder
 from tests.integration.dispatch.processes import Gateway, Worker, box_of
 from tests.integration.dispatch.redis_server import HAVE_REDIS, WHY_NO_REDIS, RedisServer
 
@@ -42,6 +45,7 @@ class Cluster:
     tight: Worker  # runc, 2 slots: the best fit
     gvisor: Worker
     redis: redis.Redis
+    redis_url: str
 
     def key(self, tenant: str) -> str:
         with Client(self.gateways[0].url, ADMIN) as admin:
@@ -87,7 +91,7 @@ def cluster() -> Iterator[Cluster]:
         try:
             for w in workers:
                 w.registered()
-            yield Cluster(gateways, *workers, client)
+            yield Cluster(gateways, *workers, client, server.url)
         finally:
             codes = [w.stop() for w in workers]
             gw_codes = [g.stop() for g in gateways]
@@ -180,6 +184,40 @@ def test_a_run_on_a_gateway_runs_on_a_worker_of_its_pool(cluster: Cluster) -> No
     assert ids[cluster.gvisor.address] in by_worker  # the run went to the gVisor worker
     assert by_worker <= set(ids.values())
     assert _usage(cluster.gateways[1], key) == 0  # the runs' leases came back
+
+
+def test_a_gateway_killed_mid_stream_the_sdk_resumes_through_another(cluster: Cluster) -> None:
+    key = cluster.key("resume")
+    base = cluster.gateways[0].log.parent.parent
+    box = box_of(base, "g3")
+    box.config_file.write_text(box.config_file.read_text() + GATEWAY)
+    _with_warm_pool(box.config_file)
+    doomed = Gateway(box, cluster.redis_url, {"SANDPOOL_DISPATCH_BACKLOG_TIMEOUT": "20"},
+                     ["--database", f"sqlite:///{base}/service.db"])  # fmt: skip
+    balancer = Forwarder(doomed.port)
+    script = "for i in 1 2 3 4 5 6 7 8; do echo line$i; sleep 0.4; done"
+    try:
+        with Sandbox.create(pool="performance", url=balancer.url, api_key=key) as sb:
+            stream, got = sb.exec_stream(["sh", "-c", script]), b""
+            for chunk in stream:
+                got += chunk.data
+                if got.count(b"\n") == 2 and doomed.proc.poll() is None:
+                    balancer.target = cluster.gateways[0].port  # new connections go there
+                    doomed.proc.send_signal(signal.SIGKILL)  # mid-stream
+                    doomed.proc.wait()
+            result = stream.wait()
+            assert doomed.proc.returncode == -signal.SIGKILL  # it did die under the stream
+            assert got == b"".join(f"line{i}\n".encode() for i in range(1, 9))  # each once
+            assert result.exit_code == 0 and result.stdout == got
+            assert sb.exec(["echo", "after"]).stdout == b"after\n"  # the other gateway serves
+        # its lease was the dead gateway's: the reconcile gives it back once the sandbox ended
+        _until(lambda: _usage(cluster.gateways[1], key) == 0, 10)
+    finally:
+        balancer.close()
+        doomed.stop()
+        left = box.leftovers()
+        box.remove_parent_cgroups()
+    assert not left, f"leaked: {left}"
 
 
 def test_a_lease_of_a_sandbox_lost_with_its_worker_comes_back(cluster: Cluster) -> None:
