@@ -194,7 +194,7 @@ class SandboxManager:
                 control = None
         sandbox = LiveSandbox(launched.info, launched.runtime, launched.dir, self.state_dir,
                               launched.pid, launched.pid_start, limit, launched.network,
-                              control)  # fmt: skip
+                              control, launched.stubs)  # fmt: skip
         self._register(sandbox)
         return sandbox.snapshot()
 
@@ -204,7 +204,11 @@ class SandboxManager:
     def _discard(self, launched: Launched) -> None:
         if launched.control is not None:
             launched.control.close()
-        remove_sandbox(None, launched.dir, self.state_dir, launched.network)
+        try:
+            remove_sandbox(None, launched.dir, self.state_dir, launched.network)
+        finally:
+            if launched.stubs is not None:
+                launched.stubs.close()
 
     def _warm_pools(self) -> WarmPools:
         """The warm pools, started on first use (a process that never creates a sandbox
