@@ -4,11 +4,15 @@
    a warm hit (the pool refilled outside the timer), against a raw ``runc run`` / ``runsc
    run`` of ``true`` from a prepared bundle and a cold create + exec, alternating; the claim
    alone (``create``'s return) is reported apart. One-shot ``Sandpool.run`` of ``true`` with
-   a warm hit, and cold, in the same alternation.
+   a warm hit, and cold, in the same alternation. gVisor execs take a pre-started ``runsc
+   exec`` (``sandbox.exec_stub``); the ``-plain`` contenders leave it alone (the old path,
+   a ``runsc exec`` per exec), side by side: the warm hit, and one ``exec true`` in a
+   sandbox that already ran one (``exec-…-gvisor``).
 2. Burst: 100 creates from 20 threads against a warm pool of 20 (runc; ``--burst-gvisor``
    adds gVisor): every create must succeed (misses go cold); p50/p99 of create, hits. The
    same with 100 one-shot runs of ``true``.
-3. Memory per idle warm sandbox: PSS of its processes and its cgroup's usage.
+3. Memory per idle warm sandbox: PSS of its processes and its cgroup's usage, and (gVisor)
+   of its stub's ``runsc exec`` host process, which is outside the cgroup.
 
 Runs as root with a cgroup parent of its own; never part of the test suite. Prints a table
 and writes ``bench/results/warm-<timestamp>.json``.
@@ -31,9 +35,9 @@ from bench import fixtures
 from bench.fixtures import RUNC_POOL, RUNSC_POOL, SMALL_IMAGE, Workspace, leftovers
 from bench.measure import alternate, percentile, summary
 from bench.report import save_results
-from bench.sandboxes import _memory
+from bench.sandboxes import _memory, _pss_kb
 from sandpool.api import Sandpool
-from sandpool.sandbox import ExecRequest, SandboxRequest
+from sandpool.sandbox import ExecRequest, SandboxRequest, exec_stub
 
 TRUE = ExecRequest(("true",))
 BURST_SIZE, BURST_CREATES, BURST_THREADS = 20, 100, 20
@@ -81,11 +85,48 @@ def first_command(ws: Workspace, sp: Sandpool, runtimes: list[str], n: int) -> d
         runners[f"api-cold-{runtime}"] = lambda p=cold_pool: _create_exec(sp, p)[0]
         runners[f"run-warm-{runtime}"] = lambda r=runtime: _warm_run(sp, f"warm-{r}")
         runners[f"run-cold-{runtime}"] = lambda p=cold_pool: _run_true(sp, p)
-    samples = alternate(runners, n, progress=_log)
+    if "gvisor" in runtimes:
+        _plain_contenders(sp, runners, claims)
+    box = sp.sandboxes.create(SandboxRequest(RUNSC_POOL, SMALL_IMAGE)).id if claims else None
+    if box is not None and "gvisor" in runtimes:
+        runners["exec-stub-gvisor"] = lambda: _exec_true(sp, box)
+        runners["exec-plain-gvisor"] = lambda: _plain(lambda: _exec_true(sp, box))
+    try:
+        samples = alternate(runners, n, progress=_log)
+    finally:
+        if box is not None:
+            sp.sandboxes.terminate(box)
     out = {name: _ms(s) for name, s in samples.items()}
     for runtime, claimed in claims.items():
         out[f"claim-only-{runtime}"] = _ms(claimed[-n:])
     return out
+
+
+def _plain_contenders(sp: Sandpool, runners: dict[str, c.Contender],
+                      claims: dict[str, list[float]]) -> None:  # fmt: skip
+    """gVisor's warm hit with its exec stub left alone: the old ``runsc exec`` path."""
+    claims["gvisor-plain"] = []
+    runners["api-warm-gvisor-plain"] = lambda: _plain(
+        lambda: _warm_hit(sp, "warm-gvisor", claims["gvisor-plain"])
+    )
+
+
+def _plain(measure: c.Contender) -> float:
+    """``measure`` with gVisor execs through a ``runsc exec`` each (``exec_stub``)."""
+    exec_stub.PLAIN_EXECS = True
+    try:
+        return measure()
+    finally:
+        exec_stub.PLAIN_EXECS = False
+
+
+def _exec_true(sp: Sandpool, box: str) -> float:
+    start = time.perf_counter()
+    code = sp.sandboxes.exec(box, TRUE).exit_code
+    elapsed = time.perf_counter() - start
+    if code != 0:
+        raise RuntimeError(f"exec of true exited {code}")
+    return elapsed
 
 
 def _warm_hit(sp: Sandpool, pool: str, claims: list[float]) -> float:
@@ -179,7 +220,23 @@ def memory(sp: Sandpool) -> dict[str, Any]:
     by_pool: dict[str, list[str]] = {}
     for info in sp.sandboxes.list(state="warm"):
         by_pool.setdefault(info.pool, []).append(info.id)
-    return {pool: {"sandboxes": len(ids), **_memory(sp, ids)} for pool, ids in by_pool.items()}
+    return {pool: {"sandboxes": len(ids), **_memory(sp, ids), **_stub_memory(ids)}
+            for pool, ids in by_pool.items()}  # fmt: skip
+
+
+def _stub_memory(boxes: list[str]) -> dict[str, Any]:
+    """PSS of the sandboxes' exec stubs' ``runsc exec`` host processes (gVisor only)."""
+    pss = []
+    for proc in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            cmdline = proc.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"exec" in cmdline and b"stub" in cmdline and any(b.encode() in cmdline for b in boxes):
+            pss.append(_pss_kb(proc.parent.name))
+    if not pss:
+        return {}
+    return {"stubs": len(pss), "stub_pss_mb_mean": round(sum(pss) / len(pss) / 1024, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:

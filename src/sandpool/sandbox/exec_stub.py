@@ -54,6 +54,9 @@ TAKEN = b"R"
 # start); past it the exec goes on as a slow ``runsc exec`` would (its timeout applies).
 TAKEN_WAIT_S = 30.0
 REAP_WAIT_S = 5.0
+# While set, execs leave waiting stubs alone (they are still started): the plain ``runsc
+# exec`` path, for ``bench.warm``'s side-by-side comparison in one run.
+PLAIN_EXECS = False
 
 
 def stub_request(argv: Sequence[str], env: Sequence[str], cwd: str) -> bytes:
@@ -144,6 +147,8 @@ class StubSlot:
 
     def take(self) -> ExecStub | None:
         """The waiting stub (possibly still starting), now the caller's; None if none."""
+        if PLAIN_EXECS:
+            return None
         with self._lock:
             stub, self._stub = self._stub, None
         if stub is not None and not stub.alive():
