@@ -51,8 +51,9 @@ __all__ = ["ExecStub", "StubSlot", "stub_request"]
 
 TAKEN = b"R"
 # How long ``hand_over`` waits for the ``R`` (a stub still starting: its ``runsc exec``'s
-# start); past it the exec goes on as a slow ``runsc exec`` would (its timeout applies).
-TAKEN_WAIT_S = 30.0
+# start; the sandbox's lock is held meanwhile); past it the exec goes on as a slow ``runsc
+# exec`` would (its timeout applies).
+TAKEN_WAIT_S = 5.0
 REAP_WAIT_S = 5.0
 # While set, execs leave waiting stubs alone (they are still started): the plain ``runsc
 # exec`` path, for ``bench.warm``'s side-by-side comparison in one run.
@@ -78,7 +79,7 @@ class ExecStub:
         self.taken_unread = False  # its ``R`` is still to come (the first stdout byte)
 
     def hand_over(self, argv: Sequence[str], env: Sequence[str], cwd: str, *,
-                  stdin: bool, wait_s: float = TAKEN_WAIT_S) -> bool:  # fmt: skip
+                  stdin: bool, wait_s: float | None = None) -> bool:  # fmt: skip
         """Give the stub its command (stdin stays open if ``stdin``); whether it took it.
         False: it is gone and never started the command (the caller ``close``s it)."""
         assert self.proc.stdin is not None
@@ -90,7 +91,7 @@ class ExecStub:
         if not stdin:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
-        return self._taken(wait_s)
+        return self._taken(TAKEN_WAIT_S if wait_s is None else wait_s)
 
     def _taken(self, wait_s: float) -> bool:
         """Read the stub's ``R`` (so the output starts after it); False on end of file

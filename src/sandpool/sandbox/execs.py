@@ -217,18 +217,20 @@ class ExecProcess:
             data = os.read(fd, _READ)
         except BlockingIOError:
             return
-        if data and stream == "stdout" and self._skip_stdout:
+        if not data:
+            sel.unregister(fd)
+            return
+        if stream == "stdout" and self._skip_stdout:
             data, self._skip_stdout = data[1:], 0
         if data:
             self.output.append(stream, data)
-        else:
-            sel.unregister(fd)
 
     def _finish(self, status: int) -> None:
         result = self.result
         result.finished_at = time.time()
         result.exit_code = 128 - status if status < 0 else status
-        if self._gvisor and status == RUNSC_EXEC_FAILED and not self._via_stub:
+        took = self._via_stub and not self._skip_stdout  # a stub ran it (its R came)
+        if self._gvisor and status == RUNSC_EXEC_FAILED and not took:
             result.exit_code = self._runsc_start_failure() or result.exit_code
         dropped = self.output.dropped()
         result.stdout_dropped, result.stderr_dropped = dropped["stdout"], dropped["stderr"]

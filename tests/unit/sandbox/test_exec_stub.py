@@ -15,9 +15,12 @@ from typing import cast
 
 import pytest
 
-from sandpool.runtime.base import ContainerRuntime
+from sandpool.runtime.base import Capability, ContainerRuntime
+from sandpool.sandbox import exec_stub
 from sandpool.sandbox.exec_stub import ExecStub, StubSlot, stub_request
+from sandpool.sandbox.execs import ExecProcess
 from sandpool.sandbox.init_binary import init_binary
+from sandpool.sandbox.models import ExecRequest
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +30,8 @@ def stub_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 class _Runtime:
     """A stand-in runtime: its ``exec`` runs ``command`` on this host (no sandbox)."""
+
+    capabilities = frozenset({Capability.USERSPACE_KERNEL})  # a gVisor-like one
 
     def __init__(self, command: Sequence[str]) -> None:
         self.command = list(command)
@@ -95,3 +100,35 @@ def test_a_slot_starts_hands_out_and_reaps(stub_binary: Path, tmp_path: Path) ->
     slot.fill()  # closed: no more
     assert slot.take() is None
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stub_slow_to_start_takes_the_command_late(stub_binary: Path, tmp_path: Path) -> None:
+    """Past the wait, the exec goes on with that stub; its late ``R`` is to be dropped."""
+    slow = _runtime("sh", "-c", f"sleep 0.5; exec {stub_binary} stub")
+    stub = ExecStub(slow, "sb", tmp_path)
+    assert stub.hand_over(["echo", "late"], [], "/", stdin=False, wait_s=0.05)
+    assert stub.taken_unread and stub.proc.stdout is not None
+    assert stub.proc.stdout.read() == b"Rlate\n"
+    stub.close()
+
+
+def test_an_exec_drops_a_late_r_and_refills_its_slot(
+    stub_binary: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exec whose stub took its command after the wait: the output has no ``R``, the exit
+    code is the command's, and the slot has a stub again once the exec ended."""
+    monkeypatch.setattr(exec_stub, "TAKEN_WAIT_S", 0.05)
+    slow = _runtime("sh", "-c", f"sleep 0.5; exec {stub_binary} stub")
+    slot = StubSlot(slow, "sb", tmp_path)
+    slot.fill()
+    process = ExecProcess(slow, "sb", ExecRequest(("sh", "-c", "echo late; exit 4")), env=(),
+                          cwd="/", user=None, pid_dir=tmp_path, output_limit=1 << 20,
+                          stubs=slot)  # fmt: skip
+    process.start()
+    result = process.wait(30)
+    assert result is not None and result.exit_code == 4
+    assert process.output.contents() == (b"late\n", b"")
+    again = slot.take()
+    assert again is not None
+    again.close()
+    slot.close()
