@@ -11,6 +11,11 @@
 2. Burst: 100 creates from 20 threads against a warm pool of 20 (runc; ``--burst-gvisor``
    adds gVisor): every create must succeed (misses go cold); p50/p99 of create, hits. The
    same with 100 one-shot runs of ``true``.
+   ``--http``: the same time to first command through the SDK (``Sandbox.create`` +
+   ``exec`` against a ``sandpool server`` the bench starts, keep-alive), each sample after
+   an untimed wait for the server's refill (``HTTP_REFILL_WAIT_S``; the API tells no tenant
+   whether a pool is full): the create alone is reported apart, a miss shows there as a
+   cold create (hundreds of ms).
 3. Memory per idle warm sandbox: PSS of its processes and its cgroup's usage, and (gVisor)
    of its stub's ``runsc exec`` host process, which is outside the cgroup.
 
@@ -33,13 +38,17 @@ from typing import Any
 from bench import contenders as c
 from bench import fixtures
 from bench.fixtures import RUNC_POOL, RUNSC_POOL, SMALL_IMAGE, Workspace, leftovers
+from bench.http import HttpServer
 from bench.measure import alternate, percentile, summary
 from bench.report import save_results
 from bench.sandboxes import _memory, _pss_kb
 from sandpool.api import Sandpool
+from sandpool.client import Client
+from sandpool.client.sandbox import Sandbox
 from sandpool.sandbox import ExecRequest, SandboxRequest, exec_stub
 
 TRUE = ExecRequest(("true",))
+HTTP_REFILL_WAIT_S = 2.0
 BURST_SIZE, BURST_CREATES, BURST_THREADS = 20, 100, 20
 WARM_POOLS = """\
     warm-{runtime}:
@@ -172,6 +181,43 @@ def _create_exec(sp: Sandpool, pool: str) -> tuple[float, float]:
     return elapsed, created - start
 
 
+def http_first_command(ws: Workspace, runtimes: list[str], n: int) -> dict[str, Any]:
+    """Section 1 through the SDK (see the module docstring)."""
+    config = _warm_config(ws, runtimes, 1)
+    server = HttpServer(_ServerWorkspace(config, ws.root))  # type: ignore[arg-type]
+    creates: dict[str, list[float]] = {r: [] for r in runtimes}
+    try:
+        with Client(server.url, server.key) as client:
+            runners = {f"http-warm-{r}": (lambda r=r: _http_hit(client, f"warm-{r}", creates[r]))
+                       for r in runtimes}  # fmt: skip
+            samples = alternate(runners, n, progress=_log)
+    finally:
+        server.close()
+    out = {name: _ms(s) for name, s in samples.items()}
+    return out | {f"http-create-only-{r}": _ms(c[-n:]) for r, c in creates.items()}
+
+
+class _ServerWorkspace:
+    """What ``HttpServer`` reads of a workspace, with the warm pools' config."""
+
+    def __init__(self, config_path: Path, root: Path) -> None:
+        self.config_path, self.root = config_path, root
+
+
+def _http_hit(client: Client, pool: str, creates: list[float]) -> float:
+    time.sleep(HTTP_REFILL_WAIT_S)  # untimed: the server refills its pool meanwhile
+    start = time.perf_counter()
+    box = Sandbox.create(pool, SMALL_IMAGE, client=client)
+    created = time.perf_counter()
+    code = box.exec(["true"]).exit_code
+    elapsed = time.perf_counter() - start
+    box.terminate()  # outside the timer
+    creates.append(created - start)
+    if code != 0:
+        raise RuntimeError(f"first exec exited {code}")
+    return elapsed
+
+
 def burst(sp: Sandpool, runtime: str, runs: bool = False) -> dict[str, Any]:
     """Section 2, for one runtime (its pool holds ``BURST_SIZE`` warm sandboxes): creates,
     or (``runs``) one-shot runs of ``true``."""
@@ -246,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-gvisor", action="store_true")
     parser.add_argument("--burst-gvisor", action="store_true", help="the burst on gVisor too")
     parser.add_argument("--no-burst", action="store_true", help="sections 1 and 3 only")
+    parser.add_argument("--http", action="store_true", help="section 1 through the SDK too")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         _log("bench: needs root (containers, mounts, cgroups)")
@@ -256,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     with Workspace(large_mb=1, podman=False) as ws:
         ws.small_image()
         used = []
+        if args.http:
+            _log("time to first command through the HTTP SDK")
+            results["http_first_command"] = http_first_command(ws, runtimes, args.n)
         with Sandpool.from_config(str(_warm_config(ws, runtimes, 2))) as sp:
             sp.sandboxes.start_warm()
             _log("time to first command")
@@ -279,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
 def _report(results: dict[str, Any]) -> None:
     save_results(results, "warm-")
     print(f"load average: start {results['host']['load_start']}, end {results['host']['load_end']}")
-    for name, row in results["first_command"].items():
+    for name, row in (results["first_command"] | results.get("http_first_command", {})).items():
         print(f"{name:<22} p50 {row['p50_ms']:>8.1f} ms  p99 {row['p99_ms']:>8.1f} ms")
     for runtime in ("runc", "gvisor"):
         raw, warm, run = (
