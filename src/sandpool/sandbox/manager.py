@@ -355,6 +355,8 @@ class SandboxManager:
         if not terminate:
             for sandbox in live:  # its next owner (``adopt``) starts its DNS filter again
                 sandbox.release_network()
+                if sandbox.stubs is not None:  # its exec stub ends (an adopter has none)
+                    sandbox.stubs.close()
             return
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda s: self._end(s, EndReason.KILLED), live))

@@ -15,9 +15,10 @@ import pytest
 
 from sandpool.api import Sandpool
 from sandpool.config import LoadedConfig
-from sandpool.sandbox import SandboxState, execs
+from sandpool.sandbox import ExecRequest, SandboxState, execs
 from tests.integration.conftest import Sandbox as Installation
 from tests.integration.sandbox.conftest import RUNTIMES
+from tests.integration.sandbox.test_sandbox_life import _crashed_owner
 
 pytestmark = pytest.mark.timeout(240)
 GVISOR = [pytest.param("gvisor", marks=[pytest.mark.root, pytest.mark.runsc], id="gvisor")]
@@ -149,6 +150,23 @@ def test_unused_stubs_never_outlive_their_sandbox(boxes: Sandpool, runtime: str)
     assert used.exec(["true"]).exit_code == 0
     used.terminate()
     assert _runtime_processes(used.id) == []
+
+
+@pytest.mark.parametrize("runtime", GVISOR)
+def test_a_dead_owners_stub_ends_by_itself(boxes: Sandpool, runtime: str) -> None:
+    """The owner is SIGKILLed with its sandbox's stub waiting: the stub reads end of file and
+    its `runsc exec` ends; the sandbox lives on, and its adopter's execs are plain ones."""
+    config = Path(boxes.config.state_dir).parent / "sandbox-pools.yaml"
+    [sandbox_id] = _crashed_owner(config, runtime, 1)
+    deadline = time.monotonic() + 30
+    while _runtime_processes(sandbox_id):
+        assert time.monotonic() < deadline, _runtime_processes(sandbox_id)
+        time.sleep(0.05)
+    assert boxes.sandboxes.adopt() == ([sandbox_id], [])
+    result = boxes.sandboxes.exec(sandbox_id, ExecRequest(("cat", "/kept")))
+    assert result.stdout == b"written before the crash"
+    boxes.sandboxes.terminate(sandbox_id)
+    assert _runtime_processes(sandbox_id) == []
 
 
 @pytest.fixture
