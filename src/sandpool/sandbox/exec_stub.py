@@ -3,24 +3,27 @@
 ``runsc`` 20221219 passes no extra fds and no SCM_RIGHTS into a sandbox, so a gVisor exec is
 a ``runsc exec`` process, and most of its cost (~25 ms idle, far more under load) is that
 process starting and reaching the sandbox. A ``StubSlot`` keeps one such process started
-ahead per sandbox: ``runsc exec <id> /.sandpool/init stub`` with fresh pipes as its stdin,
-stdout and stderr (the future exec's pipes, exactly as today's exec has them) and an
-``--internal-pid-file``. The stub (``init.c``) reads one length-prefixed request (argv, env
-entries, working directory) from stdin, reading exactly its bytes so the rest of the pipe is
-the command's stdin, answers ``R`` on stdout (read by the owner before any output), sets the
-env entries on top of its own (as ``runsc exec --env`` does), enters the directory and
-``execvp``s the command in its own process: no fork, so ``runsc exec``'s exit status is the
-command's, the pid file names the command (leader of its own process group in gVisor: kills
-and timeouts go there, as before), and the exec is the same process a plain ``runsc exec``
-would have made, with the same user, capabilities and limits.
+ahead per sandbox (of the process that owns it: created, claimed or adopted): ``runsc exec
+<id> /.sandpool/init stub`` with fresh pipes as its stdin, stdout and stderr (the future
+exec's pipes, exactly as today's exec has them) and an ``--internal-pid-file``. The stub
+(``init.c``) reads one length-prefixed request (argv, env entries, working directory) from
+stdin, reading exactly its bytes so the rest of the pipe is the command's stdin, answers
+``R`` on stdout (read by the owner before any output), sets the env entries on top of its
+own (as ``runsc exec --env`` does), enters the directory and ``execvp``s the command in its
+own process: no fork, so ``runsc exec``'s exit status is the command's, the pid file names
+the command (leader of its own process group in gVisor: kills and timeouts go there, as
+before), and the exec is the same process a plain ``runsc exec`` would have made, with the
+same user, capabilities and limits.
 
 An exec then costs writing the request plus the command's ``execve`` (~10 ms in gVisor on
 ptrace). A slot is filled when the sandbox starts (a warm sandbox is claimed with its stub
-ready) and again each time an exec that used its stub ends: never while an exec runs, so a
-first exec sees a pristine process table (the init and itself); between execs one idle
-``/.sandpool/init stub`` process waits. ``close`` closes the stub's stdin (it exits on end of
-file), reaps its ``runsc exec`` and removes its pid file. If the owner dies, the stub reads
-end of file and exits the same way: nothing is left.
+ready) and again each time an exec ends (not when it starts: a lone exec never sees a stub,
+so a first exec sees a pristine process table, the init and itself); between execs one idle
+``/.sandpool/init stub`` process waits. An exec while another holds the stub, or as another
+user, is a plain ``runsc exec``. The plain path stays for those, and as the fallback.
+``close`` closes the stub's stdin (it exits on end of file), reaps its ``runsc exec`` and
+removes its pid file. If the owner dies, the stub reads end of file and exits the same way:
+nothing is left.
 
 Why this is safe: the stub runs in the sandbox as the sandbox's user, like every exec, and
 holds nothing sandbox code does not already have. Sandbox code could kill it (the exec then
@@ -43,11 +46,11 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from sandpool.runtime.base import ContainerRuntime
+from sandpool.runtime.base import Capability, ContainerRuntime
 from sandpool.runtime.runner import kill_group, spawn
 from sandpool.sandbox.init_binary import MOUNT_POINT
 
-__all__ = ["ExecStub", "StubSlot", "stub_request"]
+__all__ = ["ExecStub", "StubSlot", "started_slot", "stub_request"]
 
 TAKEN = b"R"
 # How long ``hand_over`` waits for the ``R`` (a stub still starting: its ``runsc exec``'s
@@ -165,3 +168,13 @@ class StubSlot:
             stub, self._stub = self._stub, None
         if stub is not None:
             stub.close()
+
+
+def started_slot(runtime: ContainerRuntime, sandbox_id: str, directory: Path) -> StubSlot | None:
+    """A gVisor sandbox's slot with its first stub starting; None for other runtimes (runc
+    execs start through the init, ``sandbox.control_exec``)."""
+    if Capability.USERSPACE_KERNEL not in runtime.capabilities:
+        return None
+    slot = StubSlot(runtime, sandbox_id, directory)
+    slot.fill()
+    return slot

@@ -33,7 +33,7 @@ from sandpool.runtime.init import without_init
 from sandpool.runtime.runner import kill_group, spawn
 from sandpool.runtime.spec import BindMount
 from sandpool.sandbox.control import ControlSocket
-from sandpool.sandbox.exec_stub import StubSlot
+from sandpool.sandbox.exec_stub import StubSlot, started_slot
 from sandpool.sandbox.init_binary import MOUNT_POINT, init_binary
 from sandpool.sandbox.models import SandboxInfo, SandboxRequest, SandboxState
 from sandpool.worker.cgroups import CGROUP_ROOT, detect_cgroup_version
@@ -196,9 +196,7 @@ def launch_sandbox(pool: ResolvedPool, runtime: ContainerRuntime, image: Image,
             control.close()
         container.cleanup()
         raise
-    stubs = StubSlot(runtime, container.id, container.dir) if gvisor else None
-    if stubs is not None:
-        stubs.fill()  # the first exec (a warm sandbox's claimant's) finds it running
+    stubs = started_slot(runtime, container.id, container.dir)  # gVisor: for the first exec
     return Launched(info, runtime, container.dir, pid, start, image.digest, container.network,
                     control, container.cgroup.rel, stubs)  # fmt: skip
 

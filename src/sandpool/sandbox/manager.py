@@ -38,6 +38,7 @@ from sandpool.config.resolved import ResolvedConfig
 from sandpool.errors import ContainerStartFailed, SandboxNotFound, SandboxStateError, SandpoolError
 from sandpool.images import ImageStore, choose_reference
 from sandpool.runtime.base import ContainerRuntime
+from sandpool.sandbox.exec_stub import started_slot
 from sandpool.sandbox.files import FileEntry, Source
 from sandpool.sandbox.launch import (
     Launched,
@@ -508,7 +509,7 @@ class SandboxManager:
         info.last_activity, info.ports = time.time(), ()  # the dead owner's forwards went
         network = reattach_network(info, directory, self.state_dir, self.config.pool(info.pool))
         sandbox = LiveSandbox(info, runtime, directory, self.state_dir, pid, start, limit,
-                              network)  # fmt: skip
+                              network, stubs=started_slot(runtime, info.id, directory))  # fmt: skip
         sandbox.save()
         self._register(sandbox)
         log.info("adopted sandbox %s (owner %d gone)", info.id, record.owner_pid)
