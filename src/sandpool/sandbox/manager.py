@@ -356,7 +356,7 @@ class SandboxManager:
         if not terminate:
             for sandbox in live:  # its next owner (``adopt``) starts its DNS filter again
                 sandbox.release_network()
-                if sandbox.stubs is not None:  # its exec stub ends (an adopter has none)
+                if sandbox.stubs is not None:  # its exec stub ends (an adopter starts its own)
                     sandbox.stubs.close()
             return
         with ThreadPoolExecutor(8) as pool:
