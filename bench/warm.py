@@ -4,11 +4,20 @@
    a warm hit (the pool refilled outside the timer), against a raw ``runc run`` / ``runsc
    run`` of ``true`` from a prepared bundle and a cold create + exec, alternating; the claim
    alone (``create``'s return) is reported apart. One-shot ``Sandpool.run`` of ``true`` with
-   a warm hit, and cold, in the same alternation.
+   a warm hit, and cold, in the same alternation. gVisor execs take a pre-started ``runsc
+   exec`` (``sandbox.exec_stub``); the ``-plain`` contenders leave it alone (the old path,
+   a ``runsc exec`` per exec), side by side: the warm hit, and one ``exec true`` in a
+   sandbox that already ran one (``exec-…-gvisor``).
 2. Burst: 100 creates from 20 threads against a warm pool of 20 (runc; ``--burst-gvisor``
    adds gVisor): every create must succeed (misses go cold); p50/p99 of create, hits. The
    same with 100 one-shot runs of ``true``.
-3. Memory per idle warm sandbox: PSS of its processes and its cgroup's usage.
+   ``--http``: the same time to first command through the SDK (``Sandbox.create`` +
+   ``exec`` against a ``sandpool server`` the bench starts, keep-alive), each sample after
+   an untimed wait for the server's refill (``HTTP_REFILL_WAIT_S``; the API tells no tenant
+   whether a pool is full): the create alone is reported apart, a miss shows there as a
+   cold create (hundreds of ms).
+3. Memory per idle warm sandbox: PSS of its processes and its cgroup's usage, and (gVisor)
+   of its stub's ``runsc exec`` host process, which is outside the cgroup.
 
 Runs as root with a cgroup parent of its own; never part of the test suite. Prints a table
 and writes ``bench/results/warm-<timestamp>.json``.
@@ -29,13 +38,17 @@ from typing import Any
 from bench import contenders as c
 from bench import fixtures
 from bench.fixtures import RUNC_POOL, RUNSC_POOL, SMALL_IMAGE, Workspace, leftovers
+from bench.http import HttpServer
 from bench.measure import alternate, percentile, summary
 from bench.report import save_results
-from bench.sandboxes import _memory
+from bench.sandboxes import _memory, _pss_kb
 from sandpool.api import Sandpool
-from sandpool.sandbox import ExecRequest, SandboxRequest
+from sandpool.client import Client
+from sandpool.client.sandbox import Sandbox
+from sandpool.sandbox import ExecRequest, SandboxRequest, exec_stub
 
 TRUE = ExecRequest(("true",))
+HTTP_REFILL_WAIT_S = 2.0
 BURST_SIZE, BURST_CREATES, BURST_THREADS = 20, 100, 20
 WARM_POOLS = """\
     warm-{runtime}:
@@ -81,11 +94,48 @@ def first_command(ws: Workspace, sp: Sandpool, runtimes: list[str], n: int) -> d
         runners[f"api-cold-{runtime}"] = lambda p=cold_pool: _create_exec(sp, p)[0]
         runners[f"run-warm-{runtime}"] = lambda r=runtime: _warm_run(sp, f"warm-{r}")
         runners[f"run-cold-{runtime}"] = lambda p=cold_pool: _run_true(sp, p)
-    samples = alternate(runners, n, progress=_log)
+    if "gvisor" in runtimes:
+        _plain_contenders(sp, runners, claims)
+    box = sp.sandboxes.create(SandboxRequest(RUNSC_POOL, SMALL_IMAGE)).id if claims else None
+    if box is not None and "gvisor" in runtimes:
+        runners["exec-stub-gvisor"] = lambda: _exec_true(sp, box)
+        runners["exec-plain-gvisor"] = lambda: _plain(lambda: _exec_true(sp, box))
+    try:
+        samples = alternate(runners, n, progress=_log)
+    finally:
+        if box is not None:
+            sp.sandboxes.terminate(box)
     out = {name: _ms(s) for name, s in samples.items()}
     for runtime, claimed in claims.items():
         out[f"claim-only-{runtime}"] = _ms(claimed[-n:])
     return out
+
+
+def _plain_contenders(sp: Sandpool, runners: dict[str, c.Contender],
+                      claims: dict[str, list[float]]) -> None:  # fmt: skip
+    """gVisor's warm hit with its exec stub left alone: the old ``runsc exec`` path."""
+    claims["gvisor-plain"] = []
+    runners["api-warm-gvisor-plain"] = lambda: _plain(
+        lambda: _warm_hit(sp, "warm-gvisor", claims["gvisor-plain"])
+    )
+
+
+def _plain(measure: c.Contender) -> float:
+    """``measure`` with gVisor execs through a ``runsc exec`` each (``exec_stub``)."""
+    exec_stub.PLAIN_EXECS = True
+    try:
+        return measure()
+    finally:
+        exec_stub.PLAIN_EXECS = False
+
+
+def _exec_true(sp: Sandpool, box: str) -> float:
+    start = time.perf_counter()
+    code = sp.sandboxes.exec(box, TRUE).exit_code
+    elapsed = time.perf_counter() - start
+    if code != 0:
+        raise RuntimeError(f"exec of true exited {code}")
+    return elapsed
 
 
 def _warm_hit(sp: Sandpool, pool: str, claims: list[float]) -> float:
@@ -129,6 +179,43 @@ def _create_exec(sp: Sandpool, pool: str) -> tuple[float, float]:
     if code != 0:
         raise RuntimeError(f"first exec exited {code}")
     return elapsed, created - start
+
+
+def http_first_command(ws: Workspace, runtimes: list[str], n: int) -> dict[str, Any]:
+    """Section 1 through the SDK (see the module docstring)."""
+    config = _warm_config(ws, runtimes, 1)
+    server = HttpServer(_ServerWorkspace(config, ws.root))  # type: ignore[arg-type]
+    creates: dict[str, list[float]] = {r: [] for r in runtimes}
+    try:
+        with Client(server.url, server.key) as client:
+            runners = {f"http-warm-{r}": (lambda r=r: _http_hit(client, f"warm-{r}", creates[r]))
+                       for r in runtimes}  # fmt: skip
+            samples = alternate(runners, n, progress=_log)
+    finally:
+        server.close()
+    out = {name: _ms(s) for name, s in samples.items()}
+    return out | {f"http-create-only-{r}": _ms(c[-n:]) for r, c in creates.items()}
+
+
+class _ServerWorkspace:
+    """What ``HttpServer`` reads of a workspace, with the warm pools' config."""
+
+    def __init__(self, config_path: Path, root: Path) -> None:
+        self.config_path, self.root = config_path, root
+
+
+def _http_hit(client: Client, pool: str, creates: list[float]) -> float:
+    time.sleep(HTTP_REFILL_WAIT_S)  # untimed: the server refills its pool meanwhile
+    start = time.perf_counter()
+    box = Sandbox.create(pool, SMALL_IMAGE, client=client)
+    created = time.perf_counter()
+    code = box.exec(["true"]).exit_code
+    elapsed = time.perf_counter() - start
+    box.terminate()  # outside the timer
+    creates.append(created - start)
+    if code != 0:
+        raise RuntimeError(f"first exec exited {code}")
+    return elapsed
 
 
 def burst(sp: Sandpool, runtime: str, runs: bool = False) -> dict[str, Any]:
@@ -179,7 +266,23 @@ def memory(sp: Sandpool) -> dict[str, Any]:
     by_pool: dict[str, list[str]] = {}
     for info in sp.sandboxes.list(state="warm"):
         by_pool.setdefault(info.pool, []).append(info.id)
-    return {pool: {"sandboxes": len(ids), **_memory(sp, ids)} for pool, ids in by_pool.items()}
+    return {pool: {"sandboxes": len(ids), **_memory(sp, ids), **_stub_memory(ids)}
+            for pool, ids in by_pool.items()}  # fmt: skip
+
+
+def _stub_memory(boxes: list[str]) -> dict[str, Any]:
+    """PSS of the sandboxes' exec stubs' ``runsc exec`` host processes (gVisor only)."""
+    pss = []
+    for proc in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            cmdline = proc.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"exec" in cmdline and b"stub" in cmdline and any(b.encode() in cmdline for b in boxes):
+            pss.append(_pss_kb(proc.parent.name))
+    if not pss:
+        return {}
+    return {"stubs": len(pss), "stub_pss_mb_mean": round(sum(pss) / len(pss) / 1024, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-gvisor", action="store_true")
     parser.add_argument("--burst-gvisor", action="store_true", help="the burst on gVisor too")
     parser.add_argument("--no-burst", action="store_true", help="sections 1 and 3 only")
+    parser.add_argument("--http", action="store_true", help="section 1 through the SDK too")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         _log("bench: needs root (containers, mounts, cgroups)")
@@ -199,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     with Workspace(large_mb=1, podman=False) as ws:
         ws.small_image()
         used = []
+        if args.http:
+            _log("time to first command through the HTTP SDK")
+            results["http_first_command"] = http_first_command(ws, runtimes, args.n)
         with Sandpool.from_config(str(_warm_config(ws, runtimes, 2))) as sp:
             sp.sandboxes.start_warm()
             _log("time to first command")
@@ -222,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
 def _report(results: dict[str, Any]) -> None:
     save_results(results, "warm-")
     print(f"load average: start {results['host']['load_start']}, end {results['host']['load_end']}")
-    for name, row in results["first_command"].items():
+    for name, row in (results["first_command"] | results.get("http_first_command", {})).items():
         print(f"{name:<22} p50 {row['p50_ms']:>8.1f} ms  p99 {row['p99_ms']:>8.1f} ms")
     for runtime in ("runc", "gvisor"):
         raw, warm, run = (

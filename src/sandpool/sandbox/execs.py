@@ -8,7 +8,9 @@ a working directory that cannot be entered) 126. Under gVisor an exec'd process 
 its own session and group (measured), and a second ``execve`` costs ~8 ms there (a new address
 space), so the argv is exec'd directly: ``runsc exec``'s own failure (128 and its message) is
 mapped to the same 127/126, and a group is killed from inside by one more exec of the init
-(``init killpg <pid>``, the pid from ``--internal-pid-file``).
+(``init killpg <pid>``, the pid from ``--internal-pid-file``). A gVisor sandbox's execs
+take its pre-started ``runsc exec`` (``sandbox.exec_stub``) when one is there: the same
+process, pipes and pid file, only started ahead; the command then reports 126/127 itself.
 
 Thread safety: ``start`` once; then ``kill``, ``write_stdin``, ``close_stdin``, ``wait`` and
 ``output.follow`` from any thread.
@@ -32,6 +34,7 @@ from sandpool.runtime.base import Capability, ContainerRuntime
 from sandpool.runtime.runner import kill_group, spawn
 from sandpool.sandbox.control import ControlSocket
 from sandpool.sandbox.control_exec import ControlProcess, merged_env
+from sandpool.sandbox.exec_stub import StubSlot
 from sandpool.sandbox.init_binary import MOUNT_POINT
 from sandpool.sandbox.models import ExecRequest, ExecResult
 from sandpool.sandbox.output import OutputLog
@@ -65,7 +68,8 @@ class ExecProcess:
                  output_limit: int,
                  end_check: Callable[[ExecResult], None] = lambda r: None,
                  control: ControlSocket | None = None,
-                 spec_env: tuple[str, ...] = ()) -> None:  # fmt: skip
+                 spec_env: tuple[str, ...] = (),
+                 stubs: StubSlot | None = None) -> None:  # fmt: skip
         self.id = new_exec_id()
         self.runtime, self.sandbox_id, self.request = runtime, sandbox_id, request
         self._env, self._cwd, self._user = env, cwd, user
@@ -78,6 +82,9 @@ class ExecProcess:
         self._proc: subprocess.Popen[bytes] | ControlProcess | None = None
         self._control, self._spec_env = control, spec_env  # runc: exec through the init
         self._gvisor = Capability.USERSPACE_KERNEL in runtime.capabilities
+        self._stubs = stubs if self._gvisor and not user else None  # gVisor: started ahead
+        self._via_stub = False
+        self._skip_stdout = 0  # a stub's late ``R``, not output
 
     def argv(self) -> list[str]:
         """The runtime command line that runs this exec."""
@@ -97,9 +104,11 @@ class ExecProcess:
         """Spawn the process and its pump thread."""
         stdin = subprocess.PIPE if self.request.stdin else subprocess.DEVNULL
         self.result.started_at = time.time()
-        self._proc = self._through_init() or spawn(self.argv(), stdin=stdin,
-                                                   stdout=subprocess.PIPE,
-                                                   stderr=subprocess.PIPE)  # fmt: skip
+        self._proc = (
+            self._through_init()
+            or self._through_stub()
+            or spawn(self.argv(), stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        )
         threading.Thread(target=self._pump, name=f"exec-{self.id}", daemon=True).start()
 
     def _through_init(self) -> ControlProcess | None:
@@ -113,6 +122,20 @@ class ExecProcess:
                                   stdin=self.request.stdin)  # fmt: skip
         except OSError:
             return None
+
+    def _through_stub(self) -> subprocess.Popen[bytes] | None:
+        """The sandbox's pre-started ``runsc exec`` running this command (``exec_stub``);
+        None: no stub waits, or it could not take the command (a plain one then)."""
+        stub = self._stubs.take() if self._stubs is not None else None
+        if stub is None:
+            return None
+        if not stub.hand_over(self.request.argv, self._env, self._cwd,
+                              stdin=self.request.stdin):  # fmt: skip
+            stub.close()
+            return None
+        self._pid_file, self._via_stub = stub.pid_file, True
+        self._skip_stdout = 1 if stub.taken_unread else 0
+        return stub.proc
 
     @property
     def done(self) -> bool:
@@ -194,16 +217,20 @@ class ExecProcess:
             data = os.read(fd, _READ)
         except BlockingIOError:
             return
+        if not data:
+            sel.unregister(fd)
+            return
+        if stream == "stdout" and self._skip_stdout:
+            data, self._skip_stdout = data[1:], 0
         if data:
             self.output.append(stream, data)
-        else:
-            sel.unregister(fd)
 
     def _finish(self, status: int) -> None:
         result = self.result
         result.finished_at = time.time()
         result.exit_code = 128 - status if status < 0 else status
-        if self._gvisor and status == RUNSC_EXEC_FAILED:
+        took = self._via_stub and not self._skip_stdout  # a stub ran it (its R came)
+        if self._gvisor and status == RUNSC_EXEC_FAILED and not took:
             result.exit_code = self._runsc_start_failure() or result.exit_code
         dropped = self.output.dropped()
         result.stdout_dropped, result.stderr_dropped = dropped["stdout"], dropped["stderr"]
@@ -215,6 +242,8 @@ class ExecProcess:
             result.exit_code = EXIT_KILLED
         self._pid_file.unlink(missing_ok=True)
         self._done.set()
+        if self._stubs is not None:
+            self._stubs.fill()  # for the next exec: after this one, never during it
 
     def _runsc_start_failure(self) -> int | None:
         """126/127 when ``runsc exec`` could not start the command (its own message, the

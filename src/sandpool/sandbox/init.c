@@ -16,6 +16,12 @@
  *   exec DIR ARGV...     chdir(DIR) (126 if it cannot), setsid() (the exec leads its own process
  *                        group, so a timeout or kill reaches its children too), then execvp;
  *                        127 not found, 126 not runnable.
+ *   stub                 gVisor's pre-started exec (sandbox.exec_stub): reads exactly one
+ *                        request from stdin, u32 length then "cwd\0argc\0argv...\0env...\0"
+ *                        (env entries are set on top of its own, as `runsc exec --env`
+ *                        does), writes "R" on stdout (taken), then runs it as `exec` does,
+ *                        in this process (no fork: runsc exec's status is the command's);
+ *                        what follows on stdin is the command's. End of file first: exit 0.
  *   killpg PGID          SIGKILL a process group (gVisor: the host cannot signal inside).
  *   put PATH MODE        stdin -> PATH (created/truncated, MODE octal).
  *   get PATH             PATH -> stdout (a regular file only).
@@ -256,6 +262,23 @@ static int run_serve(void) {
     }
 }
 
+/* gVisor's pre-started exec: see the header. Reads never go past the request (a pipe's read
+ * returns at most what was asked), so the rest of stdin is left to the command. */
+static int run_stub(void) {
+    uint32_t length;
+    char *buf, *cwd, **argv, **envp;
+    if (read_full(0, (char *)&length, sizeof length) < 0) return 0;  /* unused: closed */
+    if (length > MAX_REQUEST || !(buf = payload(0, length))
+        || parse(buf, length, &cwd, &argv, &envp) < 0) {
+        fprintf(stderr, "sandpool: bad exec request\n");
+        return 125;
+    }
+    if (write(1, "R", 1) != 1) return 125;
+    for (char **e = envp; *e; e++)
+        if (strchr(*e, '=')) putenv(*e);
+    return run_exec(cwd, argv);
+}
+
 static int copy(int in, int out) {
     static char buf[1 << 16];
     for (;;) {
@@ -373,6 +396,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "init")) return run_init();
     if (!strcmp(mode, "serve")) return run_serve();
     if (!strcmp(mode, "exec") && argc > 3) return run_exec(argv[2], argv + 3);
+    if (!strcmp(mode, "stub") && argc == 2) return run_stub();
     if (!strcmp(mode, "killpg") && argc == 3)
         return kill(-atoi(argv[2]), SIGKILL) < 0 ? fail("killpg") : 0;
     if (!strcmp(mode, "put") && argc == 4) return put(argv[2], argv[3]);

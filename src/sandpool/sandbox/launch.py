@@ -33,6 +33,7 @@ from sandpool.runtime.init import without_init
 from sandpool.runtime.runner import kill_group, spawn
 from sandpool.runtime.spec import BindMount
 from sandpool.sandbox.control import ControlSocket
+from sandpool.sandbox.exec_stub import StubSlot, started_slot
 from sandpool.sandbox.init_binary import MOUNT_POINT, init_binary
 from sandpool.sandbox.models import SandboxInfo, SandboxRequest, SandboxState
 from sandpool.worker.cgroups import CGROUP_ROOT, detect_cgroup_version
@@ -162,6 +163,7 @@ class Launched:
     network: ContainerNetwork | None = None
     control: ControlSocket | None = None  # runc: to its init (``sandbox.control``)
     cgroup_rel: str = ""  # its cgroup, under the controllers' roots
+    stubs: StubSlot | None = None  # gVisor: its next exec, started ahead (``exec_stub``)
 
     def alive(self) -> bool:
         """Whether its container's process still runs."""
@@ -196,8 +198,9 @@ def launch_sandbox(pool: ResolvedPool, runtime: ContainerRuntime, image: Image,
             control.close()
         container.cleanup()
         raise
+    stubs = started_slot(runtime, container.id, container.dir)  # gVisor: for the first exec
     return Launched(info, runtime, container.dir, pid, start, image.digest, container.network,
-                    control, container.cgroup.rel)  # fmt: skip
+                    control, container.cgroup.rel, stubs)  # fmt: skip
 
 
 def save_sandbox_file(directory: Path, info: SandboxInfo, pid: int, pid_start: int) -> None:

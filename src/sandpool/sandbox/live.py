@@ -23,6 +23,7 @@ from sandpool.network.policy import NetworkPolicy
 from sandpool.runtime.base import ContainerRuntime
 from sandpool.sandbox.checkpoint import dump, require_checkpoints, undump
 from sandpool.sandbox.control import ControlSocket
+from sandpool.sandbox.exec_stub import StubSlot
 from sandpool.sandbox.execs import EXIT_KILLED, ExecProcess
 from sandpool.sandbox.files import SandboxFiles
 from sandpool.sandbox.launch import oom_kill_count, pid_alive, remove_sandbox, save_sandbox_file
@@ -42,7 +43,8 @@ class LiveSandbox:
     def __init__(self, info: SandboxInfo, runtime: ContainerRuntime, directory: Path,
                  state_dir: Path, pid: int, pid_start: int, output_limit: int,
                  network: ContainerNetwork | None = None,
-                 control: ControlSocket | None = None) -> None:  # fmt: skip
+                 control: ControlSocket | None = None,
+                 stubs: StubSlot | None = None) -> None:  # fmt: skip
         self.info, self.runtime, self.dir, self.state_dir = info, runtime, directory, state_dir
         self.pid, self.pid_start, self.output_limit = pid, pid_start, output_limit
         self.network = network  # its DNS filter runs in this process (``allow``/``open``)
@@ -54,6 +56,7 @@ class LiveSandbox:
         self._ended = threading.Event()
         self._removing = False
         self.control = control  # runc, this process's own sandbox: execs through its init
+        self.stubs = stubs  # gVisor, this process's own sandbox: execs started ahead
 
     @property
     def id(self) -> str:
@@ -144,6 +147,7 @@ class LiveSandbox:
                 output_limit=self.output_limit,
                 end_check=lambda result: self._classify_exec(result, base),
                 control=None if user else self.control, spec_env=self.info.env,
+                stubs=self.stubs,
             )  # fmt: skip
             self.touch()
             process.start()
@@ -346,6 +350,8 @@ class LiveSandbox:
             remove_sandbox(self.record, self.dir, self.state_dir, self.network)
             if self.control is not None:
                 self.control.close()
+            if self.stubs is not None:
+                self.stubs.close()
             for process in self.running_execs():
                 process.wait(10)
         finally:

@@ -38,6 +38,7 @@ from sandpool.config.resolved import ResolvedConfig
 from sandpool.errors import ContainerStartFailed, SandboxNotFound, SandboxStateError, SandpoolError
 from sandpool.images import ImageStore, choose_reference
 from sandpool.runtime.base import ContainerRuntime
+from sandpool.sandbox.exec_stub import started_slot
 from sandpool.sandbox.files import FileEntry, Source
 from sandpool.sandbox.launch import (
     Launched,
@@ -194,7 +195,7 @@ class SandboxManager:
                 control = None
         sandbox = LiveSandbox(launched.info, launched.runtime, launched.dir, self.state_dir,
                               launched.pid, launched.pid_start, limit, launched.network,
-                              control)  # fmt: skip
+                              control, launched.stubs)  # fmt: skip
         self._register(sandbox)
         return sandbox.snapshot()
 
@@ -204,7 +205,11 @@ class SandboxManager:
     def _discard(self, launched: Launched) -> None:
         if launched.control is not None:
             launched.control.close()
-        remove_sandbox(None, launched.dir, self.state_dir, launched.network)
+        try:
+            remove_sandbox(None, launched.dir, self.state_dir, launched.network)
+        finally:
+            if launched.stubs is not None:
+                launched.stubs.close()
 
     def _warm_pools(self) -> WarmPools:
         """The warm pools, started on first use (a process that never creates a sandbox
@@ -351,6 +356,8 @@ class SandboxManager:
         if not terminate:
             for sandbox in live:  # its next owner (``adopt``) starts its DNS filter again
                 sandbox.release_network()
+                if sandbox.stubs is not None:  # its exec stub ends (an adopter starts its own)
+                    sandbox.stubs.close()
             return
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda s: self._end(s, EndReason.KILLED), live))
@@ -502,7 +509,7 @@ class SandboxManager:
         info.last_activity, info.ports = time.time(), ()  # the dead owner's forwards went
         network = reattach_network(info, directory, self.state_dir, self.config.pool(info.pool))
         sandbox = LiveSandbox(info, runtime, directory, self.state_dir, pid, start, limit,
-                              network)  # fmt: skip
+                              network, stubs=started_slot(runtime, info.id, directory))  # fmt: skip
         sandbox.save()
         self._register(sandbox)
         log.info("adopted sandbox %s (owner %d gone)", info.id, record.owner_pid)

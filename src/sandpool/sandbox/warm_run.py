@@ -14,7 +14,8 @@ layer, the limits, no network, exactly as a cold run does. How the command start
   the wait status. No runtime process is started: this is what beats a raw ``runc run``.
 - gVisor: ``runsc exec`` of the command through the init's ``exec`` mode (the same 126/127
   as runc) with the caller's fds; when it ends the sandbox's processes are SIGKILLed through
-  its cgroup before the run returns.
+  its cgroup before the run returns. The exec stub the warm sandbox holds for a claimant's
+  first exec (``sandbox.exec_stub``) is ended first, so the run's process table is pristine.
 
 Exit code, OOM (the cgroup's OOM-kill count), timeout (124) and ``sandpool kill`` (137) are
 told as for a cold run. The container is then removed in the background (the run returns
@@ -218,6 +219,8 @@ class WarmRun:
     def _run_gvisor(self, fds: tuple[int, int, int], ooms: int) -> int | None:
         """``runsc exec``'s wait status (None: timed out; -1: the sandbox died first)."""
         runtime, box = self.launched.runtime, self.launched.info.id
+        if self.launched.stubs is not None:  # gone (reaped) before the command starts
+            self.launched.stubs.close()
         flags = ["--cwd", "/"]
         for entry in self._env():
             flags += ["--env", entry]
