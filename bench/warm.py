@@ -38,7 +38,7 @@ from typing import Any
 from bench import contenders as c
 from bench import fixtures
 from bench.fixtures import RUNC_POOL, RUNSC_POOL, SMALL_IMAGE, Workspace, leftovers
-from bench.http import HttpServer
+from bench.http_server import HttpServer
 from bench.measure import alternate, percentile, summary
 from bench.report import save_results
 from bench.sandboxes import _memory, _pss_kb
@@ -184,7 +184,7 @@ def _create_exec(sp: Sandpool, pool: str) -> tuple[float, float]:
 def http_first_command(ws: Workspace, runtimes: list[str], n: int) -> dict[str, Any]:
     """Section 1 through the SDK (see the module docstring)."""
     config = _warm_config(ws, runtimes, 1)
-    server = HttpServer(_ServerWorkspace(config, ws.root))  # type: ignore[arg-type]
+    server = HttpServer(ws, config, "warm-http")
     creates: dict[str, list[float]] = {r: [] for r in runtimes}
     try:
         with Client(server.url, server.key) as client:
@@ -195,13 +195,6 @@ def http_first_command(ws: Workspace, runtimes: list[str], n: int) -> dict[str, 
         server.close()
     out = {name: _ms(s) for name, s in samples.items()}
     return out | {f"http-create-only-{r}": _ms(c[-n:]) for r, c in creates.items()}
-
-
-class _ServerWorkspace:
-    """What ``HttpServer`` reads of a workspace, with the warm pools' config."""
-
-    def __init__(self, config_path: Path, root: Path) -> None:
-        self.config_path, self.root = config_path, root
 
 
 def _http_hit(client: Client, pool: str, creates: list[float]) -> float:
