@@ -33,6 +33,14 @@ __all__ = ["Broker", "DispatchSettings", "ReapReport", "need_text"]
 
 T = TypeVar("T")
 EXPIRED = "expired"  # the outcome of a request whose backlog deadline passed
+# the outcome of a one-shot run its worker had taken when it was lost (it may have run in
+# part, so it is not run again: at most once)
+LOST_RUN = json.dumps({"ok": False, "error": {
+    "type": "WorkerLost",
+    "message": "the worker running it was lost before it reported the end; the run may have "
+               "run in part and was not started again",
+    "hint": "run it again if it is safe to repeat",
+}})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,7 @@ class ReapReport:
     requeued: list[str] = field(default_factory=list)
     lost_sandboxes: list[str] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
+    lost_runs: list[str] = field(default_factory=list)  # taken by a lost worker: failed
 
 
 def need_text(need: Resources) -> str:
@@ -277,18 +286,20 @@ class Broker:
     # ---- the reaper ------------------------------------------------------------------------
 
     def reap(self) -> ReapReport:
-        """Lost workers (lease ran out: their unfinished requests back to the backlog, their
-        sandboxes ``terminated``/``worker_lost``), deliveries unacknowledged past
+        """Lost workers (lease ran out: their unfinished requests back to the backlog, the
+        one-shot runs they had taken failed with ``LOST_RUN``, their sandboxes
+        ``terminated``/``worker_lost``), deliveries unacknowledged past
         ``ack_timeout``, and backlog deadlines."""
         report = ReapReport()
         for worker in self.workers():
             if not worker.alive:
                 answer = self._run("LOST", worker.id, int(self.settings.tombstone),
-                                   int(self.settings.keep))  # fmt: skip
+                                   int(self.settings.keep), LOST_RUN)  # fmt: skip
                 if answer:
                     report.lost_workers.append(worker.id)
                     report.requeued += answer[0]
                     report.lost_sandboxes += answer[1]
+                    report.lost_runs += answer[2]
                 continue
             report.requeued += self._run("STALE", worker.id, int(self.settings.ack_timeout * 1000))
         outcome = json.dumps({"ok": False, "error": EXPIRED})

@@ -177,8 +177,11 @@ return 1
 """
 )
 
-# ARGV: prefix, worker, tombstone s, keep s. Declares a worker whose lease ran out lost:
-# {requeued request ids, lost sandbox ids}; nil if it is alive or another gateway did it.
+# ARGV: prefix, worker, tombstone s, keep s, the outcome of a lost run (JSON). Declares a
+# worker whose lease ran out lost: {requeued request ids, lost sandbox ids, failed run ids};
+# nil if it is alive or another gateway did it. A one-shot run the worker had taken (pending
+# in its group) may have run in part: it fails with that outcome instead of running again
+# elsewhere (at most once); creates and requests it never took go back to the backlog.
 LOST = (
     _REQUEUE
     + """
@@ -187,10 +190,23 @@ local wk = p .. 'w:' .. w
 if redis.call('EXISTS', wk .. ':hb') == 1 then return nil end
 if redis.call('SREM', p .. 'workers', w) == 0 then return nil end
 redis.call('SET', p .. 'lost:' .. w, '1', 'EX', ARGV[3])
-local requeued = {}
+local taken = {}
+local ok, pending = pcall(redis.call, 'XPENDING', wk .. ':q', 'worker', '-', '+', 10000)
+if ok then for _, x in ipairs(pending) do taken[x[1]] = true end end
+local requeued, failed = {}, {}
 for _, e in ipairs(redis.call('XRANGE', wk .. ':q', '-', '+')) do
   local f = entry_fields(e)
-  if requeue(p, f['req'], w, f['attempt']) then table.insert(requeued, f['req']) end
+  local r = p .. 'r:' .. f['req']
+  local st = redis.call('HMGET', r, 'state', 'worker', 'attempt', 'kind')
+  if taken[e[1]] and st[4] == 'run' and st[1] == 'placed' and st[2] == w
+     and st[3] == f['attempt'] then
+    redis.call('HSET', r, 'state', 'failed')
+    redis.call('RPUSH', p .. 'res:' .. f['req'], ARGV[5])
+    redis.call('EXPIRE', p .. 'res:' .. f['req'], ARGV[4])
+    table.insert(failed, f['req'])
+  elseif requeue(p, f['req'], w, f['attempt']) then
+    table.insert(requeued, f['req'])
+  end
 end
 local lost = redis.call('SMEMBERS', wk .. ':sbx')
 for _, sid in ipairs(lost) do
@@ -198,7 +214,7 @@ for _, sid in ipairs(lost) do
   redis.call('EXPIRE', p .. 's:' .. sid, ARGV[4])
 end
 redis.call('DEL', wk .. ':q', wk .. ':sbx', wk, wk .. ':hb')
-return {requeued, lost}
+return {requeued, lost, failed}
 """
 )
 

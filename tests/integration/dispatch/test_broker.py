@@ -128,6 +128,35 @@ def test_a_lost_worker_s_requests_run_elsewhere_once_and_its_sandboxes_are_lost(
     assert broker.register("dies", spec()) == "lost"
 
 
+def test_a_run_a_lost_worker_had_taken_fails_and_is_never_run_again(broker: Broker) -> None:
+    """At most once: a one-shot run the lost worker took (it may have run in part) ends with
+    a WorkerLost outcome; a run and a create it had not taken yet go back to the backlog."""
+    broker.register("dies", spec(priority=9))
+    broker.register("other", spec())
+    started = uuid.uuid4().hex
+    broker.submit(started, need(), {"pool": "a"}, "run")
+    assert broker.place() == 1
+    assert [d.request_id for d in take(broker, "dies")] == [started]  # taken: pending
+    waiting, create = uuid.uuid4().hex, submit(broker)
+    broker.submit(waiting, need(), {"pool": "a"}, "run")
+    assert broker.place() == 2  # on "dies" too, never taken
+    deadline = time.monotonic() + 5
+    report = broker.reap()
+    while not report.lost_workers and time.monotonic() < deadline:
+        broker.heartbeat("other")
+        time.sleep(0.2)
+        report = broker.reap()
+    assert report.lost_workers == ["dies"]
+    assert report.lost_runs == [started]
+    assert sorted(report.requeued) == sorted([waiting, create])
+    outcome = broker.outcome(started, 1)
+    assert outcome is not None and outcome["ok"] is False
+    assert outcome["error"]["type"] == "WorkerLost", outcome
+    assert "not started again" in outcome["error"]["message"]
+    assert broker.place() == 2
+    assert sorted(d.request_id for d in take(broker, "other")) == sorted([waiting, create])
+
+
 def test_a_delivery_unacknowledged_past_the_ack_timeout_is_claimed_and_requeued(
         redis_server: RedisServer) -> None:  # fmt: skip
     broker = Broker.connect(redis_server.url, settings=DispatchSettings(ack_timeout=0.3))
