@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +214,28 @@ class Workspace:
             points = [line.split()[4] for line in info]
         for point in sorted((p for p in points if p.startswith(f"{root}/")), reverse=True):
             unmount(Path(point))
+
+
+WARM_POOL = """\
+    warm-{runtime}:
+      containerRuntime: {runtime}
+{extra}      warmPool:
+        size: {size}
+        image: {image}
+"""
+
+
+def warm_pools(root: Path, runtimes: Iterable[str], size: int) -> str:
+    """Pools ``warm-<runtime>`` holding ``size`` warm sandboxes of the small image each, as
+    configuration text to append to the workspace's (gVisor on ptrace, the workspace's root)."""
+    text = ""
+    for runtime in runtimes:
+        extra = ""
+        if runtime == "gvisor":
+            extra = (f"      containerRuntimeConfig:\n        gvisorPlatform: ptrace\n"
+                     f"        gvisorRoot: {root}/gvisor\n")  # fmt: skip
+        text += WARM_POOL.format(runtime=runtime, extra=extra, size=size, image=SMALL_IMAGE)
+    return text
 
 
 def _remove_cgroup_tree(rel: str) -> None:

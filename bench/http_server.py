@@ -30,13 +30,6 @@ __all__ = ["CpuMeter", "HttpServer", "cpu_s", "server_config"]
 
 ADMIN_KEY = "bench-admin-key"
 TICKS = os.sysconf("SC_CLK_TCK")
-WARM_POOL = """\
-    warm-{runtime}:
-      containerRuntime: {runtime}
-{extra}      warmPool:
-        size: {size}
-        image: {image}
-"""
 
 
 def _log(message: str) -> None:
@@ -58,12 +51,8 @@ def server_config(ws: Workspace, name: str, warm_size: int = 0) -> Path:
         root=ws.root, cgroup=fixtures.CGROUP_PARENT, gvisor=RUNSC_POOL, runc=RUNC_POOL
     )
     text = text.replace(f"stateDir: {ws.root}/state\n", f"stateDir: {ws.root}/state-{name}\n")
-    for runtime in ("runc", "gvisor") if warm_size else ():
-        extra = ""
-        if runtime == "gvisor":
-            extra = (f"      containerRuntimeConfig:\n        gvisorPlatform: ptrace\n"
-                     f"        gvisorRoot: {ws.root}/gvisor\n")  # fmt: skip
-        text += WARM_POOL.format(runtime=runtime, extra=extra, size=warm_size, image=SMALL_IMAGE)
+    if warm_size:
+        text += fixtures.warm_pools(ws.root, ("runc", "gvisor"), warm_size)
     path = ws.root / f"sandpool-{name}.yaml"
     path.write_text(text)
     return path

@@ -50,13 +50,6 @@ from sandpool.sandbox import ExecRequest, SandboxRequest, exec_stub
 TRUE = ExecRequest(("true",))
 HTTP_REFILL_WAIT_S = 2.0
 BURST_SIZE, BURST_CREATES, BURST_THREADS = 20, 100, 20
-WARM_POOLS = """\
-    warm-{runtime}:
-      containerRuntime: {runtime}
-{extra}      warmPool:
-        size: {size}
-        image: {image}
-"""
 
 
 def _log(message: str) -> None:
@@ -65,13 +58,7 @@ def _log(message: str) -> None:
 
 def _warm_config(ws: Workspace, runtimes: list[str], size: int) -> Path:
     """The workspace's config plus a pool ``warm-<runtime>`` of ``size`` per runtime."""
-    text = ws.config_path.read_text()
-    for runtime in runtimes:
-        extra = ""
-        if runtime == "gvisor":
-            extra = (f"      containerRuntimeConfig:\n        gvisorPlatform: ptrace\n"
-                     f"        gvisorRoot: {ws.root}/gvisor\n")  # fmt: skip
-        text += WARM_POOLS.format(runtime=runtime, extra=extra, size=size, image=SMALL_IMAGE)
+    text = ws.config_path.read_text() + fixtures.warm_pools(ws.root, runtimes, size)
     path = ws.root / f"warm-{size}.yaml"
     path.write_text(text)
     return path
