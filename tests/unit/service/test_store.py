@@ -27,6 +27,15 @@ def test_the_migrations_build_the_schema_of_the_tables(store: Store) -> None:
     assert diff == [], f"tables.py and the migrations differ: {diff}"
 
 
+def test_sqlite_runs_in_wal_without_an_fsync_per_commit(store: Store) -> None:
+    """WAL with synchronous=NORMAL: a commit is not fsynced (about 5 ms each on this disk,
+    paid by every create and terminate), and the file stays consistent on a crash."""
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
 def test_the_database_file_is_private_and_survives_a_reopen(tmp_path: Path) -> None:
     url = default_url(tmp_path)
     db = tmp_path / "service" / "service.db"
