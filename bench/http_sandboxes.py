@@ -5,9 +5,11 @@ process (``Sandpool.sandboxes``) and through the raw runtime.
 What each timer holds:
 
 - ``*-first-*``: create + exec ``true`` + its exit code; the terminate comes after the timer.
-  ``http-warm-*`` / ``api-warm-*`` wait (outside the timer) until the pool is full again, and
-  count as a sample only if the create was a warm hit (the id was one of the warm ones; the
-  Python API's claim counter), else the sample is taken again.
+  ``http-warm-*`` / ``api-warm-*`` wait (outside the timer) until every warm pool of the
+  bench, the server's and this process's, is full again (``settle``: no refill of an earlier
+  sample runs beside the timed one, on either side), and count as a sample only if the create
+  was a warm hit (the id was one of the warm ones; the Python API's claim counter), else the
+  sample is taken again.
 - ``raw-run-*``: ``runc run`` / ``runsc run`` of ``true`` on a prepared bundle
   (``bench.contenders.raw``).
 - ``http-exec-*``: ``Sandbox.exec(["true"])`` (start, then the output stream to the exit
@@ -34,11 +36,16 @@ TRUE = ExecRequest(("true",))
 RETRIES = 5  # a warm sample that missed (the pool refilled a moment late) is taken again
 
 
+Settle = Callable[[], None]
+
+
 def http_first(client: Client, server: HttpServer, pool: str, meter: CpuMeter, name: str,
-               warm_size: int = 0) -> c.Contender:  # fmt: skip
+               warm_size: int = 0, settle: Settle | None = None) -> c.Contender:  # fmt: skip
     """Create + exec ``true`` through the SDK; with ``warm_size``, only warm hits count."""
 
     def once() -> tuple[float, bool]:
+        if settle is not None:
+            settle()
         warm = server.wait_warm(pool, warm_size) if warm_size else set()
         with meter.span(name, server.proc.pid):
             start = time.perf_counter()
@@ -53,14 +60,16 @@ def http_first(client: Client, server: HttpServer, pool: str, meter: CpuMeter, n
     return _hits_only(once, name)
 
 
-def api_first(sp: Sandpool, pool: str, meter: CpuMeter, name: str,
-              warm: bool = False) -> c.Contender:  # fmt: skip
+def api_first(sp: Sandpool, pool: str, meter: CpuMeter, name: str, warm: bool = False,
+              settle: Settle | None = None) -> c.Contender:  # fmt: skip
     """Create + exec ``true`` through the Python API; with ``warm``, only warm hits count."""
 
     def claims() -> int:
         return sum(s.claims for s in sp.sandboxes.warm_stats() if s.pool == pool)
 
     def once() -> tuple[float, bool]:
+        if settle is not None:
+            settle()
         if warm and not sp.sandboxes.wait_warm(120):  # outside the timer: the pool is full
             raise RuntimeError(f"warm pool {pool} did not fill: {sp.sandboxes.warm_stats()}")
         before = claims() if warm else 0

@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
 from sandpool.client import operations as ops
 from sandpool.client.models import ApiKey, CreatedKey, Me, Pool, RunResult, Tenant
-from sandpool.client.transport import Call, Endpoint, RetryPolicy, decode, unreachable
+from sandpool.client.transport import (
+    Call,
+    Endpoint,
+    RetryPolicy,
+    decode,
+    error_of,
+    unreachable,
+)
 
 __all__ = ["AsyncClient"]
 
@@ -52,23 +59,33 @@ class AsyncClient:
         return await self._send(call)
 
     async def _send(self, call: Call[T]) -> T:
+        return decode(call, await self._answer(call, stream=False))
+
+    async def open_stream(self, call: Call[Any]) -> httpx.Response:
+        """Send ``call`` (retried as ``send`` is) and return its successful answer unread, to
+        be read as it comes and closed by the caller; the ServiceError of any other answer."""
+        response = await self._answer(call, stream=True)
+        if not response.is_success:
+            await response.aread()
+            await response.aclose()
+            raise error_of(response)
+        return response
+
+    async def _answer(self, call: Call[T], *, stream: bool) -> httpx.Response:
         attempt = 0
         while True:
+            request = self._http.build_request(call.method, call.path, json=call.json,
+                                               content=call.content, params=call.params,
+                                               timeout=call.timeout)  # fmt: skip
             try:
-                response = await self._http.request(
-                    call.method,
-                    call.path,
-                    json=call.json,
-                    content=call.content,
-                    params=call.params,
-                    timeout=call.timeout,
-                )
+                response = await self._http.send(request, stream=stream)
             except httpx.HTTPError as exc:
                 if not self.retry.should_retry(call, attempt, error=exc):
                     raise unreachable(self.endpoint, exc) from exc
             else:
                 if not self.retry.should_retry(call, attempt, status=response.status_code):
-                    return decode(call, response)
+                    return response
+                await response.aclose()
             await asyncio.sleep(self.retry.delay(attempt))
             attempt += 1
 

@@ -43,11 +43,14 @@ Upload = bytes | str | IO[bytes] | Iterable[bytes] | AsyncIterable[bytes]
 class AsyncExecStream:
     """One exec's output as it comes (``async for`` it), then its result (``await wait()``)."""
 
-    def __init__(self, sandbox: AsyncSandbox, exec_id: str) -> None:
+    def __init__(self, sandbox: AsyncSandbox, exec_id: str,
+                 opened: tuple[httpx.Response, AsyncIterator[str]] | None = None,
+                 ) -> None:  # fmt: skip
         self.sandbox, self.id = sandbox, exec_id
         self.cursor = _Cursor()
         self._out: list[bytes] = []
         self._err: list[bytes] = []
+        self._opened = opened  # the start's own answer, read before any reconnect
 
     async def __aiter__(self) -> AsyncIterator[OutputChunk]:
         async for line in self._lines():
@@ -57,6 +60,14 @@ class AsyncExecStream:
                 yield chunk
 
     async def _lines(self) -> AsyncIterator[str]:
+        if self._opened is not None:
+            try:
+                async for line in self._opened[1]:
+                    yield line
+            except httpx.TransportError:
+                pass  # resumed from the cursor below
+            finally:
+                await self.aclose()
         client, failures = self.sandbox.client, 0
         path = ops.events_path(self.sandbox.id, self.id)
         while self.cursor.exit is None:
@@ -75,6 +86,12 @@ class AsyncExecStream:
             failures += 1
             if self.cursor.exit is None:
                 await asyncio.sleep(min(2.0, 0.1 * 2**failures))
+
+    async def aclose(self) -> None:
+        """Let go of the output stream's connection (a stream read to its end has)."""
+        if self._opened is not None:
+            await self._opened[0].aclose()
+            self._opened = None
 
     async def wait(self) -> ExecResult:
         """Read the rest of the output and return how the exec ended, with all its output."""
@@ -308,10 +325,20 @@ class AsyncSandbox:
                           cwd: str | None = None, timeout: float | None = None,
                           user: str | None = None, stdin: bool = False,
                           ) -> AsyncExecStream:  # fmt: skip
-        """Start ``command`` and return its output stream."""
+        """Start ``command`` and return its output stream (``aclose()`` lets it go)."""
         call = ops.start_exec(self.id, command, env=env, cwd=cwd, timeout=timeout, user=user,
                               stdin=stdin)  # fmt: skip
-        return AsyncExecStream(self, await self.client.send(call))
+        response = await self.client.open_stream(ops.stream_exec(call, STREAM_TIMEOUT))
+        try:
+            lines = response.aiter_lines()
+            exec_id = ops.started_exec(await anext(lines, None))
+        except httpx.TransportError as exc:
+            await response.aclose()
+            raise unreachable(self.client.endpoint, exc) from exc
+        except BaseException:
+            await response.aclose()
+            raise
+        return AsyncExecStream(self, exec_id, (response, lines))
 
     async def exec(self, command: Sequence[str], *, env: Mapping[str, str] | None = None,
                    cwd: str | None = None, timeout: float | None = None,
@@ -321,12 +348,15 @@ class AsyncSandbox:
         """Run ``command`` to its end: its exit code and output."""
         stream = await self.exec_stream(command, env=env, cwd=cwd, timeout=timeout, user=user,
                                         stdin=stdin is not None)  # fmt: skip
-        if stdin is not None:
-            if stdin:
-                await stream.write_stdin(stdin)
-            await stream.close_stdin()
-        async for chunk in stream:
-            callback = on_stdout if chunk.stream == "stdout" else on_stderr
-            if callback is not None:
-                callback(chunk.data)
-        return await stream.wait()
+        try:
+            if stdin is not None:
+                if stdin:
+                    await stream.write_stdin(stdin)
+                await stream.close_stdin()
+            async for chunk in stream:
+                callback = on_stdout if chunk.stream == "stdout" else on_stderr
+                if callback is not None:
+                    callback(chunk.data)
+            return await stream.wait()
+        finally:
+            await stream.aclose()

@@ -57,11 +57,13 @@ class ExecStream:
     """One exec's output as it comes (iterate it for ``OutputChunk``s), then its ``result``
     (``wait``). Its stdin: ``write_stdin``/``close_stdin`` (started with ``stdin=True``)."""
 
-    def __init__(self, sandbox: Sandbox, exec_id: str) -> None:
+    def __init__(self, sandbox: Sandbox, exec_id: str,
+                 opened: tuple[httpx.Response, Iterator[str]] | None = None) -> None:  # fmt: skip
         self.sandbox, self.id = sandbox, exec_id
         self.cursor = _Cursor()
         self._out: list[bytes] = []
         self._err: list[bytes] = []
+        self._opened = opened  # the start's own answer, read before any reconnect
 
     def __iter__(self) -> Iterator[OutputChunk]:
         for line in self._lines():
@@ -71,6 +73,14 @@ class ExecStream:
                 yield chunk
 
     def _lines(self) -> Iterator[str]:
+        if self._opened is not None:
+            response, lines = self._opened
+            try:
+                yield from lines
+            except httpx.TransportError:
+                pass  # resumed from the cursor below
+            finally:
+                self.close()
         client, failures = self.sandbox.client, 0
         path = ops.events_path(self.sandbox.id, self.id)
         while self.cursor.exit is None:
@@ -89,6 +99,12 @@ class ExecStream:
             failures += 1
             if self.cursor.exit is None:
                 time.sleep(min(2.0, 0.1 * 2**failures))
+
+    def close(self) -> None:
+        """Let go of the output stream's connection (a stream read to its end has)."""
+        if self._opened is not None:
+            self._opened[0].close()
+            self._opened = None
 
     def wait(self) -> ExecResult:
         """Read the rest of the output and return how the exec ended, with all its output."""
@@ -296,10 +312,21 @@ class Sandbox:
                     cwd: str | None = None, timeout: float | None = None,
                     user: str | None = None, stdin: bool = False) -> ExecStream:  # fmt: skip
         """Start ``command`` and return its output stream (iterate it; ``wait()`` for the
-        result); ``stdin=True`` keeps its stdin open for ``write_stdin``."""
+        result, or ``close()`` to let it go); ``stdin=True`` keeps its stdin open for
+        ``write_stdin``. One request starts it and streams its output."""
         call = ops.start_exec(self.id, command, env=env, cwd=cwd, timeout=timeout, user=user,
                               stdin=stdin)  # fmt: skip
-        return ExecStream(self, self.client.send(call))
+        response = self.client.open_stream(ops.stream_exec(call, STREAM_TIMEOUT))
+        try:
+            lines = response.iter_lines()
+            exec_id = ops.started_exec(next(lines, None))
+        except httpx.TransportError as exc:
+            response.close()
+            raise unreachable(self.client.endpoint, exc) from exc
+        except BaseException:
+            response.close()
+            raise
+        return ExecStream(self, exec_id, (response, lines))
 
     def exec(self, command: Sequence[str], *, env: Mapping[str, str] | None = None,
              cwd: str | None = None, timeout: float | None = None, user: str | None = None,
@@ -309,12 +336,15 @@ class Sandbox:
         get each chunk as it comes)."""
         stream = self.exec_stream(command, env=env, cwd=cwd, timeout=timeout, user=user,
                                   stdin=stdin is not None)  # fmt: skip
-        if stdin is not None:
-            if stdin:
-                stream.write_stdin(stdin)
-            stream.close_stdin()
-        for chunk in stream:
-            callback = on_stdout if chunk.stream == "stdout" else on_stderr
-            if callback is not None:
-                callback(chunk.data)
-        return stream.wait()
+        try:
+            if stdin is not None:
+                if stdin:
+                    stream.write_stdin(stdin)
+                stream.close_stdin()
+            for chunk in stream:
+                callback = on_stdout if chunk.stream == "stdout" else on_stderr
+                if callback is not None:
+                    callback(chunk.data)
+            return stream.wait()
+        finally:
+            stream.close()

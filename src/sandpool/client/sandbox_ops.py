@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
+import httpx
+
 from sandpool.client.sandbox_models import FileInfo, SandboxInfo
 from sandpool.client.transport import Call
+from sandpool.errors import ServiceError
 
 __all__ = [
     "content_path",
@@ -20,6 +25,8 @@ __all__ = [
     "list_sandboxes",
     "sandbox_call",
     "start_exec",
+    "started_exec",
+    "stream_exec",
 ]
 
 CREATE_TIMEOUT = 300.0  # seconds: a create waits for the container to start
@@ -97,6 +104,24 @@ def start_exec(sandbox_id: str, command: Sequence[str], *, env: Mapping[str, str
     body = {"command": list(command), "env": dict(env or {}), "stdin": stdin,
             **_some(cwd=cwd, timeout=timeout, user=user)}  # fmt: skip
     return Call("POST", exec_path(sandbox_id), lambda data: str(data["id"]), json=body)
+
+
+def stream_exec(start: Call[str], timeout: httpx.Timeout) -> Call[str]:
+    """``POST …/execs/stream``: ``start``, answered by its output stream in the same request
+    (the first line names the exec: ``started_exec``)."""
+    return replace(start, path=start.path + "/stream", timeout=timeout)
+
+
+def started_exec(line: str | None) -> str:
+    """The exec id in a stream's first line (``{"type": "start", "exec": {…}}``)."""
+    try:
+        event = json.loads(line or "")
+        if event.get("type") == "start":
+            return str(event["exec"]["id"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pass
+    raise ServiceError(f"the server answered the exec start with {(line or '')[:80]!r}",
+                       hint="is the server the same sandpool version as this SDK?")  # fmt: skip
 
 
 def content_path(sandbox_id: str) -> str:

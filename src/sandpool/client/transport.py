@@ -75,7 +75,7 @@ class Call(Generic[T]):
     json: Any = None
     params: dict[str, Any] = field(default_factory=dict)
     content: bytes | None = None  # a raw body (an exec's stdin) instead of ``json``
-    timeout: float | None = 30.0  # seconds; None: wait as long as it takes (a run)
+    timeout: float | httpx.Timeout | None = 30.0  # seconds; None: as long as it takes (a run)
 
     @property
     def idempotent(self) -> bool:

@@ -35,7 +35,7 @@ from sandpool.service.routes.files import upload_limit
 from sandpool.service.routes.sandboxes import access
 from sandpool.service.sandbox_backend import SandboxAccess
 from sandpool.service.sandbox_errors import check_network_change
-from sandpool.store import SandboxRecord, TenantRecord
+from sandpool.store import TenantRecord
 
 __all__ = ["API_PREFIX", "mount_public_api"]
 
@@ -57,10 +57,8 @@ class _WorkerAccess:
     def metrics(self) -> ServiceMetrics:
         return self._metrics
 
-    def owned(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord:
-        info = self._manager.get(sandbox_id)  # SandboxNotFound: 404
-        return SandboxRecord(id=info.id, tenant_id=tenant.id, pool=info.pool,
-                             state=info.state.value, created_at=info.created_at)  # fmt: skip
+    def pool_of(self, tenant: TenantRecord, sandbox_id: str) -> str:
+        return self._manager.get(sandbox_id).pool  # SandboxNotFound: 404
 
 
 def _controls(app: FastAPI, manager: SandboxManager) -> None:

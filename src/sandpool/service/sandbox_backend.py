@@ -49,8 +49,9 @@ class SandboxBackend(Protocol):
 
 
 class SandboxAccess(Protocol):
-    """Where the sandboxes run: the owner check (NotFound otherwise), their manager and the
-    metrics its execs are counted in."""
+    """Where the sandboxes run: the owner check (``pool_of``: the sandbox's pool, NotFound
+    for an unknown id or another tenant's), their manager and the metrics its execs are
+    counted in."""
 
     @property
     def manager(self) -> SandboxManager: ...
@@ -58,4 +59,4 @@ class SandboxAccess(Protocol):
     @property
     def metrics(self) -> ServiceMetrics: ...
 
-    def owned(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord: ...
+    def pool_of(self, tenant: TenantRecord, sandbox_id: str) -> str: ...

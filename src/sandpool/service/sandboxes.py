@@ -58,6 +58,7 @@ class SandboxService:
         self.ledger, self.metrics, self.quota_of = ledger, metrics, quota_of
         self._lock = threading.Lock()
         self._leases: dict[str, QuotaLease] = {}
+        self._owners: dict[str, tuple[str, str]] = {}  # live sandbox -> (tenant id, pool)
         self._closed = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="sandbox-records", daemon=True)
         self._watcher.start()
@@ -69,9 +70,19 @@ class SandboxService:
         self._sync(sandbox_id)  # ended meanwhile: the record read below says so
         record = self.store.sandboxes.get(tenant.id, sandbox_id)
         if record is None:
-            raise NotFound(f"no sandbox with id '{sandbox_id}'",
-                           hint="GET /v1/sandboxes lists yours")  # fmt: skip
+            raise _not_found(sandbox_id)
         return record
+
+    def pool_of(self, tenant: TenantRecord, sandbox_id: str) -> str:
+        """The pool of the tenant's sandbox (NotFound otherwise): from memory while it runs
+        here (the exec and file routes' check, no database query), else from its record."""
+        with self._lock:
+            owner = self._owners.get(sandbox_id)
+        if owner is None:
+            return self.owned(tenant, sandbox_id).pool
+        if owner[0] != tenant.id:
+            raise _not_found(sandbox_id)
+        return owner[1]
 
     def live_info(self, sandbox_id: str) -> SandboxInfo | None:
         """The manager's view of the sandbox while it remembers it."""
@@ -122,6 +133,7 @@ class SandboxService:
             raise
         with self._lock:
             self._leases[info.id] = lease
+            self._owners[info.id] = (tenant.id, info.pool)
         return record
 
     def pause(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord:
@@ -179,6 +191,7 @@ class SandboxService:
         """The sandbox has ended: give its share back and mark its record (once)."""
         with self._lock:
             lease = self._leases.pop(sandbox_id, None)
+            self._owners.pop(sandbox_id, None)
         if lease is None:
             return
         lease.release()
@@ -233,6 +246,7 @@ class SandboxService:
             with self._lock:
                 self._leases[sandbox_id] = self.ledger.restore(record.tenant_id, record.cpu,
                                                                record.memory)  # fmt: skip
+                self._owners[sandbox_id] = (record.tenant_id, record.pool)
             self._note(self.manager.get(sandbox_id))
         lost = [r for r in records.values() if r.id not in set(owned)]
         for record in lost:
@@ -259,6 +273,10 @@ class SandboxService:
         except SandpoolError:
             info = self.live_info(sandbox_id)
         self._finish(sandbox_id, info)
+
+
+def _not_found(sandbox_id: str) -> NotFound:
+    return NotFound(f"no sandbox with id '{sandbox_id}'", hint="GET /v1/sandboxes lists yours")
 
 
 def sandbox_record(tenant_id: str, info: SandboxInfo, request: SandboxRequest, cpu: float,

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
@@ -51,26 +53,45 @@ async def _blocking(function: Any, *args: Any) -> Any:
 
 
 async def exec_lines(manager: SandboxManager, sandbox_id: str, exec_id: str,
-                     events: Iterator[OutputEvent | None],
-                     keepalive: float) -> AsyncIterator[bytes]:  # fmt: skip
-    """The NDJSON lines of one exec's output from ``events`` on (see the module docstring)."""
+                     events: Iterator[OutputEvent | None], keepalive: float,
+                     first: dict[str, Any] | None = None) -> AsyncIterator[bytes]:  # fmt: skip
+    """The NDJSON lines of one exec's output from ``events`` on (see the module docstring),
+    after ``first`` if given."""
     quiet_since = time.monotonic()
+    wait = partial(manager.exec_wait, sandbox_id, exec_id, POLL_S)
     try:
-        while (event := await _blocking(next, events, _END)) is not _END:
-            if event is not None:
-                yield _line(event.to_json())
+        if first is not None:
+            yield _line(first)
+        while not isinstance(item := await _blocking(_step, events, wait), _Ended):
+            if item is not None:
+                yield _line(item.to_json())
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since >= keepalive:
                 yield _line({"type": "keepalive"})
                 quiet_since = time.monotonic()
-        result: ExecResult | None = None
+        result = item.result
         while result is None:  # the output ends just before the process does
-            result = await _blocking(manager.exec_wait, sandbox_id, exec_id, POLL_S)
+            result = await _blocking(wait)
         yield _line({"type": "exit", **result.to_json()})
     finally:
         close = getattr(events, "close", None)
         if close is not None:
             close()
+
+
+@dataclass(frozen=True)
+class _Ended:
+    """The output has ended; how the process did, if it has (else None: wait on)."""
+
+    result: ExecResult | None
+
+
+def _step(events: Iterator[OutputEvent | None],
+          wait: Callable[[], ExecResult | None]) -> OutputEvent | _Ended | None:  # fmt: skip
+    """The next event (None: quiet for a poll); once the output has ended, the result too,
+    in the same thread hop (a short command's whole stream takes two hops with its start)."""
+    event = next(events, _END)
+    return _Ended(wait()) if event is _END else event
 
 
 async def first_chunk(chunks: Iterator[bytes]) -> bytes | None:

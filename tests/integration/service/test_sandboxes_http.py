@@ -180,6 +180,7 @@ def _matrix(sid: str, eid: str) -> list[tuple[str, str, dict[str, Any]]]:
         ("GET", base, {}), ("DELETE", base, {}), ("POST", f"{base}/pause", {}),
         ("POST", f"{base}/resume", {}), ("PUT", f"{base}/ttl", {"json": {"ttl": 1}}),
         ("POST", f"{base}/execs", {"json": {"command": ["true"]}}), ("GET", ex, {}),
+        ("POST", f"{base}/execs/stream", {"json": {"command": ["true"]}}),
         ("GET", f"{ex}/events", {}), ("POST", f"{ex}/stdin", {"content": b"x"}),
         ("POST", f"{ex}/stdin/close", {}), ("POST", f"{ex}/kill", {}),
         ("GET", f"{base}/files", {"params": files}),
@@ -283,6 +284,49 @@ def test_exec_output_resumes_from_offsets_without_loss(server: ServerProcess) ->
         assert got["stderr"] == b"".join(b"err-%d\n" % i for i in range(1, 41))
         assert len(exits) == 1 and exits[0]["exitCode"] == 0 and exits[0]["finishedAt"]
         c.delete(f"/v1/sandboxes/{sid}")
+
+
+def _lines(response: httpx.Response) -> list[dict[str, Any]]:
+    assert response.status_code == 200, response.read()
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    return [json.loads(line) for line in response.iter_lines() if line]
+
+
+def test_an_exec_starts_and_streams_in_one_request(server: ServerProcess) -> None:
+    """``POST …/execs/stream``: the start line names the exec, the output follows with its
+    offsets, the exit comes last; the id resumes through ``…/events``; what fails before the
+    start is a JSON error with its status, never a stream."""
+    key = tenant_key(server, "onestream")
+    with http(server, key) as c:
+        sid = c.post("/v1/sandboxes", json={"pool": RUNC}).json()["id"]
+        script = "for i in 1 2 3; do echo out-$i; echo err-$i >&2; done; exit 7"
+        with c.stream("POST", f"/v1/sandboxes/{sid}/execs/stream",
+                      json={"command": ["sh", "-c", script]}) as response:  # fmt: skip
+            events = _lines(response)
+        start, body, end = events[0], events[1:-1], events[-1]
+        assert start["type"] == "start" and start["exec"]["sandboxId"] == sid
+        assert start["exec"]["done"] is False and start["exec"]["exitCode"] is None
+        assert end["type"] == "exit" and end["exitCode"] == 7
+        got = {"stdout": b"", "stderr": b""}
+        for event in body:
+            assert event["offset"] == len(got[event["type"]])
+            got[event["type"]] += base64.b64decode(event["data"])
+        assert got == {"stdout": b"out-1\nout-2\nout-3\n", "stderr": b"err-1\nerr-2\nerr-3\n"}
+        eid = start["exec"]["id"]
+        assert c.get(f"/v1/sandboxes/{sid}/execs/{eid}").json()["exitCode"] == 7
+        again = list(_events(c, f"/v1/sandboxes/{sid}/execs/{eid}/events", stdout_offset=6))
+        assert base64.b64decode(again[0]["data"]) == b"out-2\nout-3\n"
+        bad = c.post(f"/v1/sandboxes/{sid}/execs/stream", json={"command": "ls"})
+        assert bad.status_code == 400 and "command" in bad.json()["message"], bad.text
+        unknown = c.post("/v1/sandboxes/sb-nope/execs/stream", json={"command": ["true"]})
+        assert unknown.status_code == 404 and unknown.json()["code"] == "not_found"
+        assert c.post(f"/v1/sandboxes/{sid}/pause").status_code == 200
+        paused = c.post(f"/v1/sandboxes/{sid}/execs/stream", json={"command": ["true"]})
+        assert paused.status_code == 409 and paused.json()["code"] == "conflict", paused.text
+        c.delete(f"/v1/sandboxes/{sid}")
+        ended = c.post(f"/v1/sandboxes/{sid}/execs/stream", json={"command": ["true"]})
+        assert ended.status_code == 409 and "traceback" not in ended.text.lower(), ended.text
+    assert usage(server, key) == 0
 
 
 def test_exec_keepalives_exit_after_the_end_and_stdin(server: ServerProcess) -> None:
@@ -551,8 +595,12 @@ class _AsyncCut(httpx.AsyncByteStream):
         await self.inner.aclose()
 
 
+CUT_AFTER = 900  # bytes: past the start line of ``…/execs/stream`` (~400), a few events
+
+
 class Flaky(httpx.HTTPTransport):
-    """Cuts the first two exec output streams after a few events."""
+    """Cuts the first two exec output streams after a few events: the start's own stream
+    (``…/execs/stream``), then the first one resumed from the offsets (``…/events``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -560,10 +608,10 @@ class Flaky(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = super().handle_request(request)
-        if request.url.path.endswith("/events"):
+        if request.url.path.endswith(("/events", "/execs/stream")):
             self.streams += 1
             if self.streams <= 2:
-                response.stream = _Cut(response.stream, 300)
+                response.stream = _Cut(response.stream, CUT_AFTER)
         return response
 
 
@@ -574,10 +622,10 @@ class AsyncFlaky(httpx.AsyncHTTPTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await super().handle_async_request(request)
-        if request.url.path.endswith("/events"):
+        if request.url.path.endswith(("/events", "/execs/stream")):
             self.streams += 1
             if self.streams <= 2:
-                response.stream = _AsyncCut(response.stream, 300)
+                response.stream = _AsyncCut(response.stream, CUT_AFTER)
         return response
 
 
@@ -618,6 +666,35 @@ def test_the_sdk_resumes_a_dropped_stream_without_loss(server: ServerProcess) ->
             assert aflaky.streams >= 3
 
     asyncio.run(main())
+    assert usage(server, key) == 0
+
+
+class Recording(httpx.HTTPTransport):
+    """Remembers the method and path of every request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(f"{request.method} {request.url.path}")
+        return super().handle_request(request)
+
+
+def test_the_sdk_s_exec_is_one_request(server: ServerProcess) -> None:
+    """``Sandbox.exec`` starts the command and reads its output to the exit in one request
+    (the time to a first command is a create and that one request)."""
+    key, recording = tenant_key(server, "onerequest"), Recording()
+    with Client(server.url, key, transport=recording) as client, \
+            Sandbox.create(pool=RUNC, client=client) as sb:  # fmt: skip
+        before = len(recording.requests)
+        result = sb.exec(["sh", "-c", "echo hi; exit 3"])
+        assert (result.exit_code, result.stdout) == (3, b"hi\n")
+        assert recording.requests[before:] == [f"POST /v1/sandboxes/{sb.id}/execs/stream"]
+        stream = sb.exec_stream(["cat"], stdin=True)
+        stream.write_stdin(b"x")
+        stream.close_stdin()
+        assert stream.wait().stdout == b"x"
     assert usage(server, key) == 0
 
 

@@ -1,5 +1,6 @@
 """``/v1/sandboxes/{id}/execs``: start a process, stream its output (NDJSON, resumable from
-any offset), write and close its stdin, wait for it, kill it.
+any offset), write and close its stdin, wait for it, kill it; or start it and stream its
+output in one request (``POST …/execs/stream``, what the SDK's ``exec`` uses).
 
 The output stream (``GET …/events``) sends each stream's bytes once, from
 ``stdout_offset``/``stderr_offset`` on: a client whose connection dropped asks again from
@@ -56,18 +57,46 @@ def _request(body: ExecIn) -> ExecRequest:
 
 async def _owned(owner: tuple[SandboxAccess, TenantRecord], sandbox_id: str) -> None:
     service, tenant = owner
-    await anyio.to_thread.run_sync(service.owned, tenant, sandbox_id, limiter=STREAM_THREADS)
+    await anyio.to_thread.run_sync(service.pool_of, tenant, sandbox_id, limiter=STREAM_THREADS)
+
+
+def _start(owner: tuple[SandboxAccess, TenantRecord], sandbox_id: str, body: ExecIn) -> str:
+    service, tenant = owner
+    pool = service.pool_of(tenant, sandbox_id)
+    exec_id = service.manager.exec_start(sandbox_id, _request(body))
+    service.metrics.execs.started(service.manager, pool, sandbox_id, exec_id)
+    return exec_id
 
 
 @router.post("", status_code=201, responses=_ERRORS)  # type: ignore[arg-type]
 def start_exec(sandbox_id: str, body: ExecIn, owner: Access) -> ExecOut:
     """Start ``command`` in the running sandbox (409 when paused or ended); counted in
     ``sandpool_execs_total`` once it ends."""
-    service, tenant = owner
-    record = service.owned(tenant, sandbox_id)
-    exec_id = service.manager.exec_start(sandbox_id, _request(body))
-    service.metrics.execs.started(service.manager, record.pool, sandbox_id, exec_id)
-    return _out(service, sandbox_id, exec_id, None)
+    return _out(owner[0], sandbox_id, _start(owner, sandbox_id, body), None)
+
+
+@router.post("/stream", response_class=StreamingResponse,
+             responses={200: {"content": {NDJSON: {}}}, **_ERRORS})  # type: ignore[dict-item]  # fmt: skip
+async def start_exec_streamed(sandbox_id: str, body: ExecIn, owner: Access,
+                              keepalive: Annotated[float, Query(ge=0.1, le=300)] = 10.0,
+                              ) -> StreamingResponse:  # fmt: skip
+    """Start ``command`` and stream its output in one request: first ``{"type": "start",
+    "exec": {…}}`` (the exec as ``POST …/execs`` answers it: its ``id`` resumes a dropped
+    stream through ``GET …/execs/{id}/events``), then the lines of that stream. Errors
+    before the start (404, 409, 400) are answered as JSON with their status."""
+    service = owner[0]
+
+    def started() -> tuple[str, Iterator[OutputEvent | None]]:  # one thread hop for both
+        exec_id = _start(owner, sandbox_id, body)
+        return exec_id, service.manager.exec_events(sandbox_id, exec_id, 0, 0,
+                                                    min(POLL_S, keepalive))  # fmt: skip
+
+    exec_id, events = await anyio.to_thread.run_sync(started, limiter=STREAM_THREADS)
+    first = {"type": "start", "exec": _out(service, sandbox_id, exec_id, None).model_dump(
+        mode="json", by_alias=True)}  # fmt: skip
+    lines = exec_lines(service.manager, sandbox_id, exec_id, events, keepalive, first=first)
+    return StreamingResponse(lines, media_type=NDJSON,
+                             headers={"Cache-Control": "no-store"})  # fmt: skip
 
 
 @router.get("/{exec_id}", responses=_ERRORS)  # type: ignore[arg-type]
@@ -96,7 +125,7 @@ async def exec_events(sandbox_id: str, exec_id: str, owner: Access,
     poll = min(POLL_S, keepalive)
 
     def owned_events() -> Iterator[OutputEvent | None]:  # one thread hop for both
-        service.owned(tenant, sandbox_id)
+        service.pool_of(tenant, sandbox_id)
         return service.manager.exec_events(sandbox_id, exec_id, stdout_offset, stderr_offset,
                                            poll)  # fmt: skip
 
@@ -121,7 +150,7 @@ async def write_stdin(sandbox_id: str, exec_id: str, request: Request, owner: Ac
 def close_stdin(sandbox_id: str, exec_id: str, owner: Access) -> None:
     """Close the exec's stdin (it reads end of file)."""
     service, tenant = owner
-    service.owned(tenant, sandbox_id)
+    service.pool_of(tenant, sandbox_id)
     service.manager.exec_close_stdin(sandbox_id, exec_id)
 
 
@@ -129,7 +158,7 @@ def close_stdin(sandbox_id: str, exec_id: str, owner: Access) -> None:
 def kill_exec(sandbox_id: str, exec_id: str, owner: Access) -> ExecOut:
     """SIGKILL the exec's process group and answer once it ended (exit code 137)."""
     service, tenant = owner
-    service.owned(tenant, sandbox_id)
+    service.pool_of(tenant, sandbox_id)
     service.manager.exec_kill(sandbox_id, exec_id)
     result = service.manager.exec_wait(sandbox_id, exec_id, 30)
     return _out(service, sandbox_id, exec_id, result)

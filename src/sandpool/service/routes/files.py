@@ -64,7 +64,7 @@ def is_upload(path: str) -> bool:
 def list_files(sandbox_id: str, path: Path, owner: Access) -> list[FileOut]:
     """The entries of the directory ``path``, by name."""
     service, tenant = owner
-    service.owned(tenant, sandbox_id)
+    service.pool_of(tenant, sandbox_id)
     return [file_out(e) for e in service.manager.list_files(sandbox_id, path)]
 
 
@@ -72,7 +72,7 @@ def list_files(sandbox_id: str, path: Path, owner: Access) -> list[FileOut]:
 def stat_file(sandbox_id: str, path: Path, owner: Access) -> FileOut:
     """``path`` itself (a symlink is reported as one)."""
     service, tenant = owner
-    service.owned(tenant, sandbox_id)
+    service.pool_of(tenant, sandbox_id)
     return file_out(service.manager.stat_file(sandbox_id, path))
 
 
@@ -80,7 +80,7 @@ def stat_file(sandbox_id: str, path: Path, owner: Access) -> FileOut:
 def remove_file(sandbox_id: str, path: Path, owner: Access, recursive: bool = False) -> None:
     """Remove a file, symlink or empty directory (``recursive``: a whole tree)."""
     service, tenant = owner
-    service.owned(tenant, sandbox_id)
+    service.pool_of(tenant, sandbox_id)
     service.manager.remove_file(sandbox_id, path, recursive)
 
 
@@ -88,7 +88,7 @@ def remove_file(sandbox_id: str, path: Path, owner: Access, recursive: bool = Fa
 def make_dir(sandbox_id: str, body: MkdirIn, owner: Access) -> None:
     """Make a directory."""
     service, tenant = owner
-    service.owned(tenant, sandbox_id)
+    service.pool_of(tenant, sandbox_id)
     service.manager.make_dir(sandbox_id, body.path, body.parents)
 
 
@@ -96,7 +96,7 @@ def make_dir(sandbox_id: str, body: MkdirIn, owner: Access) -> None:
 def rename_file(sandbox_id: str, body: RenameIn, owner: Access) -> None:
     """Move ``source`` to ``destination`` (replacing a file there)."""
     service, tenant = owner
-    service.owned(tenant, sandbox_id)
+    service.pool_of(tenant, sandbox_id)
     service.manager.rename_file(sandbox_id, body.source, body.destination)
 
 
@@ -105,7 +105,7 @@ def rename_file(sandbox_id: str, body: RenameIn, owner: Access) -> None:
 async def download(sandbox_id: str, path: Path, owner: Access) -> StreamingResponse:
     """The file's bytes, streamed."""
     service, tenant = owner
-    await anyio.to_thread.run_sync(service.owned, tenant, sandbox_id, limiter=STREAM_THREADS)
+    await anyio.to_thread.run_sync(service.pool_of, tenant, sandbox_id, limiter=STREAM_THREADS)
     chunks = service.manager.read_file(sandbox_id, path)
     first = await first_chunk(chunks)
     return StreamingResponse(chunks_of(first, chunks), media_type="application/octet-stream")
@@ -122,7 +122,7 @@ async def upload(sandbox_id: str, path: Path, request: Request, owner: Access,
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise upload_too_large(limit)
-    await anyio.to_thread.run_sync(service.owned, tenant, sandbox_id, limiter=STREAM_THREADS)
+    await anyio.to_thread.run_sync(service.pool_of, tenant, sandbox_id, limiter=STREAM_THREADS)
     source = body_source(request.stream(), limit)
     manager = service.manager
     parent = posixpath.dirname(path)  # created as needed, as other platforms' SDKs do
