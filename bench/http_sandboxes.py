@@ -24,15 +24,14 @@ import time
 from collections.abc import Callable
 
 from bench import contenders as c
+from bench.api_timers import exec_true, first_command
 from bench.fixtures import SMALL_IMAGE
 from bench.http_server import CpuMeter, HttpServer
 from sandpool.api import Sandpool
 from sandpool.client import Client, Sandbox
-from sandpool.sandbox import ExecRequest, SandboxRequest
 
 __all__ = ["api_exec", "api_first", "http_exec", "http_first", "raw_exec"]
 
-TRUE = ExecRequest(("true",))
 RETRIES = 5  # a warm sample that missed (the pool refilled a moment late) is taken again
 
 
@@ -73,14 +72,7 @@ def api_first(sp: Sandpool, pool: str, meter: CpuMeter, name: str, warm: bool = 
         if warm and not sp.sandboxes.wait_warm(120):  # outside the timer: the pool is full
             raise RuntimeError(f"warm pool {pool} did not fill: {sp.sandboxes.warm_stats()}")
         before = claims() if warm else 0
-        with meter.span(name, None):
-            start = time.perf_counter()
-            box = sp.sandboxes.create(SandboxRequest(pool, SMALL_IMAGE)).id
-            code = sp.sandboxes.exec(box, TRUE).exit_code
-            elapsed = time.perf_counter() - start
-        sp.sandboxes.terminate(box)  # outside the timer
-        if code != 0:
-            raise RuntimeError(f"the first exec through the API exited {code}")
+        elapsed = first_command(sp, pool, meter.span(name, None)).elapsed
         return elapsed, not warm or claims() == before + 1
 
     return _hits_only(once, name)
@@ -115,16 +107,7 @@ def http_exec(sandbox: Sandbox, meter: CpuMeter, name: str, server_pid: int) -> 
 def api_exec(sp: Sandpool, box: str, meter: CpuMeter, name: str) -> c.Contender:
     """``Sandpool.sandboxes.exec`` of ``true`` in a running sandbox of this process."""
 
-    def run() -> float:
-        with meter.span(name, None):
-            start = time.perf_counter()
-            code = sp.sandboxes.exec(box, TRUE).exit_code
-            elapsed = time.perf_counter() - start
-        if code != 0:
-            raise RuntimeError(f"exec through the API exited {code}")
-        return elapsed
-
-    return run
+    return lambda: exec_true(sp, box, meter.span(name, None))
 
 
 def raw_exec(argv: list[str]) -> c.Contender:

@@ -25,17 +25,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench import api_timers as timers
 from bench import contenders as c
 from bench import fixtures
 from bench.fixtures import RUNC_POOL, RUNSC_POOL, SMALL_IMAGE, Workspace, leftovers
 from bench.measure import alternate, percentile, summary
 from bench.report import save_results
 from sandpool.api import Sandpool
-from sandpool.sandbox import ExecRequest, SandboxRequest
+from sandpool.sandbox import SandboxRequest
 from sandpool.worker.cgroups import CGROUP_ROOT
 from sandpool.worker.records import ContainerRecord, containers_dir
-
-TRUE = ExecRequest(("true",))
 
 
 def _log(message: str) -> None:
@@ -52,22 +51,13 @@ def exec_latency(ws: Workspace, sp: Sandpool, pools: list[str], n: int) -> dict[
         runtime = sp.runtime(pool)
         raw_argv = runtime.argv("exec", box, "true")
         runners[f"raw-exec-{runtime.name}"] = lambda argv=raw_argv: c._timed(argv)
-        runners[f"api-exec-{runtime.name}"] = lambda box=box: _api_exec(sp, box)
+        runners[f"api-exec-{runtime.name}"] = lambda box=box: timers.exec_true(sp, box)
         runners[f"api-write-1k-{runtime.name}"] = lambda box=box: _write(sp, box)
         runners[f"api-read-1k-{runtime.name}"] = lambda box=box: _read(sp, box)
     samples = alternate(runners, n, progress=_log)
     for box in boxes:
         sp.sandboxes.terminate(box)
     return {name: summary(s) | {"p99_ms": _p99(s)} for name, s in samples.items()}
-
-
-def _api_exec(sp: Sandpool, box: str) -> float:
-    start = time.perf_counter()
-    result = sp.sandboxes.exec(box, TRUE)
-    elapsed = time.perf_counter() - start
-    if result.exit_code != 0:
-        raise RuntimeError(f"exec exited {result.exit_code}")
-    return elapsed
 
 
 def _write(sp: Sandpool, box: str) -> float:
@@ -96,20 +86,11 @@ def first_command(ws: Workspace, sp: Sandpool, pools: list[str], n: int) -> dict
     for pool in pools:
         runtime = sp.runtime(pool)
         runners[f"raw-run-{runtime.name}"] = c.raw(ws.raw_bundles(runtime, image, 1))
-        runners[f"api-create+exec-{runtime.name}"] = lambda pool=pool: _create_exec(sp, pool)
+        runners[f"api-create+exec-{runtime.name}"] = lambda pool=pool: (
+            timers.first_command(sp, pool).elapsed
+        )
     samples = alternate(runners, n, progress=_log)
     return {name: summary(s) | {"p99_ms": _p99(s)} for name, s in samples.items()}
-
-
-def _create_exec(sp: Sandpool, pool: str) -> float:
-    start = time.perf_counter()
-    box = sp.sandboxes.create(SandboxRequest(pool, SMALL_IMAGE)).id
-    code = sp.sandboxes.exec(box, TRUE).exit_code
-    elapsed = time.perf_counter() - start
-    sp.sandboxes.terminate(box)  # outside the timer
-    if code != 0:
-        raise RuntimeError(f"first exec exited {code}")
-    return elapsed
 
 
 def many(sp: Sandpool, pool: str, k: int, m: int) -> dict[str, Any]:
@@ -126,7 +107,7 @@ def many(sp: Sandpool, pool: str, k: int, m: int) -> dict[str, Any]:
     def worker(box: str) -> None:
         for _ in range(m):
             try:
-                elapsed = _api_exec(sp, box)
+                elapsed = timers.exec_true(sp, box)
                 with lock:
                     latencies.append(elapsed)
             except Exception as exc:

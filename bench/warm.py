@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench import api_timers as timers
 from bench import contenders as c
 from bench import fixtures
 from bench.fixtures import RUNC_POOL, RUNSC_POOL, SMALL_IMAGE, Workspace, leftovers
@@ -45,9 +46,8 @@ from bench.sandboxes import _memory, _pss_kb
 from sandpool.api import Sandpool
 from sandpool.client import Client
 from sandpool.client.sandbox import Sandbox
-from sandpool.sandbox import ExecRequest, SandboxRequest, exec_stub
+from sandpool.sandbox import SandboxRequest, exec_stub
 
-TRUE = ExecRequest(("true",))
 HTTP_REFILL_WAIT_S = 2.0
 BURST_SIZE, BURST_CREATES, BURST_THREADS = 20, 100, 20
 
@@ -78,15 +78,15 @@ def first_command(ws: Workspace, sp: Sandpool, runtimes: list[str], n: int) -> d
         runners[f"raw-run-{runtime}"] = c.raw(ws.raw_bundles(sp.runtime(cold_pool), image, 1))
         claims[runtime] = []
         runners[f"api-warm-{runtime}"] = lambda r=runtime: _warm_hit(sp, f"warm-{r}", claims[r])
-        runners[f"api-cold-{runtime}"] = lambda p=cold_pool: _create_exec(sp, p)[0]
+        runners[f"api-cold-{runtime}"] = lambda p=cold_pool: timers.first_command(sp, p).elapsed
         runners[f"run-warm-{runtime}"] = lambda r=runtime: _warm_run(sp, f"warm-{r}")
         runners[f"run-cold-{runtime}"] = lambda p=cold_pool: _run_true(sp, p)
     if "gvisor" in runtimes:
         _plain_contenders(sp, runners, claims)
     box = sp.sandboxes.create(SandboxRequest(RUNSC_POOL, SMALL_IMAGE)).id if claims else None
     if box is not None and "gvisor" in runtimes:
-        runners["exec-stub-gvisor"] = lambda: _exec_true(sp, box)
-        runners["exec-plain-gvisor"] = lambda: _plain(lambda: _exec_true(sp, box))
+        runners["exec-stub-gvisor"] = lambda: timers.exec_true(sp, box)
+        runners["exec-plain-gvisor"] = lambda: _plain(lambda: timers.exec_true(sp, box))
     try:
         samples = alternate(runners, n, progress=_log)
     finally:
@@ -116,25 +116,16 @@ def _plain(measure: c.Contender) -> float:
         exec_stub.PLAIN_EXECS = False
 
 
-def _exec_true(sp: Sandpool, box: str) -> float:
-    start = time.perf_counter()
-    code = sp.sandboxes.exec(box, TRUE).exit_code
-    elapsed = time.perf_counter() - start
-    if code != 0:
-        raise RuntimeError(f"exec of true exited {code}")
-    return elapsed
-
-
 def _warm_hit(sp: Sandpool, pool: str, claims: list[float]) -> float:
     if not sp.sandboxes.wait_warm(120):  # outside the timer: the pool is full
         raise RuntimeError(f"warm pool {pool} did not fill: {sp.sandboxes.warm_stats()}")
     before = {s.pool: s.claims for s in sp.sandboxes.warm_stats()}
-    elapsed, claim = _create_exec(sp, pool)
+    first = timers.first_command(sp, pool)
     after = {s.pool: s.claims for s in sp.sandboxes.warm_stats()}
     if after[pool] != before[pool] + 1:
         raise RuntimeError(f"create in {pool} was not a warm hit")
-    claims.append(claim)
-    return elapsed
+    claims.append(first.create)
+    return first.elapsed
 
 
 def _warm_run(sp: Sandpool, pool: str) -> float:
@@ -154,18 +145,6 @@ def _run_true(sp: Sandpool, pool: str) -> float:
     if code != 0:
         raise RuntimeError(f"run of true in {pool} exited {code}")
     return elapsed
-
-
-def _create_exec(sp: Sandpool, pool: str) -> tuple[float, float]:
-    start = time.perf_counter()
-    box = sp.sandboxes.create(SandboxRequest(pool, SMALL_IMAGE)).id
-    created = time.perf_counter()
-    code = sp.sandboxes.exec(box, TRUE).exit_code
-    elapsed = time.perf_counter() - start
-    sp.sandboxes.terminate(box)  # outside the timer
-    if code != 0:
-        raise RuntimeError(f"first exec exited {code}")
-    return elapsed, created - start
 
 
 def http_first_command(ws: Workspace, runtimes: list[str], n: int) -> dict[str, Any]:
