@@ -41,7 +41,9 @@ Upload = bytes | str | IO[bytes] | Iterable[bytes] | AsyncIterable[bytes]
 
 
 class AsyncExecStream:
-    """One exec's output as it comes (``async for`` it), then its result (``await wait()``)."""
+    """One exec's output as it comes (``async for`` it), then its result (``await wait()``);
+    it holds a connection until read to its end or closed (``aclose``, or leave an ``async
+    with`` block)."""
 
     def __init__(self, sandbox: AsyncSandbox, exec_id: str,
                  opened: tuple[httpx.Response, AsyncIterator[str]] | None = None,
@@ -51,6 +53,13 @@ class AsyncExecStream:
         self._out: list[bytes] = []
         self._err: list[bytes] = []
         self._opened = opened  # the start's own answer, read before any reconnect
+
+    async def __aenter__(self) -> AsyncExecStream:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:  # fmt: skip
+        await self.aclose()
 
     async def __aiter__(self) -> AsyncIterator[OutputChunk]:
         async for line in self._lines():

@@ -55,7 +55,9 @@ def upload_chunks(data: bytes | str | IO[bytes] | Iterable[bytes]) -> bytes | It
 
 class ExecStream:
     """One exec's output as it comes (iterate it for ``OutputChunk``s), then its ``result``
-    (``wait``). Its stdin: ``write_stdin``/``close_stdin`` (started with ``stdin=True``)."""
+    (``wait``). Its stdin: ``write_stdin``/``close_stdin`` (started with ``stdin=True``).
+    It holds a connection until read to its end or closed (``close``, or leave a ``with``
+    block); the exec itself goes on either way."""
 
     def __init__(self, sandbox: Sandbox, exec_id: str,
                  opened: tuple[httpx.Response, Iterator[str]] | None = None) -> None:  # fmt: skip
@@ -64,6 +66,13 @@ class ExecStream:
         self._out: list[bytes] = []
         self._err: list[bytes] = []
         self._opened = opened  # the start's own answer, read before any reconnect
+
+    def __enter__(self) -> ExecStream:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:  # fmt: skip
+        self.close()
 
     def __iter__(self) -> Iterator[OutputChunk]:
         for line in self._lines():

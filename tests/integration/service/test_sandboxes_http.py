@@ -31,6 +31,7 @@ from sandpool.client import (
     NotFound,
     Sandbox,
 )
+from sandpool.client.transport import Call
 from tests.integration.conftest import Sandbox as Box
 from tests.integration.conftest import reachable_tmp_dir
 from tests.integration.service.conftest import ServerProcess
@@ -695,6 +696,11 @@ def test_the_sdk_s_exec_is_one_request(server: ServerProcess) -> None:
         stream.write_stdin(b"x")
         stream.close_stdin()
         assert stream.wait().stdout == b"x"
+        with sb.exec_stream(["sh", "-c", "echo early; sleep 30"]) as left:
+            assert next(iter(left)).data == b"early\n"
+        assert left._opened is None  # its connection went back, the exec runs on
+        assert sb.client.send(Call("GET", f"/v1/sandboxes/{sb.id}/execs/{left.id}",
+                                   lambda d: d["done"])) is False  # fmt: skip
     assert usage(server, key) == 0
 
 
