@@ -7,6 +7,7 @@
 # pytest-xdist workers (default 2) that take whole files, so a module's server or cluster is
 # still started once. Each process is a test session of its own (state dir, gVisor root,
 # cgroup parent, test network), as concurrent sessions on one machine already are.
+# The 15 slowest tests are listed at the end (what to look at when the suite grows).
 # With arguments: one pytest with them, as before (`./test.sh tests/unit -q`).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -22,7 +23,7 @@ vm_log=$(mktemp /tmp/sandpool-vm-stage-XXXXXX.log)
 vm_pid=$!
 trap 'kill "$vm_pid" 2>/dev/null || true' INT TERM
 host=0
-.venv/bin/pytest -n "${SANDPOOL_TEST_WORKERS:-2}" --dist loadfile --ignore=tests/vm || host=$?
+.venv/bin/pytest -n "${SANDPOOL_TEST_WORKERS:-2}" --dist loadfile --durations=15 --ignore=tests/vm || host=$?
 vm=0
 wait "$vm_pid" || vm=$?
 echo "---- VM stage (tests/vm), a pytest of its own beside the others: exit $vm ----"
