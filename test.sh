@@ -19,9 +19,11 @@ if [ $# -gt 0 ]; then
 fi
 
 vm_log=$(mktemp /tmp/sandpool-vm-stage-XXXXXX.log)
-.venv/bin/pytest -q -rfEs tests/vm >"$vm_log" 2>&1 &
+# A background job ignores SIGINT: restored, so that Ctrl-C (or the trap) stops the stage's
+# pytest the way it stops a foreground one, which then stops its VM.
+env --default-signal=INT .venv/bin/pytest -q -rfEs tests/vm >"$vm_log" 2>&1 &
 vm_pid=$!
-trap 'kill "$vm_pid" 2>/dev/null || true' INT TERM
+trap 'kill -INT "$vm_pid" 2>/dev/null || true; wait "$vm_pid" || true; rm -f "$vm_log"; exit 130' INT TERM
 host=0
 .venv/bin/pytest -n "${SANDPOOL_TEST_WORKERS:-2}" --dist loadfile --durations=15 --ignore=tests/vm || host=$?
 vm=0
