@@ -76,7 +76,11 @@ def start() -> Started:
 
 
 def early_start_wanted() -> bool:
-    """Whether this session may boot the VM before the stage's turn."""
+    """Whether this session may boot the VM before the stage's turn: not in a pytest-xdist
+    worker, where every worker collects the stage and would boot a VM of its own (``./test.sh``
+    runs the stage in a pytest process of its own instead)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return False
     return os.environ.get("SANDPOOL_VM_EARLY", "1") != "0" and can_run_here() is None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -136,32 +137,40 @@ sys.exit(3)
 def test_policy_change_on_a_running_container(net_sp: Sandpool, upstream: Upstream, pool: str,
                                               net_no_leaks: Sandbox) -> None:  # fmt: skip
     """A container that may reach nothing keeps trying; once its policy allows the server
-    (changed through the API while it runs), it reaches it."""
+    (changed through the API while it runs, after it printed that it was refused), it
+    reaches it."""
     from sandpool.worker.container import Stdio
     from sandpool.worker.request import RunRequest
 
     containers: list[ContainerRun] = []
     results: list[RunResult] = []
     request = RunRequest(("python3", "-c", LOOP, upstream.a), timeout=90, network="allow")
-    worker = threading.Thread(target=lambda: results.append(net_sp.run_request(
-        pool, request, Stdio(capture=True), on_container=containers.append)))  # fmt: skip
-    worker.start()
-    deadline = time.time() + 60
-    while time.time() < deadline and not _refused_three_times(containers):
-        time.sleep(0.2)
-    net_sp.set_network(containers[0].id, "allow", [upstream.a])
-    worker.join(90)
+    out, into = os.pipe()  # the container's stdout, read while it runs
+    try:
+        worker = threading.Thread(target=lambda: results.append(net_sp.run_request(
+            pool, request, Stdio(stdout=into), on_container=containers.append)))  # fmt: skip
+        worker.start()
+        assert _read_until(out, b"refused\n", 60) == b"refused\n"  # 3 refusals, then the change
+        net_sp.set_network(containers[0].id, "allow", [upstream.a])
+        worker.join(90)
+    finally:
+        os.close(into)
     assert results and results[0].exit_code == 0, results
-    assert results[0].stdout and b"refused\nreached after" in results[0].stdout
+    assert _read_until(out, b"", 30).startswith(b"reached after"), "not reached after the change"
+    os.close(out)
 
 
-def _refused_three_times(containers: list[ContainerRun]) -> bool:
-    """Whether the container has started and been refused (its policy file is in place and
-    its first connections failed: three failures take at least 0.4 s)."""
-    if not containers or not containers[0]._started.is_set():
-        return False
-    time.sleep(1.5)
-    return True
+def _read_until(fd: int, wanted: bytes, timeout: float) -> bytes:
+    """What ``fd`` gives until it has given ``wanted`` (or, for b"", its end), or ``timeout``."""
+    got, deadline = b"", time.monotonic() + timeout
+    while not (wanted and wanted in got):
+        if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            break
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        got += chunk
+    return got
 
 
 @pytest.mark.parametrize("pool", POOLS)

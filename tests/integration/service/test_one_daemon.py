@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import time
@@ -43,6 +44,19 @@ def started(server: ServerProcess, pool: str, script: str) -> subprocess.Popen[s
                             stdin=subprocess.DEVNULL, env=client_env(server))  # fmt: skip
     assert proc.stdout is not None and proc.stdout.readline() == "up\n"
     return proc
+
+
+def stderr_so_far(proc: subprocess.Popen[str], wanted: str, timeout: float = 30) -> str:
+    """What ``proc`` (exited) wrote on stderr, up to ``wanted``: without waiting for the pipe's
+    end, which a served run's container holds (the client passed it its stdio) until it exits."""
+    assert proc.stderr is not None
+    fd, text, deadline = proc.stderr.fileno(), "", time.monotonic() + timeout
+    while wanted not in text and select.select([fd], [], [], deadline - time.monotonic())[0]:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        text += chunk.decode(errors="replace")
+    return text
 
 
 def create_sandbox(server: ServerProcess, pool: str, extra: dict[str, str] | None = None) -> str:
@@ -150,9 +164,11 @@ def test_sigkill_mid_run_the_next_start_adopts_the_sandbox_and_removes_the_run(
     box = create_sandbox(first, pool)
     run = started(first, pool, "sleep 60")
     first.stop(signal.SIGKILL)
-    assert run.wait(30) == 125 and run.stderr is not None
-    assert "went away during the run" in run.stderr.read()
-    assert len(service_box.leftovers()) > 1  # the run's container and the sandbox, ownerless
+    assert run.wait(30) == 125
+    assert "went away during the run" in stderr_so_far(run, "went away during the run")
+    # the run's container (still sleeping: the next start must stop it) and the sandbox,
+    # ownerless
+    assert len(service_box.leftovers()) > 1
     second = ServerProcess(service_box, socket=first.socket)  # replaces the stale socket
     try:
         done = sandpool(second, "run", "--pool", pool, "--", "true")  # reconciles dead owners
