@@ -38,6 +38,7 @@ from sandpool.worker.records import (
     load_records,
 )
 from sandpool.worker.slots import CgroupSlots, remove_dead_slots
+from sandpool.worker.stray_cgroups import remove_stray_cgroups
 from sandpool.worker.uidrange import release_for, release_stale
 from sandpool.worker.userns import IDMAP_DIR
 
@@ -146,7 +147,8 @@ def _is_garbage(directory: Path, record: ContainerRecord | None) -> bool:
 
 def reconcile_dead_owners(config: ResolvedConfig) -> list[str]:
     """The cheap part of ``collect_garbage`` that every ``sandpool run`` does first: dead
-    owners' containers, then their idle cgroup slots and disks; the container ids removed."""
+    owners' containers, then their idle cgroup slots, the cgroups of containers whose
+    directory is gone, and dead owners' disks; the container ids removed."""
     removed = []
     for directory, record in load_records(Path(config.state_dir)):
         if _is_garbage(directory, record):
@@ -156,6 +158,7 @@ def reconcile_dead_owners(config: ResolvedConfig) -> list[str]:
     if removed:
         release_stale(Path(config.state_dir))
     remove_dead_slots(config.cgroup_parent, owner_tag(config.state_dir))
+    remove_stray_cgroups(Path(config.state_dir), config.cgroup_parent)  # a clean-up cut short
     remove_dead_disks(Path(config.state_dir))  # after the overlays above them
     return removed
 
