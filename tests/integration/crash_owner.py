@@ -21,6 +21,7 @@ from typing import Any
 
 from sandpool.api import Sandpool
 from sandpool.config import LoadedConfig
+from sandpool.runtime import runner
 from sandpool.sandbox import launch
 from sandpool.worker import cgroups, container, disk, userns
 from sandpool.worker.records import ContainerRecord
@@ -52,6 +53,10 @@ def _is_mount(argv: list[str], *_: Any, **__: Any) -> bool:
     return argv[0] == "mount"
 
 
+def _is_runtime_run(argv: list[str], *_: Any, **__: Any) -> bool:
+    return "run" in argv and "--bundle" in argv
+
+
 def _is_container_dir(path: Any, *_: Any, **__: Any) -> bool:
     return Path(path).parent.name == "containers"
 
@@ -73,6 +78,8 @@ def _inject(step: str) -> None:
     elif step == "runtime":  # a run's container ran and exited; a sandbox's was started
         _wrap(container.ContainerRun, "_wait")
         _wrap(launch.SandboxContainer, "start")
+    elif step == "spawn":  # the runtime was just spawned: it goes on starting the container
+        _wrap(runner.subprocess, "Popen", when=_is_runtime_run)
     elif step == "cleanup":  # the clean-up removed the directory, nothing after it
         _wrap(shutil, "rmtree", when=_is_container_dir)  # as recovery calls it
     else:

@@ -5,8 +5,10 @@ nothing: no container, mount, loop device, cgroup, uid range, runtime state or d
 The owner is a real process (``crash_owner``) that kills itself at the step named, with
 nothing of its own clean-up run. Steps: ``dir`` (its directory made, no record yet),
 ``record``, ``disk`` (its ext4 loop-mounted), ``overlay`` (its rootfs mounted; in a user
-namespace, the idmapped image layer attached), ``cgroup``, ``runtime`` (a run's container
-ran; a sandbox's started), ``cleanup`` (the clean-up removed the directory, not the rest).
+namespace, the idmapped image layer attached), ``cgroup``, ``spawn`` (the runtime just
+spawned: it goes on starting the container after its owner died, while ``gc`` runs),
+``runtime`` (a run's container ran; a sandbox's started), ``cleanup`` (the clean-up removed
+the directory, not the rest).
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
 REPO = Path(__file__).resolve().parents[2]
 RUNC = pytest.param("performance", marks=pytest.mark.runc, id="runc")
 GVISOR = pytest.param("default", marks=pytest.mark.runsc, id="gvisor")
-EVERY_STEP = ["dir", "record", "disk", "overlay", "cgroup", "runtime", "cleanup"]
+EVERY_STEP = ["dir", "record", "disk", "overlay", "cgroup", "spawn", "runtime", "cleanup"]
 # gVisor differs from runc from the runtime on (no user namespace of sandpool's either)
-GVISOR_STEPS = ["overlay", "runtime", "cleanup"]
+GVISOR_STEPS = ["overlay", "spawn", "runtime", "cleanup"]
+SETTLE_S = 60.0
 
 
 def _cases() -> list[object]:
@@ -51,6 +54,28 @@ def _crash(config_file: Path, pool: str, kind: str, step: str) -> None:
          step], cwd=REPO, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     assert owner.returncode == -9, f"step {step} not reached: {owner.stderr[-2000:]}"
+
+
+def _runtime_processes(box: Sandbox) -> list[int]:
+    """Processes of this installation's runtimes (their command lines name its paths)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if os.fsencode(box.base) in cmdline and int(proc.name) != os.getpid():
+            found.append(int(proc.name))
+    return found
+
+
+def _settle(box: Sandbox) -> None:
+    """Wait until no runtime process of the crashed start is left (``spawn``: the runtime
+    finishes, or fails, its start after ``gc``): only then is what is left final."""
+    deadline = time.monotonic() + SETTLE_S
+    while (left := _runtime_processes(box)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, f"runtime processes still running: {left}"
 
 
 def _age_recordless_dirs(state_dir: Path) -> None:
@@ -87,6 +112,7 @@ def _crash_then_gc(box: Sandbox, sp: Sandpool, config_file: Path, pool: str, kin
     assert _leftovers(box), f"the owner killed at {step} should have left something"
     _age_recordless_dirs(box.state_dir)
     collect_garbage(_config(config_file))
+    _settle(box)
     assert _leftovers(box) == []
 
 
@@ -119,6 +145,7 @@ def test_a_sandbox_terminate_killed_midway_is_cleaned_by_a_restarted_server(
     with Sandpool(config) as restarted:
         restarted.sandboxes.adopt()
         reconcile_dead_owners(config)
+    _settle(sandbox)
     assert _leftovers(sandbox) == []
 
 
