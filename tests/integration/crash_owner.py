@@ -1,11 +1,13 @@
 """A sandpool owner that SIGKILLs itself at one named step of a start (test-only fault
 injection): ``python -m tests.integration.crash_owner CONFIG POOL KIND STEP``.
 
-KIND is ``run`` (a one-shot ``true``), ``sandbox`` (a sandbox create) or ``warm`` (a warm
-pool's fill: the configuration gives POOL ``warmPool.size: 1``). STEP names the point, by
-the function it wraps, at which the process dies, with nothing of sandpool's clean-up run
-(SIGKILL): a real crash, at a point chosen deterministically. Exit status -9 proves the step
-was reached; anything else means it was not (the test then fails, naming the step).
+KIND is ``run`` (a one-shot ``true``), ``sandbox`` (a sandbox create, then its terminate) or
+``warm`` (a warm pool's fill: the configuration gives POOL ``warmPool.size: 1``);
+``run-open`` and ``sandbox-open`` give the container the network policy ``open``. STEP
+names the point, by the function it wraps, at which the process dies, with nothing of
+sandpool's clean-up run (SIGKILL): a real crash, at a point chosen deterministically. Exit
+status -9 proves the step was reached; anything else means it was not (the test then fails,
+naming the step).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from sandpool.api import Sandpool
 from sandpool.config import LoadedConfig
+from sandpool.network import attach
 from sandpool.runtime import runner
 from sandpool.sandbox import launch
 from sandpool.worker import cgroups, container, disk, userns
@@ -61,6 +64,19 @@ def _is_container_dir(path: Any, *_: Any, **__: Any) -> bool:
     return Path(path).parent.name == "containers"
 
 
+def _inject_network(step: str) -> None:
+    """The network's policy file (written first), its address, nftables table, namespace and
+    veth (for a runc sandbox in a user namespace: once its container runs)."""
+    if step == "policy":
+        _wrap(attach, "_write_policy")
+    elif step == "lease":
+        _wrap(attach.addresses, "lease")
+    elif step == "table":
+        _wrap(attach.nft, "create_table")
+    else:
+        _wrap(attach.netns, "create")
+
+
 def _inject(step: str) -> None:
     """Install the fault for ``step`` (the steps of a start, in order, then its clean-up)."""
     if step == "dir":  # its directory exists, its record not yet
@@ -78,6 +94,8 @@ def _inject(step: str) -> None:
     elif step == "runtime":  # a run's container ran and exited; a sandbox's was started
         _wrap(container.ContainerRun, "_wait")
         _wrap(launch.SandboxContainer, "start")
+    elif step in ("policy", "lease", "table", "netns"):  # a network's pieces, in order
+        _inject_network(step)
     elif step == "spawn":  # the runtime was just spawned: it goes on starting the container
         _wrap(runner.subprocess, "Popen", when=_is_runtime_run)
     elif step == "cleanup":  # the clean-up removed the directory, nothing after it
@@ -92,10 +110,11 @@ def main(config_file: str, pool: str, kind: str, step: str) -> int:
     sp = Sandpool(config)
     sp.images.get("builtin:busybox")  # pulled before any fault
     _inject(step)
-    if kind == "run":
-        sp.run(pool, ["true"], image="builtin:busybox", capture=True)
-    elif kind == "sandbox":
-        sp.create_sandbox(pool, "builtin:busybox").terminate()  # ``cleanup``: dies in it
+    network = "open" if kind.endswith("-open") else None
+    if kind.startswith("run"):
+        sp.run(pool, ["true"], image="builtin:busybox", capture=True, network=network)
+    elif kind.startswith("sandbox"):  # ``cleanup``: dies in its terminate
+        sp.create_sandbox(pool, "builtin:busybox", network=network).terminate()
     elif kind == "warm":
         sp.start_warm()
         sp.sandboxes.wait_warm(120)

@@ -47,7 +47,7 @@ def _cases() -> list[object]:
     return [*runc, *gvisor]
 
 
-def _crash(config_file: Path, pool: str, kind: str, step: str) -> None:
+def crash(config_file: Path, pool: str, kind: str, step: str) -> None:
     """Run the owner that SIGKILLs itself at ``step``; it must have got there."""
     owner = subprocess.run(
         [sys.executable, "-m", "tests.integration.crash_owner", str(config_file), pool, kind,
@@ -69,7 +69,7 @@ def _runtime_processes(box: Sandbox) -> list[int]:
     return found
 
 
-def _settle(box: Sandbox) -> None:
+def settle(box: Sandbox) -> None:
     """Wait until no runtime process of the crashed start is left (``spawn``: the runtime
     finishes, or fails, its start after ``gc``): only then is what is left final."""
     deadline = time.monotonic() + SETTLE_S
@@ -97,7 +97,7 @@ def _stray_disk_files(state_dir: Path) -> list[str]:
     return found
 
 
-def _leftovers(box: Sandbox) -> list[str]:
+def leftovers(box: Sandbox) -> list[str]:
     return box.leftovers() + _stray_disk_files(box.state_dir)
 
 
@@ -107,13 +107,13 @@ def _config(path: Path) -> ResolvedConfig:
 
 def _crash_then_gc(box: Sandbox, sp: Sandpool, config_file: Path, pool: str, kind: str,
                    step: str) -> None:  # fmt: skip
-    _crash(config_file, pool, kind, step)
+    crash(config_file, pool, kind, step)
     sp.close()  # the session's idle slots and disks are not this test's leftovers
-    assert _leftovers(box), f"the owner killed at {step} should have left something"
+    assert leftovers(box), f"the owner killed at {step} should have left something"
     _age_recordless_dirs(box.state_dir)
     collect_garbage(_config(config_file))
-    _settle(box)
-    assert _leftovers(box) == []
+    settle(box)
+    assert leftovers(box) == []
 
 
 @pytest.mark.parametrize(("pool", "step"), _cases())
@@ -139,14 +139,14 @@ def test_a_sandbox_terminate_killed_midway_is_cleaned_by_a_restarted_server(
     """A server starting again adopts what it can and removes dead owners' leftovers
     (``warm.pools``: ``adopt`` then ``reconcile_dead_owners``), the cut-short terminate's
     cgroup included."""
-    _crash(sandbox.config_file, pool, "sandbox", "cleanup")
+    crash(sandbox.config_file, pool, "sandbox", "cleanup")
     sp.close()
     config = _config(sandbox.config_file)
     with Sandpool(config) as restarted:
         restarted.sandboxes.adopt()
         reconcile_dead_owners(config)
-    _settle(sandbox)
-    assert _leftovers(sandbox) == []
+    settle(sandbox)
+    assert leftovers(sandbox) == []
 
 
 def _warm_config(box: Sandbox, pool: str) -> Path:
