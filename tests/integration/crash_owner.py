@@ -16,6 +16,7 @@ import functools
 import os
 import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,8 +24,7 @@ from typing import Any
 
 from sandpool.api import Sandpool
 from sandpool.config import LoadedConfig
-from sandpool.network import attach
-from sandpool.runtime import runner
+from sandpool.network import addresses, attach, netns, nft
 from sandpool.sandbox import launch
 from sandpool.worker import cgroups, container, disk, userns
 from sandpool.worker.records import ContainerRecord
@@ -70,11 +70,11 @@ def _inject_network(step: str) -> None:
     if step == "policy":
         _wrap(attach, "_write_policy")
     elif step == "lease":
-        _wrap(attach.addresses, "lease")
+        _wrap(addresses, "lease")
     elif step == "table":
-        _wrap(attach.nft, "create_table")
+        _wrap(nft, "create_table")
     else:
-        _wrap(attach.netns, "create")
+        _wrap(netns, "create")
 
 
 def _inject(step: str) -> None:
@@ -96,8 +96,10 @@ def _inject(step: str) -> None:
         _wrap(launch.SandboxContainer, "start")
     elif step in ("policy", "lease", "table", "netns"):  # a network's pieces, in order
         _inject_network(step)
+    elif step == "init":  # a sandbox's init compiled, not yet renamed into place
+        _wrap(subprocess, "run", when=lambda argv, *a, **k: "-static" in argv)
     elif step == "spawn":  # the runtime was just spawned: it goes on starting the container
-        _wrap(runner.subprocess, "Popen", when=_is_runtime_run)
+        _wrap(subprocess, "Popen", when=_is_runtime_run)
     elif step == "cleanup":  # the clean-up removed the directory, nothing after it
         _wrap(shutil, "rmtree", when=_is_container_dir)  # as recovery calls it
     else:

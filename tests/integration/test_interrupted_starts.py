@@ -24,6 +24,7 @@ import pytest
 from sandpool.api import Sandpool
 from sandpool.config import LoadedConfig
 from sandpool.config.resolved import ResolvedConfig
+from sandpool.sandbox.init_binary import init_binary
 from sandpool.worker.disk import DISK_NAME, disks_dir
 from sandpool.worker.records import containers_dir, process_start_time
 from sandpool.worker.recovery import RECORDLESS_GRACE_S, collect_garbage, reconcile_dead_owners
@@ -87,9 +88,10 @@ def _age_recordless_dirs(state_dir: Path) -> None:
             os.utime(directory, (old, old))
 
 
-def _stray_disk_files(state_dir: Path) -> list[str]:
-    """Entries under ``disks/`` that no live process keeps (an idle disk of one is not)."""
-    found = []
+def _stray_files(state_dir: Path) -> list[str]:
+    """Entries under ``disks/`` that no live process keeps (an idle disk of one is not), and
+    temporary files of a sandbox init's build."""
+    found = [f"temporary file {f}" for f in sorted((state_dir / "bin").glob("*.tmp"))]
     for entry in sorted(disks_dir(state_dir).glob("*")):
         match = DISK_NAME.match(entry.name)
         if match is None or process_start_time(int(match[1])) != int(match[2]):
@@ -98,14 +100,14 @@ def _stray_disk_files(state_dir: Path) -> list[str]:
 
 
 def leftovers(box: Sandbox) -> list[str]:
-    return box.leftovers() + _stray_disk_files(box.state_dir)
+    return box.leftovers() + _stray_files(box.state_dir)
 
 
 def _config(path: Path) -> ResolvedConfig:
     return LoadedConfig.load([str(path)], {}).resolved
 
 
-def _crash_then_gc(box: Sandbox, sp: Sandpool, config_file: Path, pool: str, kind: str,
+def crash_then_gc(box: Sandbox, sp: Sandpool, config_file: Path, pool: str, kind: str,
                    step: str) -> None:  # fmt: skip
     crash(config_file, pool, kind, step)
     sp.close()  # the session's idle slots and disks are not this test's leftovers
@@ -120,7 +122,7 @@ def _crash_then_gc(box: Sandbox, sp: Sandpool, config_file: Path, pool: str, kin
 def test_a_run_killed_at_each_step_leaves_nothing_after_gc(
     sp: Sandpool, sandbox: Sandbox, pool: str, step: str
 ) -> None:
-    _crash_then_gc(sandbox, sp, sandbox.config_file, pool, "run", step)
+    crash_then_gc(sandbox, sp, sandbox.config_file, pool, "run", step)
 
 
 @pytest.mark.parametrize(("pool", "step"), _cases())
@@ -129,7 +131,7 @@ def test_a_sandbox_create_killed_at_each_step_leaves_nothing_after_gc(
 ) -> None:
     """``cleanup``: the sandbox's terminate, cut short after its directory went, left its
     cgroup (named after the sandbox), which no record names any more."""
-    _crash_then_gc(sandbox, sp, sandbox.config_file, pool, "sandbox", step)
+    crash_then_gc(sandbox, sp, sandbox.config_file, pool, "sandbox", step)
 
 
 @pytest.mark.parametrize("pool", [RUNC, GVISOR])
@@ -147,6 +149,21 @@ def test_a_sandbox_terminate_killed_midway_is_cleaned_by_a_restarted_server(
         reconcile_dead_owners(config)
     settle(sandbox)
     assert leftovers(sandbox) == []
+
+
+@pytest.mark.runc
+def test_a_sandbox_create_killed_while_building_its_init_leaves_nothing_after_gc(
+    sp: Sandpool, sandbox: Sandbox
+) -> None:
+    """The first sandbox of a state dir compiles sandpool's init; a create killed before the
+    build's rename left its temporary file, which nothing removed."""
+    built = init_binary(sandbox.state_dir)  # built once per state dir
+    aside = built.with_name("aside")
+    built.rename(aside)  # so that the crashing create builds it again
+    try:
+        crash_then_gc(sandbox, sp, sandbox.config_file, "performance", "sandbox", "init")
+    finally:
+        aside.rename(built)
 
 
 def _warm_config(box: Sandbox, pool: str) -> Path:
@@ -169,4 +186,4 @@ def _warm_config(box: Sandbox, pool: str) -> Path:
 def test_a_warm_pool_fill_killed_midway_leaves_nothing_after_gc(
     sp: Sandpool, sandbox: Sandbox, pool: str, step: str
 ) -> None:
-    _crash_then_gc(sandbox, sp, _warm_config(sandbox, pool), pool, "warm", step)
+    crash_then_gc(sandbox, sp, _warm_config(sandbox, pool), pool, "warm", step)

@@ -29,6 +29,7 @@ from sandpool.runtime.runner import run_command
 from sandpool.worker.cgroups import ContainerCgroup, open_cgroup
 from sandpool.worker.disk import remove_dead_disks
 from sandpool.worker.overlay import unmount
+from sandpool.worker.owned_files import remove_dead_temp_files
 from sandpool.worker.ownership import owner_tag, owns_container
 from sandpool.worker.records import (
     KILLED_FILE,
@@ -148,7 +149,7 @@ def _is_garbage(directory: Path, record: ContainerRecord | None) -> bool:
 def reconcile_dead_owners(config: ResolvedConfig) -> list[str]:
     """The cheap part of ``collect_garbage`` that every ``sandpool run`` does first: dead
     owners' containers, then their idle cgroup slots, the cgroups of containers whose
-    directory is gone, and dead owners' disks; the container ids removed."""
+    directory is gone, dead owners' disks and temporary files; the container ids removed."""
     removed = []
     for directory, record in load_records(Path(config.state_dir)):
         if _is_garbage(directory, record):
@@ -160,6 +161,7 @@ def reconcile_dead_owners(config: ResolvedConfig) -> list[str]:
     remove_dead_slots(config.cgroup_parent, owner_tag(config.state_dir))
     remove_stray_cgroups(Path(config.state_dir), config.cgroup_parent)  # a clean-up cut short
     remove_dead_disks(Path(config.state_dir))  # after the overlays above them
+    remove_dead_temp_files(Path(config.state_dir) / "bin")  # a sandbox init being built
     return removed
 
 
