@@ -3,8 +3,10 @@
 A container directory whose record's owner process is gone (or that has no record) is
 garbage: its container is killed and deleted with the runtime flags it was started with,
 its overlay unmounted, its cgroup removed, its directory deleted. Idle cgroup slots of dead
-processes (``worker.slots``) are removed, and containers in the runtime roots that have no
-directory are deleted too. Only what this state dir provably owns is touched
+processes (``worker.slots``) are removed, and so are cgroups named after a container whose
+directory is gone (``worker.stray_cgroups``: a clean-up cut short between the two), dead
+writers' temporary files (``worker.owned_files``), and containers in the runtime roots that
+have no directory. Only what this state dir provably owns is touched
 (``worker.ownership``): its own directories, slots named with its tag, runtime containers
 whose id is in its namespace and whose annotation names it; other configurations sharing a
 gVisor root or a cgroup parent are left alone, and so is a container whose directory exists
