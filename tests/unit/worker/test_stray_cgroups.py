@@ -60,6 +60,19 @@ def test_only_this_state_dirs_cgroups_without_a_directory_are_removed(
     assert _names(root) == sorted([running, other, old, slot])
 
 
+def test_on_cgroup_v2_the_one_hierarchy_is_swept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, state = tmp_path / "cgroup", tmp_path / "state"
+    root.mkdir()
+    (root / "cgroup.controllers").write_text("cpu memory pids\n")
+    monkeypatch.setattr(cgroups.ContainerCgroup, "remove", _rmtree_remove)
+    gone = new_container_id(state)
+    (root / PARENT / gone / "ctr").mkdir(parents=True)  # the runtime's own child too
+    assert remove_stray_cgroups(state, PARENT, root) == [gone]
+    assert list((root / PARENT).iterdir()) == []
+
+
 def test_temporary_files_of_dead_writers_are_removed(tmp_path: Path) -> None:
     mine = temp_name(tmp_path / "sandpool-init-abc")
     me = os.getpid()
