@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 from sandpool.errors import ContainerStartFailed
+from sandpool.worker.owned_files import temp_name
 
 __all__ = ["MOUNT_POINT", "SOURCE", "init_binary"]
 
@@ -47,7 +48,7 @@ def _compile(target: Path) -> None:
         raise ContainerStartFailed("sandboxes need a C compiler to build sandpool's init once",
                                    hint="install gcc and libc6-dev (./setup.sh does)")  # fmt: skip
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    tmp = temp_name(target)  # named after this process: ``gc`` removes a killed build's
     argv = [compiler, "-static", "-Os", "-s", "-o", str(tmp), str(SOURCE)]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)

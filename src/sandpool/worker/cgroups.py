@@ -16,6 +16,7 @@ import contextlib
 import errno
 import functools
 import os
+import re
 import select
 import time
 from abc import ABC, abstractmethod
@@ -24,7 +25,14 @@ from pathlib import Path
 from sandpool.sizes import parse_size
 from sandpool.worker.delegation import ensure_delegated
 
-__all__ = ["CGROUP_ROOT", "ContainerCgroup", "detect_cgroup_version", "open_cgroup", "parse_size"]
+__all__ = [
+    "CGROUP_ROOT",
+    "ContainerCgroup",
+    "child_names",
+    "detect_cgroup_version",
+    "open_cgroup",
+    "parse_size",
+]
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = (
@@ -310,6 +318,17 @@ class CgroupV2(ContainerCgroup):
         with contextlib.suppress(OSError, ValueError):
             return int((self.root / self.rel / "memory.peak").read_text())
         return 0
+
+
+def child_names(parent: str, pattern: re.Pattern[str], root: Path = CGROUP_ROOT) -> set[str]:
+    """Names matching ``pattern`` of the cgroups under ``parent``, in any hierarchy (on v1 a
+    clean-up cut short may have removed some hierarchies' directories and not others)."""
+    tops = [root] if (root / "cgroup.controllers").exists() else [root / c for c in V1_CONTROLLERS]
+    names: set[str] = set()
+    for top in tops:
+        with contextlib.suppress(OSError):
+            names.update(n for n in os.listdir(top / parent) if pattern.match(n))
+    return names
 
 
 def open_cgroup(parent: str, name: str, root: Path = CGROUP_ROOT) -> ContainerCgroup:

@@ -3,8 +3,10 @@
 A container directory whose record's owner process is gone (or that has no record) is
 garbage: its container is killed and deleted with the runtime flags it was started with,
 its overlay unmounted, its cgroup removed, its directory deleted. Idle cgroup slots of dead
-processes (``worker.slots``) are removed, and containers in the runtime roots that have no
-directory are deleted too. Only what this state dir provably owns is touched
+processes (``worker.slots``) are removed, and so are cgroups named after a container whose
+directory is gone (``worker.stray_cgroups``: a clean-up cut short between the two), dead
+writers' temporary files (``worker.owned_files``), and containers in the runtime roots that
+have no directory. Only what this state dir provably owns is touched
 (``worker.ownership``): its own directories, slots named with its tag, runtime containers
 whose id is in its namespace and whose annotation names it; other configurations sharing a
 gVisor root or a cgroup parent are left alone, and so is a container whose directory exists
@@ -29,6 +31,7 @@ from sandpool.runtime.runner import run_command
 from sandpool.worker.cgroups import ContainerCgroup, open_cgroup
 from sandpool.worker.disk import remove_dead_disks
 from sandpool.worker.overlay import unmount
+from sandpool.worker.owned_files import remove_dead_temp_files
 from sandpool.worker.ownership import owner_tag, owns_container
 from sandpool.worker.records import (
     KILLED_FILE,
@@ -38,6 +41,7 @@ from sandpool.worker.records import (
     load_records,
 )
 from sandpool.worker.slots import CgroupSlots, remove_dead_slots
+from sandpool.worker.stray_cgroups import remove_stray_cgroups
 from sandpool.worker.uidrange import release_for, release_stale
 from sandpool.worker.userns import IDMAP_DIR
 
@@ -146,7 +150,8 @@ def _is_garbage(directory: Path, record: ContainerRecord | None) -> bool:
 
 def reconcile_dead_owners(config: ResolvedConfig) -> list[str]:
     """The cheap part of ``collect_garbage`` that every ``sandpool run`` does first: dead
-    owners' containers, then their idle cgroup slots and disks; the container ids removed."""
+    owners' containers, then their idle cgroup slots, the cgroups of containers whose
+    directory is gone, dead owners' disks and temporary files; the container ids removed."""
     removed = []
     for directory, record in load_records(Path(config.state_dir)):
         if _is_garbage(directory, record):
@@ -156,7 +161,9 @@ def reconcile_dead_owners(config: ResolvedConfig) -> list[str]:
     if removed:
         release_stale(Path(config.state_dir))
     remove_dead_slots(config.cgroup_parent, owner_tag(config.state_dir))
+    remove_stray_cgroups(Path(config.state_dir), config.cgroup_parent)  # a clean-up cut short
     remove_dead_disks(Path(config.state_dir))  # after the overlays above them
+    remove_dead_temp_files(Path(config.state_dir) / "bin")  # a sandbox init being built
     return removed
 
 

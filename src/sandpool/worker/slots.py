@@ -22,7 +22,7 @@ import threading
 import weakref
 from pathlib import Path
 
-from sandpool.worker.cgroups import CGROUP_ROOT, V1_CONTROLLERS, ContainerCgroup, open_cgroup
+from sandpool.worker.cgroups import CGROUP_ROOT, ContainerCgroup, child_names, open_cgroup
 from sandpool.worker.records import process_start_time
 
 __all__ = ["CgroupSlots", "remove_dead_slots"]
@@ -101,23 +101,13 @@ def _remove_idle(parent: str, root: Path, idle: list[str], owner: int) -> None:
     idle.clear()
 
 
-def _slot_names(parent: str, root: Path) -> set[str]:
-    """Names of the slots under ``parent`` in any hierarchy (v1 may have partial leftovers)."""
-    tops = [root] if (root / "cgroup.controllers").exists() else [root / c for c in V1_CONTROLLERS]
-    names: set[str] = set()
-    for top in tops:
-        with contextlib.suppress(OSError):
-            names.update(n for n in os.listdir(top / parent) if SLOT_NAME.match(n))
-    return names
-
-
 def remove_dead_slots(parent: str, owner: str, root: Path = CGROUP_ROOT) -> list[str]:
     """Remove the slots of state dir ``owner`` (its tag) under ``parent`` whose owning process
     is gone; their names. Other state dirs' slots are theirs to remove."""
     removed = []
-    for name in sorted(_slot_names(parent, root)):
+    for name in sorted(child_names(parent, SLOT_NAME, root)):
         match = SLOT_NAME.match(name)
-        assert match is not None  # _slot_names keeps only matching names
+        assert match is not None  # child_names keeps only matching names
         if match[3] != owner or process_start_time(int(match[1])) == int(match[2]):
             continue
         cgroup = open_cgroup(parent, name, root)
