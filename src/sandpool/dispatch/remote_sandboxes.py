@@ -41,7 +41,7 @@ from sandpool.errors import (
 )
 from sandpool.sandbox import EndReason, SandboxInfo, SandboxRequest, SandboxState
 from sandpool.sandbox.usage import SandboxUsage
-from sandpool.service.metrics import ServiceMetrics
+from sandpool.service.metrics import ServiceMetrics, create_source
 from sandpool.service.quotas import Quota, QuotaLease, TenantQuotas
 from sandpool.service.sandboxes import WATCH_INTERVAL_S, sandbox_record
 from sandpool.sizes import parse_size
@@ -135,12 +135,17 @@ class RemoteSandboxes:
             lease = self.ledger.admit(tenant.id, self.quota_of(tenant), cpu, memory)
         except QuotaExceeded as exc:
             self.metrics.quota_refusals.labels(exc.reason or "other").inc()
+            self.metrics.count_create(pool.name, "refused", "none", None)
             raise
+        began = time.monotonic()
         try:
-            record = self._start(tenant, request, cpu, memory)
+            record, source = self._start(tenant, request, cpu, memory)
         except BaseException:
             lease.release()
+            self.metrics.count_create(pool.name, "failed", "none", None)
             raise
+        # counted here as the embedded server counts its own: the time includes the dispatch
+        self.metrics.count_create(pool.name, "ok", source, time.monotonic() - began)
         with self._lock:
             self._leases[record.id] = lease
         try:
@@ -150,7 +155,9 @@ class RemoteSandboxes:
         return record
 
     def _start(self, tenant: TenantRecord, request: SandboxRequest, cpu: float,
-               memory: int) -> SandboxRecord:  # fmt: skip
+               memory: int) -> tuple[SandboxRecord, str]:  # fmt: skip
+        """Have a worker start it and record it: the record and the create's source (warm
+        when the worker claimed a warm sandbox, from its record's times)."""
         outcome = self.dispatcher.create(request)
         info = SandboxInfo.from_record(dict(outcome["record"]))
         record = sandbox_record(tenant.id, info, request, cpu, memory)
@@ -160,7 +167,7 @@ class RemoteSandboxes:
         except BaseException:
             self._end_quietly(info.id)
             raise
-        return record
+        return record, create_source(info)
 
     def pause(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord:
         """Freeze it on its worker (409 unless running)."""
