@@ -17,7 +17,6 @@ from sandpool.service.dashboard.charts import bar_chart, grouped_bars, line_char
 from sandpool.service.dashboard.failures import run_failures
 from sandpool.service.dashboard.figures import (
     START_BUCKETS,
-    counts_by_state,
     oom_kills_by_pool,
     start_histogram,
 )
@@ -40,7 +39,7 @@ class PoolRow:
 
 def pool_rows(source: DashboardSource, viewer: Principal) -> list[PoolRow]:
     """Every configured pool with the viewer's live counts."""
-    counts = counts_by_state(i for i in source.scoped_infos(viewer) if i.state != "terminated")
+    counts = source.counts_by_pool(viewer)
     manager = source.manager()
     warm: dict[str, WarmStats] = {}
     if manager is not None and manager.warm_started():

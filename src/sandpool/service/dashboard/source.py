@@ -3,12 +3,17 @@ tenant's, or every tenant's for the admin) joined with the live sandboxes of thi
 ``SandboxManager``. The one adapter between the pages and the core: the pages never touch
 the store or the manager themselves.
 
+Actions (terminate, pause, resume) go through the server's ``SandboxBackend``, the one the
+API routes call: the local ``SandboxService``, or on a gateway (``sandpool server --redis``)
+``RemoteSandboxes``, which has the worker holding the sandbox do it. A gateway runs no
+sandboxes itself (``manager()`` is None): its live counts come from the records, a
+sandbox's live view and usage from its worker (``dashboard.remote``).
+
 Thread-safe (the store and the manager are); the pages call it from worker threads."""
 
 from __future__ import annotations
 
 import contextlib
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +24,7 @@ from sandpool.sandbox.models import ExecSummary, SandboxInfo
 from sandpool.sandbox.usage import SandboxUsage, read_usage
 from sandpool.service.apikeys import Principal
 from sandpool.service.context import ServiceContext
+from sandpool.service.dashboard.remote import live_counts, remote_detail
 from sandpool.service.dashboard.words import reason_in_words
 from sandpool.store.records import SandboxRecord
 from sandpool.store.sandbox_listing import SandboxFilter, SandboxListing, SandboxPage, tenants_of
@@ -103,9 +109,28 @@ class DashboardSource:
 
     def counts_by_tenant(self) -> Counter[tuple[str, str]]:
         """(tenant id or '', state) -> live sandboxes now (the history sampler's figure)."""
+        if self.remote:
+            return Counter({(t, s): n for (t, _, s), n in live_counts(self.context).items()})
         infos = self.infos()
         owners = tenants_of(self.context.store.engine, [i.id for i in infos])
         return Counter((owners.get(i.id, ""), i.state.value) for i in infos)
+
+    @property
+    def remote(self) -> bool:
+        """Whether workers run the sandboxes (a gateway): no manager here, a backend."""
+        return self.manager() is None and self.context.sandboxes is not None
+
+    def counts_by_pool(self, viewer: Principal) -> Counter[tuple[str, str]]:
+        """(pool, state) -> the viewer's live sandboxes (not terminated) now."""
+        if self.remote:
+            tenant_id = viewer.tenant.id if viewer.tenant is not None else None
+            found: Counter[tuple[str, str]] = Counter()
+            for (tenant, pool, state), n in live_counts(self.context).items():
+                if tenant_id is None or tenant == tenant_id:
+                    found[pool, state] += n
+            return found
+        return Counter((i.pool, i.state.value) for i in self.scoped_infos(viewer)
+                       if i.state.value != "terminated")  # fmt: skip
 
     # ---- sandboxes ---------------------------------------------------------------------
 
@@ -154,6 +179,9 @@ class DashboardSource:
     def detail(self, viewer: Principal, sandbox_id: str) -> SandboxDetail:
         """One sandbox's page data."""
         record = self.record(viewer, sandbox_id)
+        if self.remote and self.context.sandboxes is not None:
+            info, usage = remote_detail(self.context.sandboxes, record)
+            return SandboxDetail(self._row(record, self.tenant_names(), info), info, [], usage)
         info = self._info(sandbox_id)
         row = self._row(record, self.tenant_names(), info)
         manager = self.manager()
@@ -183,16 +211,17 @@ class DashboardSource:
         return ExecOutput(exec_id, text["stdout"], text["stderr"], result is not None,
                           result.exit_code if result else None)  # fmt: skip
 
-    def act(self, viewer: Principal, sandbox_id: str, action: str) -> SandboxInfo:
-        """Terminate, pause or resume the sandbox, and keep its record in step."""
-        self.record(viewer, sandbox_id)
-        manager = self.manager()
-        if manager is None or action not in ACTIONS:
-            raise NotFound(f"sandbox {sandbox_id} is not running here", hint="")
-        info = getattr(manager, action)(sandbox_id)
-        assert isinstance(info, SandboxInfo)
-        ended = {"ended_at": info.ended_at or time.time()} if action == "terminate" else {}
-        self.context.store.sandboxes.set_state(
-            sandbox_id, info.state.value, reason=info.reason.value if info.reason else None,
-            **ended)  # fmt: skip
-        return info
+    def act(self, viewer: Principal, sandbox_id: str, action: str) -> SandboxRecord:
+        """Terminate, pause or resume the sandbox through the server's backend (as the API
+        does: the record, the quota and, on a gateway, the worker kept in step)."""
+        record = self.record(viewer, sandbox_id)
+        if action not in ACTIONS:
+            raise NotFound(f"no action '{action}'", hint=f"one of {', '.join(ACTIONS)}")
+        backend = self.context.sandboxes
+        tenant = self.context.store.tenants.by_id(record.tenant_id)
+        if backend is None or tenant is None:
+            raise NotFound(f"sandbox {sandbox_id} is not run by this server",
+                           hint="its tenant is gone, or this server runs no sandboxes")  # fmt: skip
+        changed = getattr(backend, action)(tenant, sandbox_id)
+        assert isinstance(changed, SandboxRecord)
+        return changed
