@@ -206,7 +206,8 @@ class RemoteSandboxes:
                 body: dict[str, Any] | None = None) -> SandboxRecord:  # fmt: skip
         record = self.owned(tenant, sandbox_id)
         if record.state in _ENDED:
-            raise Conflict(f"sandbox {sandbox_id} has ended ({record.reason})")
+            raise Conflict(f"sandbox {sandbox_id} has ended ({record.reason})",
+                           hint="create a new sandbox")  # fmt: skip
         info = self._control(method, sandbox_id, suffix, body)
         self.store.sandboxes.set_state(
             info.id, info.state.value, reason=info.reason.value if info.reason else None,

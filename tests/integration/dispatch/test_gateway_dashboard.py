@@ -3,7 +3,8 @@
 the dashboard act on the worker holding the sandbox (a tenant only on its own; the admin on
 any), the sandbox page shows the worker's live view and usage, the pools page counts the
 sandboxes the workers run, and the gateway counts its creates (warm or cold, refused) and
-one-shot runs under the embedded server's names. Nothing leaks on any process."""
+one-shot runs under the embedded server's names; its wrong-state answers (409) say what is
+wrong and the fix, as the embedded server's do. Nothing leaks on any process."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from sandpool.client import Client, Conflict, QuotaExceeded, Sandbox
 from tests.integration.conftest import reachable_tmp_dir
 from tests.integration.dispatch.processes import AUTH, Gateway, Worker, box_of
 from tests.integration.dispatch.redis_server import HAVE_REDIS, WHY_NO_REDIS, RedisServer
+from tests.integration.service.state_errors import assert_state_errors
 
 pytestmark = [pytest.mark.root, pytest.mark.runc, pytest.mark.runsc,
               pytest.mark.skipif(not HAVE_REDIS, reason=WHY_NO_REDIS)]  # fmt: skip
@@ -208,3 +210,9 @@ def test_the_gateway_counts_its_creates_and_runs(cluster: Cluster) -> None:
     assert _added(after, before, pool="default", outcome="refused", source="none") == 1, after
     assert _added(runs_after, runs_before, pool="performance", exit_class="nonzero") == 1
     assert _added(timed_after, timed_before, pool="default", source="cold") == 1, timed_after
+
+
+@pytest.mark.parametrize("pool", ["performance", "default"])
+def test_wrong_state_answers_through_the_gateway(cluster: Cluster, pool: str) -> None:
+    key = cluster.key(f"states-{pool}")["Authorization"].removeprefix("Bearer ")
+    assert_state_errors(cluster.gateway.url, key, pool)
