@@ -40,7 +40,9 @@ from sandpool.errors import (
     WorkerLost,
 )
 from sandpool.sandbox import EndReason, SandboxInfo, SandboxRequest, SandboxState
+from sandpool.sandbox.models import ExecSummary
 from sandpool.sandbox.usage import SandboxUsage
+from sandpool.service.dashboard.exec_output import ExecOutput, summaries_from_json
 from sandpool.service.metrics import ServiceMetrics, create_source
 from sandpool.service.quotas import Quota, QuotaLease, TenantQuotas
 from sandpool.service.sandboxes import WATCH_INTERVAL_S, sandbox_record
@@ -103,13 +105,28 @@ class RemoteSandboxes:
 
     def usage(self, sandbox_id: str) -> SandboxUsage | None:
         """Its usage as its worker reads it (None: ended, or the worker away)."""
+        found = self._read(sandbox_id, "/usage")
+        return SandboxUsage.from_json(found) if isinstance(found, dict) else None
+
+    def execs(self, sandbox_id: str) -> list[ExecSummary] | None:
+        """Its execs as its worker lists them, for the dashboard (None: ended, or away)."""
+        found = self._read(sandbox_id, "/execs")
+        return None if not isinstance(found, list) else summaries_from_json(sandbox_id, found)
+
+    def exec_output(self, sandbox_id: str, exec_id: str) -> ExecOutput | None:
+        """An exec's output so far, for the dashboard (None: gone, or its worker away)."""
+        found = self._read(sandbox_id, f"/execs/{exec_id}/output")
+        return None if not isinstance(found, dict) else ExecOutput.from_json(found)
+
+    def _read(self, sandbox_id: str, suffix: str) -> Any:
+        """A worker's JSON answer about the sandbox, or None (ended, or the worker away)."""
         try:
             address = self.address_of(sandbox_id)
-            url = f"{address.rstrip('/')}{API_PREFIX}/sandboxes/{sandbox_id}/usage"
-            answer = self.client.get(url)
-        except (SandpoolError, httpx.HTTPError):
+            answer = self.client.get(f"{address.rstrip('/')}{API_PREFIX}/sandboxes/"
+                                     f"{sandbox_id}{suffix}")  # fmt: skip
+            return answer.json() if answer.status_code == 200 else None
+        except (SandpoolError, httpx.HTTPError, ValueError):
             return None
-        return SandboxUsage.from_json(dict(answer.json())) if answer.status_code == 200 else None
 
     def address_of(self, sandbox_id: str) -> str:
         """The internal address of the worker holding it (WorkerLost, NotFound)."""

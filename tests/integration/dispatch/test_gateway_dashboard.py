@@ -112,6 +112,29 @@ def _state_on_page(cluster: Cluster, sandbox_id: str, headers: dict[str, str]) -
     return found.group(1)
 
 
+def _execs_shown(cluster: Cluster, sb: Sandbox, headers: dict[str, str]) -> None:
+    """The sandbox page lists its execs; their output shows, live while one runs."""
+    done = sb.exec(["sh", "-c", "echo ended-output; exit 3"])
+    live = sb.exec_stream(["sh", "-c", "echo live-output; sleep 4"])
+    page = _page(cluster, f"sandboxes/{sb.id}", headers).text
+    assert f'id="exec-{done.exec_id}"' in page and "exit 3" in page, page
+    assert f'id="exec-{live.id}"' in page, page
+    ended = _page(cluster, f"sandboxes/{sb.id}/execs/{done.exec_id}", headers).text
+    assert "ended-output" in ended and 'data-done="yes"' in ended, ended
+    _until(lambda: "live-output" in _page(cluster, f"sandboxes/{sb.id}/execs/{live.id}",
+                                          headers).text, 30)  # fmt: skip
+    running = _page(cluster, f"sandboxes/{sb.id}/execs/{live.id}", headers).text
+    assert 'data-done="no"' in running, running
+    assert live.wait().exit_code == 0
+
+
+def test_the_workers_page_lists_the_registered_workers_only(cluster: Cluster) -> None:
+    page = _page(cluster, "workers", {"Authorization": f"Bearer {ADMIN}"})
+    assert page.status_code == 200, page.text
+    assert cluster.runc.address in page.text and cluster.gvisor.address in page.text
+    assert "in the server process" not in page.text  # a gateway runs no sandboxes itself
+
+
 @pytest.mark.parametrize(("pool", "runtime"), [("performance", "runc"), ("default", "gvisor")])
 def test_dashboard_actions_act_on_the_worker_through_the_gateway(cluster: Cluster, pool: str,
                                                                 runtime: str) -> None:  # fmt: skip
@@ -119,6 +142,7 @@ def test_dashboard_actions_act_on_the_worker_through_the_gateway(cluster: Cluste
     key = mine["Authorization"].removeprefix("Bearer ")
     worker, admin = cluster.worker(pool), {"Authorization": f"Bearer {ADMIN}"}
     with Sandbox.create(pool=pool, url=cluster.gateway.url, api_key=key, timeout=300) as sb:
+        _execs_shown(cluster, sb, mine)
         page = _page(cluster, f"sandboxes/{sb.id}", mine)
         assert f"<dt>Runtime</dt><dd>{runtime}" in page.text  # the worker's live view
         assert 'id="usage"' in page.text and 'id="pause"' in page.text

@@ -24,7 +24,8 @@ from sandpool.sandbox.models import ExecSummary, SandboxInfo
 from sandpool.sandbox.usage import SandboxUsage, read_usage
 from sandpool.service.apikeys import Principal
 from sandpool.service.context import ServiceContext
-from sandpool.service.dashboard.remote import live_counts, remote_detail
+from sandpool.service.dashboard.exec_output import ExecOutput, exec_snapshot
+from sandpool.service.dashboard.remote import live_counts, remote_detail, remote_exec_output
 from sandpool.service.dashboard.words import reason_in_words
 from sandpool.store.records import SandboxRecord
 from sandpool.store.sandbox_listing import SandboxFilter, SandboxListing, SandboxPage, tenants_of
@@ -32,7 +33,6 @@ from sandpool.store.sandbox_listing import SandboxFilter, SandboxListing, Sandbo
 __all__ = ["ACTIONS", "DashboardSource", "ExecOutput", "SandboxDetail", "SandboxRow"]
 
 ACTIONS = ("terminate", "pause", "resume")
-OUTPUT_SHOWN = 64 * 1024  # bytes of each stream a page shows (the end of it)
 
 
 @dataclass(frozen=True)
@@ -63,17 +63,6 @@ class SandboxDetail:
     info: SandboxInfo | None
     execs: list[ExecSummary] = field(default_factory=list)
     usage: SandboxUsage | None = None
-
-
-@dataclass(frozen=True)
-class ExecOutput:
-    """The end of an exec's output so far, and whether it has ended."""
-
-    exec_id: str
-    stdout: str
-    stderr: str
-    done: bool
-    exit_code: int | None
 
 
 class DashboardSource:
@@ -180,8 +169,9 @@ class DashboardSource:
         """One sandbox's page data."""
         record = self.record(viewer, sandbox_id)
         if self.remote and self.context.sandboxes is not None:
-            info, usage = remote_detail(self.context.sandboxes, record)
-            return SandboxDetail(self._row(record, self.tenant_names(), info), info, [], usage)
+            view = remote_detail(self.context.sandboxes, record)
+            row = self._row(record, self.tenant_names(), view.info)
+            return SandboxDetail(row, view.info, view.execs, view.usage)
         info = self._info(sandbox_id)
         row = self._row(record, self.tenant_names(), info)
         manager = self.manager()
@@ -195,21 +185,16 @@ class DashboardSource:
 
     def exec_output(self, viewer: Principal, sandbox_id: str, exec_id: str) -> ExecOutput:
         """What the exec wrote so far (the end of each stream), without waiting."""
-        self.record(viewer, sandbox_id)
+        record = self.record(viewer, sandbox_id)
         manager = self.manager()
-        if manager is None:
-            raise NotFound(f"sandbox {sandbox_id} is not running here", hint="")
-        chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
-        done = True
-        for event in manager.exec_events(sandbox_id, exec_id, poll=0.0):
-            if event is None:
-                done = False
-                break
-            chunks[event.stream].append(event.data)
-        result = manager.exec_wait(sandbox_id, exec_id, timeout=0) if done else None
-        text = {k: b"".join(v)[-OUTPUT_SHOWN:].decode(errors="replace") for k, v in chunks.items()}
-        return ExecOutput(exec_id, text["stdout"], text["stderr"], result is not None,
-                          result.exit_code if result else None)  # fmt: skip
+        if manager is not None:
+            return exec_snapshot(manager, sandbox_id, exec_id)
+        if self.remote and self.context.sandboxes is not None:
+            found = remote_exec_output(self.context.sandboxes, record, exec_id)
+            if found is not None:
+                return found
+        raise NotFound(f"no output of exec '{exec_id}' here",
+                       hint="its sandbox has ended, or its worker does not answer")  # fmt: skip
 
     def act(self, viewer: Principal, sandbox_id: str, action: str) -> SandboxRecord:
         """Terminate, pause or resume the sandbox through the server's backend (as the API

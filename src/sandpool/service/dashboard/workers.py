@@ -40,7 +40,10 @@ class Registry(Protocol):
 
 def workers_of(context: ServiceContext, manager: SandboxManager | None,
                registry: Registry | None = None) -> list[WorkerView]:  # fmt: skip
-    """This server's own worker, then every registered remote worker (on a gateway)."""
+    """This server's own worker, then every registered remote worker (on a gateway). A
+    gateway runs no sandboxes itself (no manager): only its registered workers."""
+    if registry is not None and manager is None:
+        return remote_workers(registry)
     live = [] if manager is None else [i for i in manager.list() if i.state != "terminated"]
     local = WorkerView(name=socket.gethostname(), address="local (in the server process)",
                        pools=tuple(sorted(context.config.pools)), cpus=os.cpu_count() or 0,
