@@ -180,14 +180,18 @@ def _live_cell(cluster: Cluster, pool: str, headers: dict[str, str]) -> str:
     return str(cells[4])  # after the pool's, runtime, RuntimeClass, limits, warm pool cells
 
 
-def test_the_pools_page_counts_the_sandboxes_the_workers_run(cluster: Cluster) -> None:
+def test_the_pools_page_and_metrics_count_the_sandboxes_the_workers_run(cluster: Cluster) -> None:
     mine, other = cluster.key("counted"), cluster.key("uncounted")
     key = mine["Authorization"].removeprefix("Bearer ")
+    gauge = "sandpool_sandboxes"
     with Sandbox.create(pool="default", url=cluster.gateway.url, api_key=key) as sb:
         assert "running 1" in _live_cell(cluster, "default", mine)
         assert "running" not in _live_cell(cluster, "default", other)
+        assert _samples(cluster, gauge)[frozenset({"pool": "default", "state": "running"}.items())]
         sb.terminate()
     assert "running" not in _live_cell(cluster, "default", mine)
+    running = frozenset({"pool": "default", "state": "running"}.items())
+    assert _samples(cluster, gauge).get(running, 0) == 0
 
 
 Samples = dict[frozenset[tuple[str, str]], float]

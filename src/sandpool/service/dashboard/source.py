@@ -109,6 +109,15 @@ class DashboardSource:
         """Whether workers run the sandboxes (a gateway): no manager here, a backend."""
         return self.manager() is None and self.context.sandboxes is not None
 
+    def remote_counts(self) -> Counter[tuple[str, str]] | None:
+        """(pool, state) -> sandboxes the workers run, on a gateway (None elsewhere)."""
+        if not self.remote:
+            return None
+        found: Counter[tuple[str, str]] = Counter()
+        for (_, pool, state), n in live_counts(self.context).items():
+            found[pool, state] += n
+        return found
+
     def counts_by_pool(self, viewer: Principal) -> Counter[tuple[str, str]]:
         """(pool, state) -> the viewer's live sandboxes (not terminated) now."""
         if self.remote:
