@@ -128,11 +128,15 @@ def _execs_shown(cluster: Cluster, sb: Sandbox, headers: dict[str, str]) -> None
     assert live.wait().exit_code == 0
 
 
-def test_the_workers_page_lists_the_registered_workers_only(cluster: Cluster) -> None:
+def test_the_workers_and_pool_health_are_the_registered_workers(cluster: Cluster) -> None:
     page = _page(cluster, "workers", {"Authorization": f"Bearer {ADMIN}"})
     assert page.status_code == 200, page.text
     assert cluster.runc.address in page.text and cluster.gvisor.address in page.text
     assert "in the server process" not in page.text  # a gateway runs no sandboxes itself
+    for pool, worker in (("performance", cluster.runc), ("default", cluster.gvisor)):
+        health = _page(cluster, f"pools/{pool}/doctor", {"Authorization": f"Bearer {ADMIN}"})
+        assert health.status_code == 200, health.text  # the workers' checks, not the gateway's
+        assert f"at {worker.address}: runtime check passed" in health.text, health.text
 
 
 @pytest.mark.parametrize(("pool", "runtime"), [("performance", "runc"), ("default", "gvisor")])
