@@ -1,10 +1,11 @@
 """The dashboard and ``/metrics`` of a gateway (``sandpool server --redis``) with a runc worker
 (a warm pool of one) and a gVisor worker as real processes: pause, resume and terminate from
 the dashboard act on the worker holding the sandbox (a tenant only on its own; the admin on
-any), the sandbox page shows the worker's live view and usage, the pools page counts the
-sandboxes the workers run, and the gateway counts its creates (warm or cold, refused) and
-one-shot runs under the embedded server's names; its wrong-state answers (409) say what is
-wrong and the fix, as the embedded server's do. Nothing leaks on any process."""
+any); the sandbox page shows the worker's live view, usage, and execs with their output; the
+pools page counts the sandboxes the workers run, their warm pools, start latencies and
+health; the gateway counts its creates (warm or cold, refused) and one-shot runs under the
+embedded server's names; its wrong-state answers (409) say what is wrong and the fix, as the
+embedded server's do. Nothing leaks on any process."""
 
 from __future__ import annotations
 
@@ -175,13 +176,18 @@ def test_dashboard_actions_act_on_the_worker_through_the_gateway(cluster: Cluste
         assert usage is not None and usage["concurrent"] == 0  # the quota came back
 
 
-def _live_cell(cluster: Cluster, pool: str, headers: dict[str, str]) -> str:
+def _cells(cluster: Cluster, pool: str, headers: dict[str, str]) -> list[str]:
+    """The pool's row on the pools page: runtime, RuntimeClass, limits, warm pool, live
+    sandboxes, doctor (after the pool's name)."""
     page = _page(cluster, "pools", headers)
     assert page.status_code == 200, page.text
     row = re.search(rf'\?pool={pool}">.*?</tr>', page.text, re.S)
     assert row, page.text
-    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(0), re.S)
-    return str(cells[4])  # after the pool's, runtime, RuntimeClass, limits, warm pool cells
+    return [str(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row.group(0), re.S)]
+
+
+def _live_cell(cluster: Cluster, pool: str, headers: dict[str, str]) -> str:
+    return _cells(cluster, pool, headers)[4]
 
 
 def test_the_pools_page_and_metrics_count_the_sandboxes_the_workers_run(cluster: Cluster) -> None:
@@ -196,6 +202,11 @@ def test_the_pools_page_and_metrics_count_the_sandboxes_the_workers_run(cluster:
     assert "running" not in _live_cell(cluster, "default", mine)
     running = frozenset({"pool": "default", "state": "running"}.items())
     assert _samples(cluster, gauge).get(running, 0) == 0
+    page = _page(cluster, "pools", mine).text
+    latency = re.search(r'<figure id="chart-latency">(.*?)</figure>', page, re.S)
+    assert latency and "no data yet" not in latency.group(1) and "<rect" in latency.group(1)
+    _until(lambda: _warm_ready(cluster) >= 1)  # the runc worker's warm sandbox, as reported
+    _until(lambda: "size 1, 1 ready" in _cells(cluster, "performance", mine)[3], 30)
 
 
 Samples = dict[frozenset[tuple[str, str]], float]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -31,11 +32,28 @@ def counts_by_state(infos: Iterable[SandboxInfo]) -> Counter[tuple[str, str]]:
     return Counter((info.pool, info.state.value) for info in infos)
 
 
-def start_histogram(infos: Iterable[SandboxInfo]) -> dict[str, list[int]]:
+class Started(Protocol):
+    """A sandbox's start as the latency chart needs it: a ``SandboxInfo`` or, on a gateway,
+    a store record."""
+
+    @property
+    def pool(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def created_at(self) -> float: ...
+
+    @property
+    def ready_at(self) -> float | None: ...
+
+
+def start_histogram(infos: Iterable[Started]) -> dict[str, list[int]]:
     """Pool -> sandboxes per start-latency bucket (not cumulative; the last one is +Inf)."""
     found: dict[str, list[int]] = {}
     for info in infos:
-        if info.ready_at is None or info.state is SandboxState.WARM:
+        if info.ready_at is None or info.state == SandboxState.WARM:
             continue
         counts = found.setdefault(info.pool, [0] * (len(START_BUCKETS) + 1))
         latency = info.ready_at - info.created_at

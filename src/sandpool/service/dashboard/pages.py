@@ -165,7 +165,7 @@ def pools(request: Request) -> Response:
     dashboard = dashboard_of(request)
 
     def build(viewer: Principal) -> tuple[str, dict[str, Any]] | Response:
-        rows = pool_rows(dashboard.source, viewer)
+        rows = pool_rows(dashboard.source, viewer, _registry(request))
         return "pools.html", {"pools": rows, "charts": charts_of(dashboard, viewer)}
 
     return render(request, build)

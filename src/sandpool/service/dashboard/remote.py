@@ -16,8 +16,20 @@ from sandpool.service.context import ServiceContext
 from sandpool.service.dashboard.exec_output import ExecOutput
 from sandpool.service.sandbox_backend import SandboxBackend
 from sandpool.store.records import SandboxRecord
+from sandpool.store.sandbox_listing import SandboxFilter, SandboxListing
 
-__all__ = ["RemoteView", "WorkerExecs", "live_counts", "remote_detail", "remote_exec_output"]
+__all__ = [
+    "CHART_RECORDS",
+    "RemoteView",
+    "WorkerExecs",
+    "live_counts",
+    "oom_ends_by_pool",
+    "recent_records",
+    "remote_detail",
+    "remote_exec_output",
+]
+
+CHART_RECORDS = 500  # the newest sandboxes the start-latency chart of a gateway counts
 
 
 @runtime_checkable
@@ -61,3 +73,13 @@ def remote_exec_output(backend: SandboxBackend, record: SandboxRecord,
     if record.state == "terminated" or not isinstance(backend, WorkerExecs):
         return None
     return backend.exec_output(record.id, exec_id)
+
+
+def recent_records(listing: SandboxListing, tenant_id: str | None) -> list[SandboxRecord]:
+    """The newest ``CHART_RECORDS`` sandboxes of the tenant (every tenant's when None)."""
+    return listing.page(SandboxFilter(tenant_id), 0, CHART_RECORDS).records
+
+
+def oom_ends_by_pool(listing: SandboxListing, tenant_id: str | None) -> Counter[str]:
+    """Pool -> recent sandboxes that ended for an OOM kill (their records' reason)."""
+    return Counter(r.pool for r in listing.ended_with(("oom",), tenant_id))

@@ -15,10 +15,11 @@ from typing import Protocol
 from sandpool.dispatch.models import WorkerState
 from sandpool.doctor.report import Check, fail, ok, warn
 from sandpool.sandbox.manager import SandboxManager
+from sandpool.sandbox.warm import WarmStats
 from sandpool.service.context import ServiceContext
 from sandpool.service.dashboard.doctor_cache import PoolDiagnosis
 
-__all__ = ["WorkerView", "pool_workers_diagnosis", "workers_of"]
+__all__ = ["WorkerView", "pool_workers_diagnosis", "warm_of_workers", "workers_of"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,15 @@ def _worker_check(pool: str, view: WorkerView) -> Check:
         return warn(pool, name, f"at {view.address}: its lease ran out (lost)",
                     "restart it, or remove it if it is gone for good")  # fmt: skip
     return ok(pool, name, f"at {view.address}: runtime check passed, up")
+
+
+def warm_of_workers(registry: Registry, sizes: dict[str, int]) -> dict[str, WarmStats]:
+    """Pool -> its warm pool as the live registered workers last reported it (ready ones)."""
+    ready = dict.fromkeys(sizes, 0)
+    for worker in registry.workers():
+        if worker.alive and worker.spec.pool in ready:
+            ready[worker.spec.pool] += worker.warm
+    return {pool: WarmStats(pool, sizes[pool], ready=n) for pool, n in ready.items()}
 
 
 def _memory_total() -> int:
