@@ -40,8 +40,10 @@ from sandpool.errors import (
     WorkerLost,
 )
 from sandpool.sandbox import EndReason, SandboxInfo, SandboxRequest, SandboxState
+from sandpool.sandbox.models import ExecSummary
 from sandpool.sandbox.usage import SandboxUsage
-from sandpool.service.metrics import ServiceMetrics
+from sandpool.service.dashboard.exec_output import ExecOutput, summaries_from_json
+from sandpool.service.metrics import ServiceMetrics, create_source
 from sandpool.service.quotas import Quota, QuotaLease, TenantQuotas
 from sandpool.service.sandboxes import WATCH_INTERVAL_S, sandbox_record
 from sandpool.sizes import parse_size
@@ -103,13 +105,28 @@ class RemoteSandboxes:
 
     def usage(self, sandbox_id: str) -> SandboxUsage | None:
         """Its usage as its worker reads it (None: ended, or the worker away)."""
+        found = self._read(sandbox_id, "/usage")
+        return SandboxUsage.from_json(found) if isinstance(found, dict) else None
+
+    def execs(self, sandbox_id: str) -> list[ExecSummary] | None:
+        """Its execs as its worker lists them, for the dashboard (None: ended, or away)."""
+        found = self._read(sandbox_id, "/execs")
+        return None if not isinstance(found, list) else summaries_from_json(sandbox_id, found)
+
+    def exec_output(self, sandbox_id: str, exec_id: str) -> ExecOutput | None:
+        """An exec's output so far, for the dashboard (None: gone, or its worker away)."""
+        found = self._read(sandbox_id, f"/execs/{exec_id}/output")
+        return None if not isinstance(found, dict) else ExecOutput.from_json(found)
+
+    def _read(self, sandbox_id: str, suffix: str) -> Any:
+        """A worker's JSON answer about the sandbox, or None (ended, or the worker away)."""
         try:
             address = self.address_of(sandbox_id)
-            url = f"{address.rstrip('/')}{API_PREFIX}/sandboxes/{sandbox_id}/usage"
-            answer = self.client.get(url)
-        except (SandpoolError, httpx.HTTPError):
+            answer = self.client.get(f"{address.rstrip('/')}{API_PREFIX}/sandboxes/"
+                                     f"{sandbox_id}{suffix}")  # fmt: skip
+            return answer.json() if answer.status_code == 200 else None
+        except (SandpoolError, httpx.HTTPError, ValueError):
             return None
-        return SandboxUsage.from_json(dict(answer.json())) if answer.status_code == 200 else None
 
     def address_of(self, sandbox_id: str) -> str:
         """The internal address of the worker holding it (WorkerLost, NotFound)."""
@@ -135,12 +152,17 @@ class RemoteSandboxes:
             lease = self.ledger.admit(tenant.id, self.quota_of(tenant), cpu, memory)
         except QuotaExceeded as exc:
             self.metrics.quota_refusals.labels(exc.reason or "other").inc()
+            self.metrics.count_create(pool.name, "refused", "none", None)
             raise
+        began = time.monotonic()
         try:
-            record = self._start(tenant, request, cpu, memory)
+            record, source = self._start(tenant, request, cpu, memory)
         except BaseException:
             lease.release()
+            self.metrics.count_create(pool.name, "failed", "none", None)
             raise
+        # counted here as the embedded server counts its own: the time includes the dispatch
+        self.metrics.count_create(pool.name, "ok", source, time.monotonic() - began)
         with self._lock:
             self._leases[record.id] = lease
         try:
@@ -150,7 +172,9 @@ class RemoteSandboxes:
         return record
 
     def _start(self, tenant: TenantRecord, request: SandboxRequest, cpu: float,
-               memory: int) -> SandboxRecord:  # fmt: skip
+               memory: int) -> tuple[SandboxRecord, str]:  # fmt: skip
+        """Have a worker start it and record it: the record and the create's source (warm
+        when the worker claimed a warm sandbox, from its record's times)."""
         outcome = self.dispatcher.create(request)
         info = SandboxInfo.from_record(dict(outcome["record"]))
         record = sandbox_record(tenant.id, info, request, cpu, memory)
@@ -160,7 +184,7 @@ class RemoteSandboxes:
         except BaseException:
             self._end_quietly(info.id)
             raise
-        return record
+        return record, create_source(info)
 
     def pause(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord:
         """Freeze it on its worker (409 unless running)."""
@@ -199,7 +223,8 @@ class RemoteSandboxes:
                 body: dict[str, Any] | None = None) -> SandboxRecord:  # fmt: skip
         record = self.owned(tenant, sandbox_id)
         if record.state in _ENDED:
-            raise Conflict(f"sandbox {sandbox_id} has ended ({record.reason})")
+            raise Conflict(f"sandbox {sandbox_id} has ended ({record.reason})",
+                           hint="create a new sandbox")  # fmt: skip
         info = self._control(method, sandbox_id, suffix, body)
         self.store.sandboxes.set_state(
             info.id, info.state.value, reason=info.reason.value if info.reason else None,

@@ -7,6 +7,8 @@ needs the worker token:
                                                                   routes themselves, run here
     GET    /internal/v1/api/sandboxes/{id}                        the sandbox (its record JSON)
     GET    /internal/v1/api/sandboxes/{id}/usage                  its cpu, memory, disk now
+    GET    /internal/v1/api/sandboxes/{id}/execs                  its execs (the dashboard)
+    GET    /internal/v1/api/sandboxes/{id}/execs/{exec}/output    an exec's output so far
     DELETE /internal/v1/api/sandboxes/{id}                        terminate it; its final record
     POST   /internal/v1/api/sandboxes/{id}/pause, /resume         freeze, thaw
     PUT    /internal/v1/api/sandboxes/{id}/ttl {"ttl"}            end it ttl seconds from now
@@ -28,6 +30,7 @@ from sandpool.dispatch.worker_api import bearer_check
 from sandpool.errors import InvalidNetworkPolicy, InvalidRequest
 from sandpool.sandbox import EndReason, SandboxInfo, SandboxManager
 from sandpool.sandbox.usage import read_usage
+from sandpool.service.dashboard.exec_output import exec_snapshot, summaries_to_json
 from sandpool.service.metrics import ServiceMetrics
 from sandpool.service.problems import install_handlers
 from sandpool.service.routes import execs, files
@@ -70,6 +73,14 @@ def _controls(app: FastAPI, manager: SandboxManager) -> None:
     def usage(sandbox_id: str) -> dict[str, Any]:
         manager.get(sandbox_id)  # SandboxNotFound: 404
         return read_usage(manager.state_dir, sandbox_id).to_json()
+
+    @app.get("/sandboxes/{sandbox_id}/execs")
+    def exec_list(sandbox_id: str) -> list[dict[str, Any]]:
+        return summaries_to_json(manager.execs(sandbox_id))
+
+    @app.get("/sandboxes/{sandbox_id}/execs/{exec_id}/output")
+    def exec_output(sandbox_id: str, exec_id: str) -> dict[str, Any]:
+        return exec_snapshot(manager, sandbox_id, exec_id).to_json()
 
     @app.delete("/sandboxes/{sandbox_id}")
     def terminate(sandbox_id: str) -> dict[str, Any]:

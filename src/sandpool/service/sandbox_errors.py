@@ -1,7 +1,7 @@
 """A sandbox's errors as the API states them: an unknown sandbox or exec is 404, a wrong
 state 409, and a failed file operation by the errno it got inside the sandbox (a missing
-path 404, one that exists 409, a full disk 413, a bad path 400); a network change on a
-sandbox created without a network 409 (``check_network_change``)."""
+path 404, one that exists 409, a full disk 413, a bad path 400); a network change on an
+ended sandbox or one created without a network 409 (``check_network_change``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from sandpool.errors import (
     SandboxStateError,
     ServiceError,
 )
-from sandpool.sandbox.models import SandboxInfo
+from sandpool.sandbox.models import SandboxInfo, SandboxState
 
 __all__ = ["check_network_change", "sandbox_error"]
 
@@ -52,8 +52,14 @@ def sandbox_error(error: SandboxError) -> ServiceError:
 
 
 def check_network_change(info: SandboxInfo, network: str | None) -> None:
-    """Conflict (409) for a sandbox created without a network (the network is chosen at
-    create), InvalidRequest naming ``network`` for a change to ``none``; both with the fix."""
+    """Conflict (409) for a sandbox that has ended or was created without a network (the
+    network is chosen at create), InvalidRequest naming ``network`` for a change to
+    ``none``; each with the fix. The end comes first: it is what is wrong with an ended
+    sandbox, whatever its network was."""
+    if info.state in (SandboxState.TERMINATING, SandboxState.TERMINATED):
+        why = f" ({info.reason.value})" if info.reason else ""
+        raise Conflict(f"sandbox {info.id} is {info.state.value}{why}; its network cannot be "
+                       "changed", hint="create a new sandbox")  # fmt: skip
     if info.network == "none":
         raise Conflict(f"sandbox {info.id} was created without a network (network 'none'); "
                        "its network cannot be changed",

@@ -70,13 +70,12 @@ def _tenant(context: ServiceContext, name: str) -> tuple[str, str]:
 
 def start_sandbox(running: Running, tenant: str, pool: str = "performance",
                   labels: tuple[tuple[str, str], ...] = ()) -> str:  # fmt: skip
-    """A real sandbox in the server's manager, with its store record (as the routes do)."""
-    info = running.manager.create(SandboxRequest(pool=pool, labels=labels))
-    running.context.store.sandboxes.add(SandboxRecord(
-        id=info.id, tenant_id=running.tenant_ids[tenant], pool=pool, state="running",
-        created_at=info.created_at, image=info.image, labels=dict(labels),
-        ready_at=info.ready_at))  # fmt: skip
-    return info.id
+    """A real sandbox in the server's manager, created as the routes create it (the tenant's
+    quota lease and store record kept by the server's sandbox service)."""
+    service = running.context.sandboxes
+    assert service is not None
+    owner = running.context.store.tenants.by_name(tenant)
+    return service.create(owner, SandboxRequest(pool=pool, labels=labels)).id
 
 
 @pytest.fixture(scope="module")

@@ -157,8 +157,9 @@ def test_network_bytes_are_exported_per_pool_and_direction() -> None:
 
 
 def test_a_gateway_lists_its_registered_workers(api: Api) -> None:
-    """On a gateway (a dispatcher on the app) the workers page lists the registry's workers
-    after the server's own: pool, address, capacity, heartbeat age, sandboxes held, state."""
+    """On a gateway (a dispatcher on the app, no sandbox manager) the workers page lists the
+    registry's workers, and not the gateway itself (it runs no sandboxes): pool, address,
+    capacity, heartbeat age, sandboxes held, state."""
     from types import SimpleNamespace
 
     from sandpool.dispatch.models import Resources, WorkerSpec, WorkerState
@@ -181,7 +182,36 @@ def test_a_gateway_lists_its_registered_workers(api: Api) -> None:
     finally:
         del api.http.app.state.dispatcher  # type: ignore[attr-defined]
     rows = page.split("<tr>")[2:]
-    assert len(rows) == 3, page  # the server's own, then the two registered
-    assert "w-runc" in rows[1] and "http://10.0.0.5:9000" in rows[1] and "performance" in rows[1]
-    assert "4 cpus" in rows[1] and "2 s ago" in rows[1] and "<td>3</td>" in rows[1]
-    assert "w-gone" in rows[2] and "lease ran out" in rows[2] and "lost" in rows[2]
+    assert len(rows) == 2, page  # the two registered
+    assert "w-runc" in rows[0] and "http://10.0.0.5:9000" in rows[0] and "performance" in rows[0]
+    assert "4 cpus" in rows[0] and "2 s ago" in rows[0] and "<td>3</td>" in rows[0]
+    assert "w-gone" in rows[1] and "lease ran out" in rows[1] and "lost" in rows[1]
+
+
+def test_a_gateway_pools_health_is_its_workers() -> None:
+    """A pool's health on a gateway: one check per registered worker of the pool (runtime
+    check failed: fail, lease ran out: warn), a failed one when the pool has none."""
+    from sandpool.dispatch.models import Resources, WorkerSpec, WorkerState
+    from sandpool.doctor.report import Status
+    from sandpool.service.dashboard.workers import pool_workers_diagnosis
+
+    cap = Resources(cpu=4000, memory=8 << 30, sandboxes=10)
+
+    class Registry:
+        def workers(self) -> list[WorkerState]:
+            return [WorkerState("w-up", WorkerSpec("performance", "http://a:1", cap), cap),
+                    WorkerState("w-bad", WorkerSpec("performance", "http://b:1", cap,
+                                                    runtime_ok=False), cap),
+                    WorkerState("w-lost", WorkerSpec("default", "http://c:1", cap), cap,
+                                alive=False)]  # fmt: skip
+
+        def heartbeat_ages(self, worker_ids: list[str]) -> dict[str, float | None]:
+            return dict.fromkeys(worker_ids, 1.0)
+
+    runc = pool_workers_diagnosis(Registry(), "performance")
+    assert [c.status for c in runc.checks] == [Status.OK, Status.FAIL]
+    assert runc.status is Status.FAIL
+    assert "sandpool doctor --pool performance" in (runc.checks[1].fix or "")
+    assert pool_workers_diagnosis(Registry(), "default").status is Status.WARN
+    empty = pool_workers_diagnosis(Registry(), "gpu")
+    assert empty.status is Status.FAIL and "no worker of pool 'gpu'" in empty.checks[0].message

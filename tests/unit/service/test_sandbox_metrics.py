@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sandpool.client import AsyncClient, AsyncSandbox, Client, Sandbox
 from sandpool.client import SandboxUsage as ClientUsage
 from sandpool.errors import Conflict, InvalidRequest, SandboxStateError
-from sandpool.sandbox import EndReason, ExecResult, SandboxInfo, SandboxManager
+from sandpool.sandbox import EndReason, ExecResult, SandboxInfo, SandboxManager, SandboxState
 from sandpool.sandbox.usage import SandboxUsage
 from sandpool.sandbox.warm import WarmStats
 from sandpool.service import exec_metrics
@@ -155,6 +155,13 @@ def test_a_network_change_needs_a_network_made_at_create() -> None:
         check_network_change(info(network="allow"), "none")
     assert bad.value.field == "network"
     check_network_change(info(network="allow"), "open")  # allowed
+
+
+def test_a_network_change_on_an_ended_sandbox_says_it_ended() -> None:
+    ended = info(network="none", state=SandboxState.TERMINATED, reason=EndReason.KILLED)
+    with pytest.raises(Conflict, match=r"is terminated \(killed\)") as refused:
+        check_network_change(ended, "open")
+    assert refused.value.hint == "create a new sandbox"
 
 
 SANDBOX_ANSWER = {

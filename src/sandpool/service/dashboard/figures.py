@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -23,6 +24,7 @@ __all__ = [
 
 START_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)  # seconds from create to running
 LIVE_STATES = ("creating", "running", "paused", "terminating")
+StateCounts = Counter[tuple[str, str]]  # (pool, state) -> sandboxes
 
 
 def counts_by_state(infos: Iterable[SandboxInfo]) -> Counter[tuple[str, str]]:
@@ -30,11 +32,28 @@ def counts_by_state(infos: Iterable[SandboxInfo]) -> Counter[tuple[str, str]]:
     return Counter((info.pool, info.state.value) for info in infos)
 
 
-def start_histogram(infos: Iterable[SandboxInfo]) -> dict[str, list[int]]:
+class Started(Protocol):
+    """A sandbox's start as the latency chart needs it: a ``SandboxInfo`` or, on a gateway,
+    a store record."""
+
+    @property
+    def pool(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def created_at(self) -> float: ...
+
+    @property
+    def ready_at(self) -> float | None: ...
+
+
+def start_histogram(infos: Iterable[Started]) -> dict[str, list[int]]:
     """Pool -> sandboxes per start-latency bucket (not cumulative; the last one is +Inf)."""
     found: dict[str, list[int]] = {}
     for info in infos:
-        if info.ready_at is None or info.state is SandboxState.WARM:
+        if info.ready_at is None or info.state == SandboxState.WARM:
             continue
         counts = found.setdefault(info.pool, [0] * (len(START_BUCKETS) + 1))
         latency = info.ready_at - info.created_at
@@ -52,16 +71,22 @@ def oom_kills_by_pool(infos: Iterable[SandboxInfo]) -> Counter[str]:
 
 
 class SandboxCollector(Collector):
-    """Exports the figures above on ``/metrics``, read from ``infos`` at each scrape."""
+    """Exports the figures above on ``/metrics``, read from ``infos`` at each scrape; the
+    counts by state from ``counts`` where given (a gateway: its records of the sandboxes its
+    workers run)."""
 
-    def __init__(self, infos: Callable[[], list[SandboxInfo]]) -> None:
-        self._infos = infos
+    def __init__(self, infos: Callable[[], list[SandboxInfo]],
+                 counts: Callable[[], StateCounts | None] | None = None) -> None:  # fmt: skip
+        self._infos, self._counts = infos, counts
 
     def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily | CounterMetricFamily]:
         infos = self._infos()
         states = GaugeMetricFamily("sandpool_sandboxes", "Sandboxes of this server by state",
                                    labels=["pool", "state"])  # fmt: skip
-        for (pool, state), count in sorted(counts_by_state(infos).items()):
+        counted = self._counts() if self._counts is not None else None
+        if counted is None:
+            counted = counts_by_state(infos)
+        for (pool, state), count in sorted(counted.items()):
             states.add_metric([pool, state], count)
         yield states
         yield _start_family(infos)

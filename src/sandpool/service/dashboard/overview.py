@@ -5,6 +5,7 @@ what the viewer may see."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,11 +18,13 @@ from sandpool.service.dashboard.charts import bar_chart, grouped_bars, line_char
 from sandpool.service.dashboard.failures import run_failures
 from sandpool.service.dashboard.figures import (
     START_BUCKETS,
-    counts_by_state,
+    Started,
     oom_kills_by_pool,
     start_histogram,
 )
+from sandpool.service.dashboard.remote import oom_ends_by_pool, recent_records
 from sandpool.service.dashboard.source import DashboardSource
+from sandpool.service.dashboard.workers import Registry, warm_of_workers
 
 if TYPE_CHECKING:
     from sandpool.service.dashboard.state import DashboardState
@@ -38,30 +41,40 @@ class PoolRow:
     warm: WarmStats | None  # None: the warm pools have not started (no create yet)
 
 
-def pool_rows(source: DashboardSource, viewer: Principal) -> list[PoolRow]:
-    """Every configured pool with the viewer's live counts."""
-    counts = counts_by_state(i for i in source.scoped_infos(viewer) if i.state != "terminated")
+def pool_rows(source: DashboardSource, viewer: Principal,
+              registry: Registry | None = None) -> list[PoolRow]:  # fmt: skip
+    """Every configured pool with the viewer's live counts and its warm pool (on a gateway:
+    the ready warm sandboxes its workers last reported)."""
+    counts = source.counts_by_pool(viewer)
     manager = source.manager()
+    pools = source.context.config.pools
     warm: dict[str, WarmStats] = {}
     if manager is not None and manager.warm_started():
         warm = {stats.pool: stats for stats in manager.warm_stats()}
-    pools = source.context.config.pools
+    elif manager is None and registry is not None:
+        warm = warm_of_workers(registry, {n: p.warm_pool.size for n, p in pools.items()})
     return [PoolRow(pools[name], {s: n for (p, s), n in counts.items() if p == name},
                     warm.get(name)) for name in sorted(pools)]  # fmt: skip
 
 
 def charts_of(dashboard: DashboardState, viewer: Principal) -> dict[str, Markup]:
     """The three charts, as inline SVG."""
-    infos = dashboard.source.scoped_infos(viewer)
+    source = dashboard.source
     tenant_id = viewer.tenant.id if viewer.tenant is not None else None
     times, series = dashboard.history.series(tenant_id)
     labels = [f"≤{b:g}s" for b in START_BUCKETS] + [f">{START_BUCKETS[-1]:g}s"]
-    ooms: Counter[str] = Counter(oom_kills_by_pool(infos))
+    starts: Sequence[Started]
+    if source.remote:  # a gateway: from the records of the sandboxes its workers ran
+        starts = recent_records(source.listing, tenant_id)
+        ooms = oom_ends_by_pool(source.listing, tenant_id)
+    else:
+        starts = infos = source.scoped_infos(viewer)
+        ooms = Counter(oom_kills_by_pool(infos))
     if viewer.tenant is None:  # one-shot runs are counted per pool, not per tenant
         for pool, kinds in run_failures(dashboard.source).items():
             ooms[pool] += kinds.get("oom", 0)
     return {
         "states": line_chart(times, series, "Sandboxes by state over time"),
-        "latency": grouped_bars(labels, start_histogram(infos), "Start latency per pool"),
+        "latency": grouped_bars(labels, start_histogram(starts), "Start latency per pool"),
         "ooms": bar_chart({p: float(n) for p, n in sorted(ooms.items())}, "OOM kills per pool"),
     }

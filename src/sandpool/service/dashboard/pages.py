@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Request
@@ -32,7 +32,7 @@ from sandpool.service.dashboard.overview import charts_of, pool_rows
 from sandpool.service.dashboard.session import COOKIE
 from sandpool.service.dashboard.source import ACTIONS
 from sandpool.service.dashboard.state import dashboard_of
-from sandpool.service.dashboard.workers import workers_of
+from sandpool.service.dashboard.workers import Registry, pool_workers_diagnosis, workers_of
 from sandpool.service.problems import as_service_error
 from sandpool.store.sandbox_listing import SandboxFilter
 
@@ -165,7 +165,7 @@ def pools(request: Request) -> Response:
     dashboard = dashboard_of(request)
 
     def build(viewer: Principal) -> tuple[str, dict[str, Any]] | Response:
-        rows = pool_rows(dashboard.source, viewer)
+        rows = pool_rows(dashboard.source, viewer, _registry(request))
         return "pools.html", {"pools": rows, "charts": charts_of(dashboard, viewer)}
 
     return render(request, build)
@@ -178,6 +178,10 @@ def pool_doctor(request: Request, name: str) -> Response:
 
     def build(viewer: Principal) -> tuple[str, dict[str, Any]] | Response:
         context_of(request).config.pool(name)
+        registry = _registry(request)
+        if registry is not None and dashboard.source.manager() is None:  # a gateway
+            return "doctor.html", {"name": name,
+                                   "diagnosis": pool_workers_diagnosis(registry, name)}  # fmt: skip
         return "doctor.html", {"name": name, "diagnosis": dashboard.doctor.get(name)}
 
     return render(request, build)
@@ -189,12 +193,16 @@ def workers(request: Request) -> Response:
     source = dashboard_of(request).source
 
     def build(viewer: Principal) -> tuple[str, dict[str, Any]] | Response:
-        dispatcher = getattr(request.app.state, "dispatcher", None)  # a gateway's (--redis)
-        registry = None if dispatcher is None else dispatcher.broker
         return "workers.html", {"workers": workers_of(source.context, source.manager(),
-                                                      registry)}  # fmt: skip
+                                                      _registry(request))}  # fmt: skip
 
     return render(request, build)
+
+
+def _registry(request: Request) -> Registry | None:
+    """The dispatch's worker registry on a gateway (``--redis``), else None."""
+    dispatcher = getattr(request.app.state, "dispatcher", None)
+    return None if dispatcher is None else cast(Registry, dispatcher.broker)
 
 
 def _filter(request: Request) -> tuple[SandboxFilter, dict[str, str], int]:

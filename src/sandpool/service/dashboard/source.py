@@ -3,12 +3,17 @@ tenant's, or every tenant's for the admin) joined with the live sandboxes of thi
 ``SandboxManager``. The one adapter between the pages and the core: the pages never touch
 the store or the manager themselves.
 
+Actions (terminate, pause, resume) go through the server's ``SandboxBackend``, the one the
+API routes call: the local ``SandboxService``, or on a gateway (``sandpool server --redis``)
+``RemoteSandboxes``, which has the worker holding the sandbox do it. A gateway runs no
+sandboxes itself (``manager()`` is None): its live counts come from the records, a
+sandbox's live view and usage from its worker (``dashboard.remote``).
+
 Thread-safe (the store and the manager are); the pages call it from worker threads."""
 
 from __future__ import annotations
 
 import contextlib
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +24,8 @@ from sandpool.sandbox.models import ExecSummary, SandboxInfo
 from sandpool.sandbox.usage import SandboxUsage, read_usage
 from sandpool.service.apikeys import Principal
 from sandpool.service.context import ServiceContext
+from sandpool.service.dashboard.exec_output import ExecOutput, exec_snapshot
+from sandpool.service.dashboard.remote import live_counts, remote_detail, remote_exec_output
 from sandpool.service.dashboard.words import reason_in_words
 from sandpool.store.records import SandboxRecord
 from sandpool.store.sandbox_listing import SandboxFilter, SandboxListing, SandboxPage, tenants_of
@@ -26,7 +33,6 @@ from sandpool.store.sandbox_listing import SandboxFilter, SandboxListing, Sandbo
 __all__ = ["ACTIONS", "DashboardSource", "ExecOutput", "SandboxDetail", "SandboxRow"]
 
 ACTIONS = ("terminate", "pause", "resume")
-OUTPUT_SHOWN = 64 * 1024  # bytes of each stream a page shows (the end of it)
 
 
 @dataclass(frozen=True)
@@ -57,17 +63,6 @@ class SandboxDetail:
     info: SandboxInfo | None
     execs: list[ExecSummary] = field(default_factory=list)
     usage: SandboxUsage | None = None
-
-
-@dataclass(frozen=True)
-class ExecOutput:
-    """The end of an exec's output so far, and whether it has ended."""
-
-    exec_id: str
-    stdout: str
-    stderr: str
-    done: bool
-    exit_code: int | None
 
 
 class DashboardSource:
@@ -103,9 +98,37 @@ class DashboardSource:
 
     def counts_by_tenant(self) -> Counter[tuple[str, str]]:
         """(tenant id or '', state) -> live sandboxes now (the history sampler's figure)."""
+        if self.remote:
+            return Counter({(t, s): n for (t, _, s), n in live_counts(self.context).items()})
         infos = self.infos()
         owners = tenants_of(self.context.store.engine, [i.id for i in infos])
         return Counter((owners.get(i.id, ""), i.state.value) for i in infos)
+
+    @property
+    def remote(self) -> bool:
+        """Whether workers run the sandboxes (a gateway): no manager here, a backend."""
+        return self.manager() is None and self.context.sandboxes is not None
+
+    def remote_counts(self) -> Counter[tuple[str, str]] | None:
+        """(pool, state) -> sandboxes the workers run, on a gateway (None elsewhere)."""
+        if not self.remote:
+            return None
+        found: Counter[tuple[str, str]] = Counter()
+        for (_, pool, state), n in live_counts(self.context).items():
+            found[pool, state] += n
+        return found
+
+    def counts_by_pool(self, viewer: Principal) -> Counter[tuple[str, str]]:
+        """(pool, state) -> the viewer's live sandboxes (not terminated) now."""
+        if self.remote:
+            tenant_id = viewer.tenant.id if viewer.tenant is not None else None
+            found: Counter[tuple[str, str]] = Counter()
+            for (tenant, pool, state), n in live_counts(self.context).items():
+                if tenant_id is None or tenant == tenant_id:
+                    found[pool, state] += n
+            return found
+        return Counter((i.pool, i.state.value) for i in self.scoped_infos(viewer)
+                       if i.state.value != "terminated")  # fmt: skip
 
     # ---- sandboxes ---------------------------------------------------------------------
 
@@ -154,6 +177,10 @@ class DashboardSource:
     def detail(self, viewer: Principal, sandbox_id: str) -> SandboxDetail:
         """One sandbox's page data."""
         record = self.record(viewer, sandbox_id)
+        if self.remote and self.context.sandboxes is not None:
+            view = remote_detail(self.context.sandboxes, record)
+            row = self._row(record, self.tenant_names(), view.info)
+            return SandboxDetail(row, view.info, view.execs, view.usage)
         info = self._info(sandbox_id)
         row = self._row(record, self.tenant_names(), info)
         manager = self.manager()
@@ -167,32 +194,28 @@ class DashboardSource:
 
     def exec_output(self, viewer: Principal, sandbox_id: str, exec_id: str) -> ExecOutput:
         """What the exec wrote so far (the end of each stream), without waiting."""
-        self.record(viewer, sandbox_id)
+        record = self.record(viewer, sandbox_id)
         manager = self.manager()
-        if manager is None:
-            raise NotFound(f"sandbox {sandbox_id} is not running here", hint="")
-        chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
-        done = True
-        for event in manager.exec_events(sandbox_id, exec_id, poll=0.0):
-            if event is None:
-                done = False
-                break
-            chunks[event.stream].append(event.data)
-        result = manager.exec_wait(sandbox_id, exec_id, timeout=0) if done else None
-        text = {k: b"".join(v)[-OUTPUT_SHOWN:].decode(errors="replace") for k, v in chunks.items()}
-        return ExecOutput(exec_id, text["stdout"], text["stderr"], result is not None,
-                          result.exit_code if result else None)  # fmt: skip
+        if manager is not None:
+            return exec_snapshot(manager, sandbox_id, exec_id)
+        if self.remote and self.context.sandboxes is not None:
+            found = remote_exec_output(self.context.sandboxes, record, exec_id)
+            if found is not None:
+                return found
+        raise NotFound(f"no output of exec '{exec_id}' here",
+                       hint="its sandbox has ended, or its worker does not answer")  # fmt: skip
 
-    def act(self, viewer: Principal, sandbox_id: str, action: str) -> SandboxInfo:
-        """Terminate, pause or resume the sandbox, and keep its record in step."""
-        self.record(viewer, sandbox_id)
-        manager = self.manager()
-        if manager is None or action not in ACTIONS:
-            raise NotFound(f"sandbox {sandbox_id} is not running here", hint="")
-        info = getattr(manager, action)(sandbox_id)
-        assert isinstance(info, SandboxInfo)
-        ended = {"ended_at": info.ended_at or time.time()} if action == "terminate" else {}
-        self.context.store.sandboxes.set_state(
-            sandbox_id, info.state.value, reason=info.reason.value if info.reason else None,
-            **ended)  # fmt: skip
-        return info
+    def act(self, viewer: Principal, sandbox_id: str, action: str) -> SandboxRecord:
+        """Terminate, pause or resume the sandbox through the server's backend (as the API
+        does: the record, the quota and, on a gateway, the worker kept in step)."""
+        record = self.record(viewer, sandbox_id)
+        if action not in ACTIONS:
+            raise NotFound(f"no action '{action}'", hint=f"one of {', '.join(ACTIONS)}")
+        backend = self.context.sandboxes
+        tenant = self.context.store.tenants.by_id(record.tenant_id)
+        if backend is None or tenant is None:
+            raise NotFound(f"sandbox {sandbox_id} is not run by this server",
+                           hint="its tenant is gone, or this server runs no sandboxes")  # fmt: skip
+        changed = getattr(backend, action)(tenant, sandbox_id)
+        assert isinstance(changed, SandboxRecord)
+        return changed

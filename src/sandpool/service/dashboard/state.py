@@ -46,7 +46,7 @@ def install(app: FastAPI, context: ServiceContext) -> DashboardState:
                            StateHistory(source.counts_by_tenant), templates)  # fmt: skip
     # names taken (another part exports them): the charts read the same figures anyway
     with contextlib.suppress(ValueError):
-        context.metrics.registry.register(SandboxCollector(source.infos))
+        context.metrics.registry.register(SandboxCollector(source.infos, source.remote_counts))
     app.state.dashboard = state
     app.include_router(router)
     state.history.start()

@@ -1,19 +1,25 @@
 """The workers the dashboard lists: the server's own (it runs sandboxes itself) and, on a
 gateway (``sandpool server --redis``), every worker registered in the dispatch's registry
-with its pool, capacity, heartbeat age and sandboxes held."""
+with its pool, capacity, heartbeat age and sandboxes held. On a gateway a pool's health is
+its workers' (``pool_workers_diagnosis``): their runtime checks ran where the sandboxes run,
+not on the gateway."""
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
 from sandpool.dispatch.models import WorkerState
+from sandpool.doctor.report import Check, fail, ok, warn
 from sandpool.sandbox.manager import SandboxManager
+from sandpool.sandbox.warm import WarmStats
 from sandpool.service.context import ServiceContext
+from sandpool.service.dashboard.doctor_cache import PoolDiagnosis
 
-__all__ = ["WorkerView", "workers_of"]
+__all__ = ["WorkerView", "pool_workers_diagnosis", "warm_of_workers", "workers_of"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,10 @@ class Registry(Protocol):
 
 def workers_of(context: ServiceContext, manager: SandboxManager | None,
                registry: Registry | None = None) -> list[WorkerView]:  # fmt: skip
-    """This server's own worker, then every registered remote worker (on a gateway)."""
+    """This server's own worker, then every registered remote worker (on a gateway). A
+    gateway runs no sandboxes itself (no manager): only its registered workers."""
+    if registry is not None and manager is None:
+        return remote_workers(registry)
     live = [] if manager is None else [i for i in manager.list() if i.state != "terminated"]
     local = WorkerView(name=socket.gethostname(), address="local (in the server process)",
                        pools=tuple(sorted(context.config.pools)), cpus=os.cpu_count() or 0,
@@ -64,6 +73,36 @@ def remote_workers(registry: Registry) -> list[WorkerView]:
             sandboxes=spec.capacity.sandboxes - worker.free.sandboxes, state=state,
         ))  # fmt: skip
     return views
+
+
+def pool_workers_diagnosis(registry: Registry, pool: str) -> PoolDiagnosis:
+    """One check per registered worker of ``pool`` (its runtime check, its lease), or one
+    failed check when the pool has none."""
+    views = [v for v in remote_workers(registry) if pool in v.pools]
+    checks = [_worker_check(pool, v) for v in views] or [
+        fail(pool, "workers", f"no worker of pool '{pool}' is registered",
+             f"start one: `sandpool worker --pool {pool} --gateway URL`")]  # fmt: skip
+    return PoolDiagnosis(tuple(checks), time.time())
+
+
+def _worker_check(pool: str, view: WorkerView) -> Check:
+    name = f"worker {view.name}"
+    if view.state == "runtime check failed":
+        return fail(pool, name, f"at {view.address}: its runtime check failed",
+                    f"run `sandpool doctor --pool {pool}` on that worker's machine")  # fmt: skip
+    if view.state == "lost":
+        return warn(pool, name, f"at {view.address}: its lease ran out (lost)",
+                    "restart it, or remove it if it is gone for good")  # fmt: skip
+    return ok(pool, name, f"at {view.address}: runtime check passed, up")
+
+
+def warm_of_workers(registry: Registry, sizes: dict[str, int]) -> dict[str, WarmStats]:
+    """Pool -> its warm pool as the live registered workers last reported it (ready ones)."""
+    ready = dict.fromkeys(sizes, 0)
+    for worker in registry.workers():
+        if worker.alive and worker.spec.pool in ready:
+            ready[worker.spec.pool] += worker.warm
+    return {pool: WarmStats(pool, sizes[pool], ready=n) for pool, n in ready.items()}
 
 
 def _memory_total() -> int:
