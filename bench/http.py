@@ -12,8 +12,10 @@ pools. Latency samples alternate (order rotated, ``bench.measure.alternate``):
    (``raw-run-*``); warm samples count only warm hits, the pool refilled outside the timer.
 2. Exec round trip of ``true`` in a running sandbox: SDK (``http-exec-*``), Python API
    (``api-exec-*``), raw ``runc exec``/``runsc exec`` in the HTTP contender's container.
-3. One-shot runs: the SDK's ``Client.run(["true"])`` (``http-run-*``) against
-   ``Sandpool.run`` (``api-run-*``), and ``GET /v1/me`` (``http-me``), the floor of a call.
+3. One-shot runs (``bench.http_oneshot``): the SDK's ``Client.run(["true"])`` against
+   ``Sandpool.run``, cold (``http-cold-*``, ``api-cold-*``) and warm hits (``http-warm-*``
+   on the warm server, ``api-warm-*``), each sample with every warm pool full, and
+   ``GET /v1/me`` (``http-me``), the floor of a call; the paired medians and warm hits.
 4. Concurrency (``bench.http_concurrency``): ``--sandboxes`` sandboxes by ``--clients``
    concurrent SDK clients, ``--execs`` execs and a file round trip each, on runc
    (``--concurrency-gvisor``: gVisor too): all must succeed, none may be left.
@@ -36,7 +38,7 @@ import time
 from typing import Any
 
 from bench import contenders as c
-from bench import fixtures
+from bench import fixtures, http_oneshot
 from bench.fixtures import RUNC_POOL, RUNSC_POOL, SMALL_IMAGE, Workspace, leftovers
 from bench.http_concurrency import concurrency
 from bench.http_sandboxes import api_exec, api_first, http_exec, http_first, raw_exec
@@ -44,7 +46,7 @@ from bench.http_server import CpuMeter, HttpServer, server_config
 from bench.measure import alternate, percentile, summary
 from bench.report import save_results
 from sandpool.api import Sandpool
-from sandpool.client import Client, Sandbox
+from sandpool.client import Sandbox
 from sandpool.sandbox import SandboxRequest
 
 OVERHEAD_MS = 10.0  # HTTP p50 minus API p50 (issue 16); HTTP exec minus raw exec
@@ -122,47 +124,21 @@ def exec_round_trip(sp: Sandpool, cold: HttpServer, args: argparse.Namespace) ->
                 sp.sandboxes.terminate(box)
 
 
-def http_run(client: Client, pool: str, meter: CpuMeter, name: str, pid: int) -> c.Contender:
-    def run() -> float:
-        with meter.span(name, pid):
-            start = time.perf_counter()
-            result = client.run(["true"], pool=pool, image=SMALL_IMAGE)
-            elapsed = time.perf_counter() - start
-        if result.exit_code != 0:
-            raise RuntimeError(f"the HTTP run exited {result.exit_code}: {result.error}")
-        return elapsed
-
-    return run
-
-
-def http_me(client: Client, meter: CpuMeter, pid: int) -> c.Contender:
-    def call() -> float:
-        with meter.span("http-me", pid):
-            start = time.perf_counter()
-            client.me()
-            return time.perf_counter() - start
-
-    return call
-
-
-def oneshot(sp: Sandpool, cold: HttpServer, args: argparse.Namespace) -> dict[str, Any]:
-    """Section 3."""
-    meter, pid = CpuMeter(), cold.proc.pid
-    with cold.client() as client:
-        runners: dict[str, c.Contender] = {"http-me": http_me(client, meter, pid)}
-        for rt, pool in _pools(args).items():
-            api = c.api(sp, pool, SMALL_IMAGE)
-            runners[f"api-run-{rt}"] = lambda api=api, name=f"api-run-{rt}": _spanned(
-                meter, name, api
-            )
-            runners[f"http-run-{rt}"] = http_run(client, pool, meter, f"http-run-{rt}", pid)
+def oneshot(sp: Sandpool, cold: HttpServer, warm: HttpServer,
+            args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+    """Section 3 (``bench.http_oneshot``'s contenders: cold runs against the cold server,
+    warm hits against the warm one, every sample with every warm pool full)."""
+    meter = CpuMeter()
+    sp.start_warm()
+    with cold.client() as cold_client, warm.client() as warm_client:
+        runners = http_oneshot.contenders(sp, (cold_client, cold), (warm_client, warm),
+                                          list(_pools(args)), meter)  # fmt: skip
         _log(f"one-shot runs: {len(runners)} contenders x {args.n}")
-        return _rows(alternate(runners, args.n, progress=_log), meter)
-
-
-def _spanned(meter: CpuMeter, name: str, contender: c.Contender) -> float:
-    with meter.span(name, None):
-        return contender()
+        samples = alternate(runners, args.n, progress=_log)
+    rows = _rows(samples, meter)
+    rows["paired_ms"] = http_oneshot.paired(samples)
+    rows["warm_hits"] = http_oneshot.warm_counts(sp, [warm])
+    return rows
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -187,8 +163,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                         "pass": warm["p50_ms"] < WARM_HTTP_MS[rt]})  # fmt: skip
         diff(f"exec {rt}: HTTP p50 - raw exec p50", "exec", f"http-exec-{rt}",
              f"raw-exec-{rt}", OVERHEAD_MS)  # fmt: skip
-        diff(f"one-shot run {rt}: HTTP p50 - API p50", "oneshot", f"http-run-{rt}",
-             f"api-run-{rt}", OVERHEAD_MS)  # fmt: skip
+        for kind in ("cold", "warm"):
+            diff(f"one-shot run {kind} {rt}: HTTP p50 - API p50", "oneshot",
+                 f"http-{kind}-{rt}", f"api-{kind}-{rt}", OVERHEAD_MS)  # fmt: skip
     for key, row in results.items():
         if key.startswith("concurrency-"):
             ok = row["failed"] == 0 and row["ok"] == row["sandboxes"] and not row["left_in_runtime"]
@@ -229,7 +206,7 @@ def run_sections(ws: Workspace, args: argparse.Namespace) -> dict[str, Any]:
         if "exec" in sections:
             results["exec"] = exec_round_trip(sp, cold, args)
         if "oneshot" in sections:
-            results["oneshot"] = oneshot(sp, cold, args)
+            results["oneshot"] = oneshot(sp, cold, warm, args)
         for rt in (
             ["runc"] + ["gvisor"] * args.concurrency_gvisor if "concurrency" in sections else []
         ):
@@ -273,6 +250,9 @@ def _report(results: dict[str, Any], path: Any) -> None:
     print("|---|---|---|---|---|")
     for section in ("first_command", "exec", "oneshot"):
         for name, row in results.get(section, {}).items():
+            if "p50_ms" not in row:  # the one-shot section's paired medians and warm hits
+                print(f"{name}: {json.dumps(row)}")
+                continue
             print(f"| {name} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
                   f"{row.get('server_cpu_ms', '-')} | {row.get('own_cpu_ms', '-')} |")  # fmt: skip
     for key, row in results.items():

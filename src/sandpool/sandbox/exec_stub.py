@@ -49,6 +49,7 @@ from pathlib import Path
 from sandpool.runtime.base import Capability, ContainerRuntime
 from sandpool.runtime.runner import kill_group, spawn
 from sandpool.sandbox.init_binary import MOUNT_POINT
+from sandpool.worker.exit_wait import wait_exit
 
 __all__ = ["ExecStub", "StubSlot", "started_slot", "stub_request"]
 
@@ -122,7 +123,7 @@ class ExecStub:
             with contextlib.suppress(OSError):
                 proc.stdin.close()
         try:
-            proc.wait(REAP_WAIT_S)
+            wait_exit(proc, REAP_WAIT_S)  # woken by its exit, not polled
         except subprocess.TimeoutExpired:
             kill_group(proc)
             proc.wait()

@@ -51,6 +51,7 @@ from sandpool.sandbox.models import SandboxRequest
 from sandpool.sizes import parse_size
 from sandpool.worker.cgroups import open_cgroup
 from sandpool.worker.container import EXIT_KILLED, CapturedOutput, Stdio
+from sandpool.worker.exit_wait import wait_exit
 from sandpool.worker.handle import RunHandle
 from sandpool.worker.pump import is_regular_file
 from sandpool.worker.records import KILLED_FILE
@@ -240,7 +241,7 @@ class WarmRun:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                code = proc.wait(POLL_S)
+                code = wait_exit(proc, POLL_S)  # woken by the exit, not polled
                 return code << 8 if code >= 0 else -code  # as a wait status
             if deadline is not None and time.monotonic() >= deadline:
                 return None

@@ -56,12 +56,15 @@ class SandpoolExecutor:
 
     def run(self, pool: str, request: RunRequest, stdin: bytes | None,
             on_container: Callable[[Stoppable], None]) -> RunResult:  # fmt: skip
-        """``Sandpool.run_request`` with captured output and ``stdin`` fed from a file."""
+        """``Sandpool.run_request`` with captured output and ``stdin`` fed from a file (none:
+        ``/dev/null``, and no file made)."""
+        if not stdin:
+            stdio = Stdio(None, capture=True)
+            return self.sandpool.run_request(pool, request, stdio, on_container=on_container)
         with tempfile.TemporaryFile() as feed:
-            if stdin:
-                feed.write(stdin)
-                feed.seek(0)
-            stdio = Stdio(feed if stdin else None, capture=True)
+            feed.write(stdin)
+            feed.seek(0)
+            stdio = Stdio(feed, capture=True)
             return self.sandpool.run_request(pool, request, stdio, on_container=on_container)
 
     def close(self) -> None:

@@ -32,6 +32,7 @@ from sandpool.runtime.runner import FileArg, kill_group
 from sandpool.runtime.spec import ContainerSpec, build_spec
 from sandpool.worker.cgroups import ContainerCgroup, open_cgroup, parse_size
 from sandpool.worker.disk import DiskSlots, WritableDisk, request_size
+from sandpool.worker.exit_wait import wait_exit
 from sandpool.worker.gpus import DEV_DIR, GpuLease, acquire_gpus
 from sandpool.worker.limits import (
     check_limits,
@@ -356,7 +357,7 @@ class ContainerRun:
         timeout = self.request.timeout or self.pool.timeout
         remaining = None if timeout is None else max(0.0, timeout - self._elapsed())
         try:
-            status = proc.wait(timeout=remaining)
+            status = wait_exit(proc, remaining)  # woken by the exit, not polled
         except subprocess.TimeoutExpired:
             self.result.timed_out = True
             self._force_stop(proc)
