@@ -10,7 +10,12 @@ import pytest
 
 from sandpool.api import Sandpool
 from sandpool.config import LoadedConfig
-from sandpool.errors import PlatformNotSupported, RuntimeNotAvailable, RuntimeTimeout
+from sandpool.errors import (
+    PlatformNotSupported,
+    RuntimeNotAvailable,
+    RuntimeTimeout,
+    SandpoolError,
+)
 from tests.integration.conftest import Sandbox
 
 pytestmark = [pytest.mark.root, pytest.mark.runc, pytest.mark.runsc]
@@ -84,10 +89,19 @@ def _run_in_background(
         "result", sp.run(pool, command, image=BUSYBOX, timeout=60)))  # fmt: skip
     thread.start()
     deadline = time.monotonic() + 30
-    while not [r for r in sp.ps() if r.pool == pool] and time.monotonic() < deadline:
+    while time.monotonic() < deadline:  # recorded, and the runtime has it running
+        records = [r for r in sp.ps() if r.pool == pool]
+        if records and _running(sp, pool, records[0].id):
+            break
         time.sleep(0.05)
-    time.sleep(0.5)  # let the runtime finish starting it
     return thread, box
+
+
+def _running(sp: Sandpool, pool: str, container_id: str) -> bool:
+    try:
+        return sp.runtime(pool).state(container_id).status == "running"
+    except SandpoolError:  # not created yet (gVisor under load takes a while)
+        return False
 
 
 @pytest.mark.parametrize("pool", POOLS)

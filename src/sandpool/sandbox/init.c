@@ -67,6 +67,14 @@ static int run_init(void) {
     }
 }
 
+/* SIGKILL the process group an exec leads; a kill that comes before the exec's setsid()
+ * (right after its start) finds no such group yet: the exec itself is killed then, which
+ * has made no process of its own before that setsid. */
+static int kill_group(pid_t pid) {
+    if (kill(-pid, SIGKILL) == 0 || errno != ESRCH) return 0;
+    return kill(pid, SIGKILL);
+}
+
 static int run_exec(const char *dir, char **argv) {
     if (chdir(dir) < 0) {
         fprintf(stderr, "sandpool: cannot enter the working directory %s: %s\n", dir,
@@ -251,7 +259,7 @@ static int run_serve(void) {
             claimed = 1;
             start_exec(ctl, length, fds);
         } else if (kind == 'G' && (pid_text = payload(ctl, length))) {
-            if (atoi(pid_text) > 1) kill(-atoi(pid_text), SIGKILL);  /* never -1: everything */
+            if (atoi(pid_text) > 1) kill_group(atoi(pid_text));  /* never -1: everything */
             free(pid_text);
         } else {
             for (int i = 0; i < nfds; i++) close(fds[i]);
@@ -398,7 +406,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "exec") && argc > 3) return run_exec(argv[2], argv + 3);
     if (!strcmp(mode, "stub") && argc == 2) return run_stub();
     if (!strcmp(mode, "killpg") && argc == 3)
-        return kill(-atoi(argv[2]), SIGKILL) < 0 ? fail("killpg") : 0;
+        return kill_group(atoi(argv[2])) < 0 ? fail("killpg") : 0;
     if (!strcmp(mode, "put") && argc == 4) return put(argv[2], argv[3]);
     if (!strcmp(mode, "get") && argc == 3) return get(argv[2]);
     if (!strcmp(mode, "stat") && argc == 3) return stat_one(argv[2]);
