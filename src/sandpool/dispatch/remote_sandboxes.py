@@ -18,9 +18,8 @@ to their workers (other gateways may serve them): they end by their TTL or a ter
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -43,9 +42,10 @@ from sandpool.sandbox import EndReason, SandboxInfo, SandboxRequest, SandboxStat
 from sandpool.sandbox.models import ExecSummary
 from sandpool.sandbox.usage import SandboxUsage
 from sandpool.service.dashboard.exec_output import ExecOutput, summaries_from_json
+from sandpool.service.leased import LeasedSandboxes
 from sandpool.service.metrics import ServiceMetrics, create_source
-from sandpool.service.quotas import Quota, QuotaLease, TenantQuotas
-from sandpool.service.sandboxes import WATCH_INTERVAL_S, sandbox_record
+from sandpool.service.quotas import Quota, TenantQuotas
+from sandpool.service.sandboxes import sandbox_record
 from sandpool.sizes import parse_size
 from sandpool.store import SandboxRecord, Store, TenantRecord
 
@@ -69,32 +69,19 @@ def worker_error(answer: httpx.Response) -> ServiceError:
     return error
 
 
-class RemoteSandboxes:
+class RemoteSandboxes(LeasedSandboxes):
     """A ``SandboxBackend`` over the dispatch; thread-safe (see the module docstring)."""
 
     def __init__(self, config: ResolvedConfig, dispatcher: Dispatcher, store: Store,
                  ledger: TenantQuotas, metrics: ServiceMetrics,
                  quota_of: Callable[[TenantRecord], Quota], token: str) -> None:  # fmt: skip
-        self.config, self.dispatcher, self.store = config, dispatcher, store
-        self.ledger, self.metrics, self.quota_of = ledger, metrics, quota_of
+        super().__init__(store, ledger, metrics, quota_of)
+        self.config, self.dispatcher = config, dispatcher
         self.client = httpx.Client(headers={"authorization": f"Bearer {token}"},
                                    timeout=httpx.Timeout(120.0, connect=5.0))  # fmt: skip
-        self._lock = threading.Lock()
-        self._leases: dict[str, QuotaLease] = {}
-        self._closed = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, name="sandbox-records", daemon=True)
-        self._watcher.start()
+        self._start_watching()
 
     # ---- lookups -----------------------------------------------------------------------
-
-    def owned(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord:
-        """The tenant's sandbox record, after bringing it up to date; NotFound otherwise."""
-        self._sync(sandbox_id)
-        record = self.store.sandboxes.get(tenant.id, sandbox_id)
-        if record is None:
-            raise NotFound(f"no sandbox with id '{sandbox_id}'",
-                           hint="GET /v1/sandboxes lists yours")  # fmt: skip
-        return record
 
     def live_info(self, sandbox_id: str) -> SandboxInfo | None:
         """Its worker's view while it runs there (None: ended, or the worker away)."""
@@ -132,14 +119,6 @@ class RemoteSandboxes:
         """The internal address of the worker holding it (WorkerLost, NotFound)."""
         return self.dispatcher.locate(sandbox_id)
 
-    def list(self, tenant: TenantRecord, *, state: str | None, pool: str | None,
-             labels: Mapping[str, str]) -> list[SandboxRecord]:  # fmt: skip
-        """The tenant's sandboxes, newest first, filtered."""
-        self.reconcile()
-        states = (state,) if state else ()
-        found = self.store.sandboxes.list(tenant.id, states=states, labels=dict(labels))
-        return [r for r in found if pool is None or r.pool == pool]
-
     # ---- life --------------------------------------------------------------------------
 
     def create(self, tenant: TenantRecord, request: SandboxRequest) -> SandboxRecord:
@@ -163,8 +142,7 @@ class RemoteSandboxes:
             raise
         # counted here as the embedded server counts its own: the time includes the dispatch
         self.metrics.count_create(pool.name, "ok", source, time.monotonic() - began)
-        with self._lock:
-            self._leases[record.id] = lease
+        self._hold(record.id, lease, tenant.id, record.pool)
         try:
             lease.bind(record.id)  # from now on its end gives the share back, whoever sees it
         except ServiceError:
@@ -214,7 +192,7 @@ class RemoteSandboxes:
             info = self._control("DELETE", sandbox_id)
         except (NotFound, WorkerLost):
             info = None
-        self._finish(sandbox_id, _reason(info), info.ended_at if info else None)
+        self._end_record(sandbox_id, _reason(info), info.ended_at if info else None)
         return self.owned(tenant, sandbox_id)
 
     # ---- its worker ----------------------------------------------------------------------
@@ -253,41 +231,15 @@ class RemoteSandboxes:
 
     # ---- keeping the records in step ------------------------------------------------------
 
-    def _finish(self, sandbox_id: str, reason: str | None, ended_at: float | None) -> None:
-        """The sandbox has ended: give its share back and mark its record (once)."""
-        with self._lock:
-            lease = self._leases.pop(sandbox_id, None)
-        if lease is None:
-            return
-        lease.release()
-        self.store.sandboxes.set_state(sandbox_id, SandboxState.TERMINATED.value,
-                                       reason=reason or EndReason.ERROR.value,
-                                       ended_at=ended_at or time.time())  # fmt: skip
-
     def _sync(self, sandbox_id: str) -> None:
         """Finish the sandbox if the dispatch says it ended (its worker reported it, or the
         worker was lost)."""
-        with self._lock:
-            if sandbox_id not in self._leases:
-                return
+        if not self._holds(sandbox_id):
+            return
         known = self.dispatcher.broker.sandbox(sandbox_id)
         if known and known.get("state") not in _ENDED:
             return
-        self._finish(sandbox_id, known.get("reason") if known else None, None)
-
-    def reconcile(self) -> None:
-        """Finish every leased sandbox that ended."""
-        with self._lock:
-            ids = list(self._leases)
-        for sandbox_id in ids:
-            self._sync(sandbox_id)
-
-    def _watch(self) -> None:
-        while not self._closed.wait(WATCH_INTERVAL_S):
-            try:
-                self.reconcile()
-            except Exception:  # Redis or the database away for a moment: try again later
-                log.exception("keeping the sandbox records in step failed")
+        self._end_record(sandbox_id, known.get("reason") if known else None, None)
 
     # ---- start and stop -----------------------------------------------------------------
 
@@ -298,9 +250,9 @@ class RemoteSandboxes:
         for record in self.store.sandboxes.unfinished():
             known = self.dispatcher.broker.sandbox(record.id)
             if known and known.get("state") not in _ENDED:
-                with self._lock:
-                    self._leases[record.id] = self.ledger.restore(
-                        record.tenant_id, record.cpu, record.memory, record.id)  # fmt: skip
+                lease = self.ledger.restore(record.tenant_id, record.cpu, record.memory,
+                                            record.id)  # fmt: skip
+                self._hold(record.id, lease, record.tenant_id, record.pool)
                 kept += 1
                 continue
             reason = (known.get("reason") if known else None) or EndReason.ERROR.value
@@ -312,8 +264,7 @@ class RemoteSandboxes:
     def close(self, terminate: bool = True) -> None:
         """Stop the watcher; the sandboxes stay with their workers (see the module docstring:
         ``terminate`` is not this gateway's to do)."""
-        self._closed.set()
-        self._watcher.join()
+        self._stop_watching()
         self.client.close()
 
 

@@ -19,24 +19,23 @@ Every method blocks (containers, database): the routes call them in worker threa
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from sandpool.config.resolved import ResolvedConfig
 from sandpool.errors import (
     InvalidNetworkPolicy,
     InvalidRequest,
-    NotFound,
     QuotaExceeded,
     SandboxNotFound,
     SandpoolError,
 )
 from sandpool.sandbox import EndReason, SandboxInfo, SandboxManager, SandboxRequest, SandboxState
 from sandpool.sandbox.usage import SandboxUsage, read_usage
+from sandpool.service.leased import WATCH_INTERVAL_S, LeasedSandboxes
 from sandpool.service.metrics import ServiceMetrics, create_source
-from sandpool.service.quotas import Quota, QuotaLease, TenantQuotas
+from sandpool.service.quotas import Quota, TenantQuotas
 from sandpool.service.sandbox_errors import check_network_change
 from sandpool.sizes import parse_size
 from sandpool.store import SandboxRecord, Store, TenantRecord
@@ -44,45 +43,20 @@ from sandpool.store import SandboxRecord, Store, TenantRecord
 __all__ = ["WATCH_INTERVAL_S", "SandboxService", "sandbox_record"]
 
 log = logging.getLogger("sandpool.server")
-WATCH_INTERVAL_S = 0.5
 _ENDED = (SandboxState.TERMINATING.value, SandboxState.TERMINATED.value)
 
 
-class SandboxService:
+class SandboxService(LeasedSandboxes):
     """The tenants' sandboxes of one server; thread-safe (see the module docstring)."""
 
     def __init__(self, config: ResolvedConfig, manager: SandboxManager, store: Store,
                  ledger: TenantQuotas, metrics: ServiceMetrics,
                  quota_of: Callable[[TenantRecord], Quota]) -> None:  # fmt: skip
-        self.config, self.manager, self.store = config, manager, store
-        self.ledger, self.metrics, self.quota_of = ledger, metrics, quota_of
-        self._lock = threading.Lock()
-        self._leases: dict[str, QuotaLease] = {}
-        self._owners: dict[str, tuple[str, str]] = {}  # live sandbox -> (tenant id, pool)
-        self._closed = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, name="sandbox-records", daemon=True)
-        self._watcher.start()
+        super().__init__(store, ledger, metrics, quota_of)
+        self.config, self.manager = config, manager
+        self._start_watching()
 
     # ---- lookups -----------------------------------------------------------------------
-
-    def owned(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord:
-        """The tenant's sandbox record, after bringing it up to date; NotFound otherwise."""
-        self._sync(sandbox_id)  # ended meanwhile: the record read below says so
-        record = self.store.sandboxes.get(tenant.id, sandbox_id)
-        if record is None:
-            raise _not_found(sandbox_id)
-        return record
-
-    def pool_of(self, tenant: TenantRecord, sandbox_id: str) -> str:
-        """The pool of the tenant's sandbox (NotFound otherwise): from memory while it runs
-        here (the exec and file routes' check, no database query), else from its record."""
-        with self._lock:
-            owner = self._owners.get(sandbox_id)
-        if owner is None:
-            return self.owned(tenant, sandbox_id).pool
-        if owner[0] != tenant.id:
-            raise _not_found(sandbox_id)
-        return owner[1]
 
     def live_info(self, sandbox_id: str) -> SandboxInfo | None:
         """The manager's view of the sandbox while it remembers it."""
@@ -94,14 +68,6 @@ class SandboxService:
     def usage(self, sandbox_id: str) -> SandboxUsage:
         """What the sandbox uses now (its cgroup and disk; all None once it ended)."""
         return read_usage(self.manager.state_dir, sandbox_id)
-
-    def list(self, tenant: TenantRecord, *, state: str | None, pool: str | None,
-             labels: Mapping[str, str]) -> list[SandboxRecord]:  # fmt: skip
-        """The tenant's sandboxes, newest first, filtered."""
-        self.reconcile()
-        states = (state,) if state else ()
-        found = self.store.sandboxes.list(tenant.id, states=states, labels=dict(labels))
-        return [r for r in found if pool is None or r.pool == pool]
 
     # ---- life --------------------------------------------------------------------------
 
@@ -131,9 +97,7 @@ class SandboxService:
             self._end_quietly(info.id)
             lease.release()
             raise
-        with self._lock:
-            self._leases[info.id] = lease
-            self._owners[info.id] = (tenant.id, info.pool)
+        self._hold(info.id, lease, tenant.id, info.pool)
         return record
 
     def pause(self, tenant: TenantRecord, sandbox_id: str) -> SandboxRecord:
@@ -189,41 +153,16 @@ class SandboxService:
 
     def _finish(self, sandbox_id: str, info: SandboxInfo | None) -> None:
         """The sandbox has ended: give its share back and mark its record (once)."""
-        with self._lock:
-            lease = self._leases.pop(sandbox_id, None)
-            self._owners.pop(sandbox_id, None)
-        if lease is None:
+        reason = info.reason.value if info and info.reason else None
+        self._end_record(sandbox_id, reason, info.ended_at if info else None)
+
+    def _sync(self, sandbox_id: str) -> None:
+        """Finish the sandbox if the manager has ended it."""
+        if not self._holds(sandbox_id):
             return
-        lease.release()
-        reason = info.reason.value if info and info.reason else EndReason.ERROR.value
-        ended = info.ended_at if info and info.ended_at else time.time()
-        self.store.sandboxes.set_state(sandbox_id, SandboxState.TERMINATED.value,
-                                       reason=reason, ended_at=ended)  # fmt: skip
-
-    def _sync(self, sandbox_id: str) -> bool:
-        """Finish the sandbox if the manager has ended it; whether it did now."""
-        with self._lock:
-            if sandbox_id not in self._leases:
-                return False
         info = self.live_info(sandbox_id)
-        if info is not None and info.state != SandboxState.TERMINATED:
-            return False
-        self._finish(sandbox_id, info)
-        return True
-
-    def reconcile(self) -> None:
-        """Finish every leased sandbox that the manager has ended."""
-        with self._lock:
-            ids = list(self._leases)
-        for sandbox_id in ids:
-            self._sync(sandbox_id)
-
-    def _watch(self) -> None:
-        while not self._closed.wait(WATCH_INTERVAL_S):
-            try:
-                self.reconcile()
-            except Exception:  # the database may be away for a moment: try again later
-                log.exception("keeping the sandbox records in step failed")
+        if info is None or info.state == SandboxState.TERMINATED:
+            self._finish(sandbox_id, info)
 
     def _end_quietly(self, sandbox_id: str) -> None:
         try:
@@ -243,10 +182,8 @@ class SandboxService:
             log.info("sandbox %s re-adopted without a record: no tenant sees it", sandbox_id)
         for sandbox_id in owned:
             record = records[sandbox_id]
-            with self._lock:
-                self._leases[sandbox_id] = self.ledger.restore(record.tenant_id, record.cpu,
-                                                               record.memory)  # fmt: skip
-                self._owners[sandbox_id] = (record.tenant_id, record.pool)
+            lease = self.ledger.restore(record.tenant_id, record.cpu, record.memory)
+            self._hold(sandbox_id, lease, record.tenant_id, record.pool)
             self._note(self.manager.get(sandbox_id))
         lost = [r for r in records.values() if r.id not in set(owned)]
         for record in lost:
@@ -258,14 +195,11 @@ class SandboxService:
     def close(self, terminate: bool = True) -> None:
         """Stop the watcher; terminate every sandbox (eight at a time) and end its record,
         or (``terminate`` false) leave them running for the next server to adopt."""
-        self._closed.set()
-        self._watcher.join()
+        self._stop_watching()
         if not terminate:
             return
-        with self._lock:
-            ids = list(self._leases)
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(self._terminate_for_close, ids))
+            list(pool.map(self._terminate_for_close, self._held()))
 
     def _terminate_for_close(self, sandbox_id: str) -> None:
         try:
@@ -273,10 +207,6 @@ class SandboxService:
         except SandpoolError:
             info = self.live_info(sandbox_id)
         self._finish(sandbox_id, info)
-
-
-def _not_found(sandbox_id: str) -> NotFound:
-    return NotFound(f"no sandbox with id '{sandbox_id}'", hint="GET /v1/sandboxes lists yours")
 
 
 def sandbox_record(tenant_id: str, info: SandboxInfo, request: SandboxRequest, cpu: float,
