@@ -196,8 +196,13 @@ def test_each_request_is_one_json_log_line(server: ServerProcess) -> None:
     key = tenant_key(server, "logged")
     with Client(server.url, key) as client:
         client.list_pools()
-    lines = [json.loads(ln) for ln in server.stderr().splitlines() if ln.startswith("{")]
-    mine = [ln for ln in lines if ln["tenant"] == "logged" and ln["route"] == "/v1/pools"]
+    deadline = time.monotonic() + 10  # the line is written once the answer has gone out
+    while True:
+        lines = [json.loads(ln) for ln in server.stderr().splitlines() if ln.startswith("{")]
+        mine = [ln for ln in lines if ln["tenant"] == "logged" and ln["route"] == "/v1/pools"]
+        if mine or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert mine and mine[-1]["status"] == 200 and mine[-1]["durationMs"] > 0
     assert mine[-1]["requestId"]
 
