@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from sandpool.client import Client, Sandbox, ServiceUnavailable
+from sandpool.service.auth_cache import CACHE_TTL_S
 from tests.integration.conftest import Sandbox as Box
 from tests.integration.conftest import reachable_tmp_dir
 from tests.integration.dispatch.postgres_server import (
@@ -104,6 +105,9 @@ def test_postgresql_unavailable_is_a_clear_503_and_service_recovers(setup: Setup
     url = setup.gateway.url
     before = Sandbox.create(pool=POOL, url=url, api_key=key)
     setup.postgres.stop()
+    time.sleep(
+        CACHE_TTL_S + 0.5
+    )  # the key's verification is no longer cached: it asks the database
     try:
         answer = httpx.get(f"{url}/v1/me", headers={"authorization": f"Bearer {key}"},
                            timeout=60)  # fmt: skip
