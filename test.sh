@@ -4,7 +4,7 @@
 # With no arguments (as CI runs it) the tests run in three processes at once, since most of
 # them wait (on containers, servers, time limits) rather than compute: the VM stage (tests/vm,
 # a qemu guest, minutes of emulation) in one, every other test in SANDPOOL_TEST_WORKERS
-# pytest-xdist workers (default 2) that take whole files, so a module's server or cluster is
+# pytest-xdist workers (default 1; 2 halve the time) that take whole files, so a module's server or cluster is
 # still started once. Each process is a test session of its own (state dir, gVisor root,
 # cgroup parent, test network), as concurrent sessions on one machine already are.
 # The 15 slowest tests are listed at the end (what to look at when the suite grows).
@@ -25,7 +25,7 @@ env --default-signal=INT .venv/bin/pytest -q -rfEs tests/vm >"$vm_log" 2>&1 &
 vm_pid=$!
 trap 'kill -INT "$vm_pid" 2>/dev/null || true; wait "$vm_pid" || true; rm -f "$vm_log"; exit 130' INT TERM
 host=0
-.venv/bin/pytest -n "${SANDPOOL_TEST_WORKERS:-2}" --dist loadfile --durations=15 --ignore=tests/vm || host=$?
+.venv/bin/pytest -n "${SANDPOOL_TEST_WORKERS:-1}" --dist loadfile --durations=15 --ignore=tests/vm || host=$?
 vm=0
 wait "$vm_pid" || vm=$?
 echo "---- VM stage (tests/vm), a pytest of its own beside the others: exit $vm ----"
