@@ -4,8 +4,8 @@
 # With no arguments (as CI runs it) the tests run in three processes at once, since most of
 # them wait (on containers, servers, time limits) rather than compute: the VM stage (tests/vm,
 # a qemu guest, minutes of emulation) in one, every other test in SANDPOOL_TEST_WORKERS
-# pytest-xdist workers (default 1; 2 halve the time) that take whole files, so a module's server or cluster is
-# still started once. Each process is a test session of its own (state dir, gVisor root,
+# pytest-xdist workers (default 1; 2 halve the time but flake on timing, see the README)
+# that take whole files, so a module's server or cluster is still started once. Each process is a test session of its own (state dir, gVisor root,
 # cgroup parent, test network), as concurrent sessions on one machine already are.
 # The 15 slowest tests are listed at the end (what to look at when the suite grows).
 # With arguments: one pytest with them, as before (`./test.sh tests/unit -q`).
