@@ -335,3 +335,14 @@ def open_cgroup(parent: str, name: str, root: Path = CGROUP_ROOT) -> ContainerCg
     """The right implementation for this host's cgroup version."""
     cls = CgroupV2 if detect_cgroup_version(root) == 2 else CgroupV1
     return cls(root, parent, name)
+
+
+def remove_stray(parent: str, name: str, root: Path = CGROUP_ROOT) -> bool:
+    """SIGKILL what is left in ``parent/name`` and remove the cgroup; whether it went."""
+    cgroup = open_cgroup(parent, name, root)
+    cgroup.kill_all()
+    try:
+        cgroup.remove()
+    except OSError:
+        return False
+    return True

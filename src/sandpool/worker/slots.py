@@ -22,7 +22,13 @@ import threading
 import weakref
 from pathlib import Path
 
-from sandpool.worker.cgroups import CGROUP_ROOT, ContainerCgroup, child_names, open_cgroup
+from sandpool.worker.cgroups import (
+    CGROUP_ROOT,
+    ContainerCgroup,
+    child_names,
+    open_cgroup,
+    remove_stray,
+)
 from sandpool.worker.records import process_start_time
 
 __all__ = ["CgroupSlots", "remove_dead_slots"]
@@ -110,10 +116,7 @@ def remove_dead_slots(parent: str, owner: str, root: Path = CGROUP_ROOT) -> list
         assert match is not None  # child_names keeps only matching names
         if match[3] != owner or process_start_time(int(match[1])) == int(match[2]):
             continue
-        cgroup = open_cgroup(parent, name, root)
-        cgroup.kill_all()
-        with contextlib.suppress(OSError):
-            cgroup.remove()
+        if remove_stray(parent, name, root):
             log.info("gc: removed idle cgroup slot %s (owner gone)", name)
             removed.append(name)
     return removed

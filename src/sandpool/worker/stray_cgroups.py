@@ -15,12 +15,11 @@ removed by both, harmlessly).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from pathlib import Path
 
-from sandpool.worker.cgroups import CGROUP_ROOT, child_names, open_cgroup
+from sandpool.worker.cgroups import CGROUP_ROOT, child_names, remove_stray
 from sandpool.worker.ownership import owner_tag
 from sandpool.worker.records import containers_dir
 
@@ -41,10 +40,7 @@ def remove_stray_cgroups(state_dir: Path, parent: str, root: Path = CGROUP_ROOT)
         assert match is not None  # child_names keeps only matching names
         if match[1] != tag or (containers_dir(state_dir) / name).exists():
             continue  # another state dir's, or a container that still has its directory
-        cgroup = open_cgroup(parent, name, root)
-        cgroup.kill_all()
-        with contextlib.suppress(OSError):
-            cgroup.remove()
+        if remove_stray(parent, name, root):
             log.info("gc: removed cgroup %s (its container's directory is gone)", name)
             removed.append(name)
     return removed
